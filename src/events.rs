@@ -1,0 +1,249 @@
+//! The domain events every room speaks, and the bus that carries them live.
+//!
+//! The bus is a tokio broadcast channel: a slow reader may lag and lose notices, and must
+//! then re-read current state from the store or the engine. Nothing durable travels only on
+//! the bus; what must survive a crash is written to the store first.
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Why a session stopped for good (until a user acts).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FailReason {
+    /// The account removed this device, or the server logged it out. Keys are wiped.
+    LoggedOut,
+    /// A temporary ban; `until` says when it ends.
+    Banned,
+    /// Every QR code of the pairing attempt expired unscanned; `start` builds a fresh client.
+    QrExhausted,
+    /// WhatsApp refuses this client version.
+    ClientOutdated,
+    /// Another connection with the same credentials replaced this one.
+    Replaced,
+    /// Pairing was rejected or failed.
+    PairFailed,
+    /// The store could not load or save the session's keys.
+    Storage,
+}
+
+impl FailReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailReason::LoggedOut => "logged_out",
+            FailReason::Banned => "banned",
+            FailReason::QrExhausted => "qr_exhausted",
+            FailReason::ClientOutdated => "client_outdated",
+            FailReason::Replaced => "replaced",
+            FailReason::PairFailed => "pair_failed",
+            FailReason::Storage => "storage",
+        }
+    }
+}
+
+/// Where a session is. Timestamps are unix milliseconds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SessionState {
+    Stopped,
+    Connecting,
+    /// Waiting for a scan (`code` is the QR payload) or for the phone to enter `pair_code`.
+    Qr {
+        code: String,
+        expires_at: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pair_code: Option<String>,
+    },
+    Connected {
+        since: i64,
+    },
+    /// Lost the connection; the client reconnects by itself.
+    Disconnected {
+        since: i64,
+        attempts: u32,
+    },
+    Failed {
+        reason: FailReason,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+}
+
+impl SessionState {
+    /// The state's name as the API and logs show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SessionState::Stopped => "stopped",
+            SessionState::Connecting => "connecting",
+            SessionState::Qr { .. } => "qr",
+            SessionState::Connected { .. } => "connected",
+            SessionState::Disconnected { .. } => "disconnected",
+            SessionState::Failed { .. } => "failed",
+        }
+    }
+
+    pub fn is_failed(&self) -> bool {
+        matches!(self, SessionState::Failed { .. })
+    }
+}
+
+/// One domain event: what webhooks deliver and SSE clients see.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    /// `evt_` + ULID.
+    pub id: String,
+    pub session: String,
+    /// Unix milliseconds.
+    pub timestamp: i64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl Event {
+    pub fn new(session: &str, kind: EventKind) -> Self {
+        Event {
+            id: format!("evt_{}", ulid::Ulid::new()),
+            session: session.to_string(),
+            timestamp: now_ms(),
+            kind,
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        self.kind.type_name()
+    }
+}
+
+/// The typed `data` of each event type.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", content = "data")]
+pub enum EventKind {
+    #[serde(rename = "session.connected")]
+    SessionConnected {
+        phone: Option<String>,
+        lid: Option<String>,
+    },
+    #[serde(rename = "session.disconnected")]
+    SessionDisconnected { attempts: u32 },
+    #[serde(rename = "session.qr")]
+    SessionQr { code: String, expires_at: i64 },
+    #[serde(rename = "session.failed")]
+    SessionFailed {
+        reason: FailReason,
+        until: Option<i64>,
+        message: Option<String>,
+    },
+    #[serde(rename = "message.received")]
+    MessageReceived(MessageReceived),
+}
+
+impl EventKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::SessionConnected { .. } => "session.connected",
+            EventKind::SessionDisconnected { .. } => "session.disconnected",
+            EventKind::SessionQr { .. } => "session.qr",
+            EventKind::SessionFailed { .. } => "session.failed",
+            EventKind::MessageReceived(_) => "message.received",
+        }
+    }
+}
+
+/// A message that reached a session, as far as the engine decodes it so far.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MessageReceived {
+    /// WhatsApp's stanza id.
+    pub wa_id: String,
+    pub chat: String,
+    /// The sender's JID as the stanza names it (phone number or LID).
+    pub from: String,
+    /// The sender's phone-number JID, when known.
+    #[serde(default)]
+    pub from_phone: Option<String>,
+    /// The sender's LID, when known.
+    #[serde(default)]
+    pub from_lid: Option<String>,
+    pub push_name: Option<String>,
+    /// Unix milliseconds, as the sender stamped it.
+    pub sent_at: i64,
+    pub text: Option<String>,
+}
+
+/// What travels on the bus: domain events, and every state change (including the ones that
+/// are no webhook event, such as `connecting`).
+#[derive(Debug, Clone)]
+pub enum Notice {
+    State {
+        session: String,
+        state: SessionState,
+    },
+    Event(Event),
+}
+
+/// The broadcast bus. Cloning shares the channel.
+#[derive(Clone, Debug)]
+pub struct Bus {
+    tx: broadcast::Sender<Notice>,
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Bus::new(256)
+    }
+}
+
+impl Bus {
+    pub fn new(capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(capacity);
+        Bus { tx }
+    }
+
+    /// Publish to whoever listens now; no listener is not an error.
+    pub fn publish(&self, notice: Notice) {
+        let _ = self.tx.send(notice);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
+        self.tx.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_state_serializes_with_reason_and_until() {
+        let s = SessionState::Failed {
+            reason: FailReason::Banned,
+            until: Some(1_700_000_000_000),
+            message: None,
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["state"], "failed");
+        assert_eq!(v["reason"], "banned");
+        assert_eq!(v["until"], 1_700_000_000_000i64);
+        let back: SessionState = serde_json::from_value(v).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn event_body_has_type_and_data() {
+        let e = Event::new("default", EventKind::SessionDisconnected { attempts: 3 });
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["type"], "session.disconnected");
+        assert_eq!(v["data"]["attempts"], 3);
+        assert!(v["id"].as_str().unwrap().starts_with("evt_"));
+        assert_eq!(e.type_name(), "session.disconnected");
+    }
+}

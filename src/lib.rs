@@ -1,0 +1,20 @@
+//! wagate: a WhatsApp gateway appliance.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML file, `WAGATE_*` environment overrides and dev defaults; bad keys
+//!   and values are refused at start with the key named.
+//! - [`events`]: the domain events every room speaks, and the broadcast bus that carries them
+//!   live (lossy by design: nothing durable travels only on the bus).
+//! - [`store`]: the only room that touches redb: one file, a whatsapp-rust `Backend` per
+//!   session namespace, the session registry.
+//! - [`engine`]: the only room that imports whatsapp-rust: the session manager and one task
+//!   per session that owns its client, QR lifecycle and failure states.
+//! - [`control`]: the unix socket through which CLI verbs reach a running daemon (redb
+//!   locks its file to one process).
+
+pub mod config;
+pub mod control;
+pub mod engine;
+pub mod events;
+pub mod store;

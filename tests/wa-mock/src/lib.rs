@@ -1,0 +1,1 @@
+//! wa-mock: a mock WhatsApp server (under construction).

@@ -10,11 +10,14 @@
 //!   session namespace, the session registry.
 //! - [`engine`]: the only room that imports whatsapp-rust: the session manager and one task
 //!   per session that owns its client, QR lifecycle and failure states.
+//! - [`display`]: pixels for people: the pairing QR in the terminal (the SPI screen comes
+//!   later).
 //! - [`control`]: the unix socket through which CLI verbs reach a running daemon (redb
 //!   locks its file to one process).
 
 pub mod config;
 pub mod control;
+pub mod display;
 pub mod engine;
 pub mod events;
 pub mod store;

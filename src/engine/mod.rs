@@ -1,1 +1,112 @@
-//! The engine (being written).
+//! The only room that imports whatsapp-rust.
+//!
+//! [`SessionManager`] owns every session; each session is one task ([`session`]) that owns
+//! its whatsapp-rust client, turns the library's events into [`SessionState`] changes (stored
+//! first, then published on the bus) and obeys commands (start, stop, logout, pair code).
+
+pub mod manager;
+pub mod session;
+
+pub use manager::{SessionInfo, SessionManager};
+
+use crate::events::SessionState;
+use crate::store::StoreError;
+
+/// What the engine needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The WhatsApp WebSocket endpoint.
+    pub ws_url: String,
+    /// The client version announced to WhatsApp; passing it means connecting never waits
+    /// on a version fetch from the web.
+    pub version: (u32, u32, u32),
+    /// The name shown to contacts.
+    pub push_name: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            ws_url: "wss://web.whatsapp.com/ws/chat".into(),
+            version: DEFAULT_VERSION,
+            push_name: "wagate".into(),
+        }
+    }
+}
+
+/// The WhatsApp Web version wagate announces unless the configuration names another.
+pub const DEFAULT_VERSION: (u32, u32, u32) = (2, 3000, 1_029_496_320);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no session named '{0}'")]
+    NotFound(String),
+    #[error("a session named '{0}' already exists")]
+    Exists(String),
+    #[error("invalid session id '{0}': use 1-32 characters from a-z, 0-9, '_' and '-'")]
+    InvalidId(String),
+    #[error("session '{id}' is {state}, not waiting for a scan")]
+    NotPairing { id: String, state: &'static str },
+    #[error("invalid phone number '{0}': digits with the country code, 7-15 of them")]
+    InvalidPhone(String),
+    #[error("pairing by code failed: {0}")]
+    PairCode(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the engine is shutting down")]
+    Closed,
+}
+
+/// Session ids: 1-32 characters of `a-z`, `0-9`, `_`, `-`.
+pub fn valid_session_id(id: &str) -> bool {
+    (1..=32).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Phone numbers for pair-code linking: digits only (a leading `+` and spaces are dropped),
+/// country code included.
+pub fn normalize_phone(raw: &str) -> Option<String> {
+    let digits: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
+        .collect();
+    let digits = digits.strip_prefix('+').unwrap_or(&digits);
+    ((7..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0'))
+    .then(|| digits.to_string())
+}
+
+/// Whether `state` accepts a `start`.
+pub(crate) fn startable(state: &SessionState) -> bool {
+    matches!(state, SessionState::Stopped | SessionState::Failed { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids() {
+        assert!(valid_session_id("default"));
+        assert!(valid_session_id("shop-2_a"));
+        assert!(!valid_session_id(""));
+        assert!(!valid_session_id("Default"));
+        assert!(!valid_session_id("a b"));
+        assert!(!valid_session_id(&"a".repeat(33)));
+    }
+
+    #[test]
+    fn phones() {
+        assert_eq!(
+            normalize_phone("+44 7700 900123").as_deref(),
+            Some("447700900123")
+        );
+        assert_eq!(normalize_phone("15551234567").as_deref(), Some("15551234567"));
+        assert_eq!(normalize_phone("0044123"), None);
+        assert_eq!(normalize_phone("12ab4567"), None);
+        assert_eq!(normalize_phone("123"), None);
+    }
+}

@@ -1,0 +1,319 @@
+//! `SessionManager`: the engine's handle. Creates, lists, starts, stops, logs out and deletes
+//! sessions, and restores every session at boot.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use whatsapp_rust::Client;
+
+use super::session::{self, ClientSlot, Command, SessionCtx};
+use super::{EngineConfig, EngineError, startable, valid_session_id};
+use crate::events::{Bus, SessionState, now_ms};
+use crate::store::sessions::{self, SessionRecord};
+use crate::store::Store;
+
+/// A session as the engine reports it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SessionInfo {
+    pub id: String,
+    #[serde(flatten)]
+    pub state: SessionState,
+    /// Whether the session runs (and is started at boot).
+    pub enabled: bool,
+    pub phone: Option<String>,
+    pub lid: Option<String>,
+    pub created_at: i64,
+}
+
+struct Handle {
+    commands: mpsc::Sender<Command>,
+    state: watch::Receiver<SessionState>,
+    client: ClientSlot,
+    task: JoinHandle<()>,
+}
+
+struct Inner {
+    store: Store,
+    bus: Bus,
+    cfg: Arc<EngineConfig>,
+    sessions: Mutex<HashMap<String, Handle>>,
+}
+
+/// The engine's handle. Cloning shares it.
+#[derive(Clone)]
+pub struct SessionManager {
+    inner: Arc<Inner>,
+}
+
+impl SessionManager {
+    /// Restore every session in the store. Enabled sessions start when `autostart` is set;
+    /// the others wait for `start`.
+    pub async fn open(
+        store: Store,
+        bus: Bus,
+        cfg: EngineConfig,
+        autostart: bool,
+    ) -> Result<Self, EngineError> {
+        let mgr = SessionManager {
+            inner: Arc::new(Inner {
+                store,
+                bus,
+                cfg: Arc::new(cfg),
+                sessions: Mutex::new(HashMap::new()),
+            }),
+        };
+        let records = mgr.inner.store.read(|txn| sessions::list(txn)).await?;
+        let mut map = mgr.inner.sessions.lock().await;
+        for rec in records {
+            let start = autostart && rec.enabled;
+            let handle = mgr.spawn(&rec.id, rec.state.clone(), start);
+            map.insert(rec.id.clone(), handle);
+        }
+        drop(map);
+        Ok(mgr)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.inner.bus
+    }
+
+    fn spawn(&self, id: &str, last: SessionState, start: bool) -> Handle {
+        // After a restart the last recorded state is history until the client says more:
+        // a failed session stays failed (with its reason) until started; anything else is
+        // stopped until its task starts it.
+        let initial = if last.is_failed() {
+            last
+        } else {
+            SessionState::Stopped
+        };
+        let (state_tx, state) = watch::channel(initial);
+        let (commands, rx) = mpsc::channel(16);
+        let client: ClientSlot = Default::default();
+        let ctx = SessionCtx {
+            id: id.into(),
+            store: self.inner.store.clone(),
+            bus: self.inner.bus.clone(),
+            cfg: self.inner.cfg.clone(),
+            state_tx,
+            client: client.clone(),
+        };
+        let task = tokio::spawn(session::run(ctx, rx, start));
+        Handle {
+            commands,
+            state,
+            client,
+            task,
+        }
+    }
+
+    /// Create a session; `start` starts it at once (it will show a QR code to scan).
+    pub async fn create(&self, id: &str, start: bool) -> Result<SessionInfo, EngineError> {
+        if !valid_session_id(id) {
+            return Err(EngineError::InvalidId(id.to_string()));
+        }
+        let mut map = self.inner.sessions.lock().await;
+        if map.contains_key(id) {
+            return Err(EngineError::Exists(id.to_string()));
+        }
+        let mut rec = SessionRecord::new(id, now_ms());
+        rec.enabled = start;
+        let r = rec.clone();
+        let inserted = self
+            .inner
+            .store
+            .write(move |txn| sessions::insert(txn, &r))
+            .await?;
+        if !inserted {
+            return Err(EngineError::Exists(id.to_string()));
+        }
+        let handle = self.spawn(id, SessionState::Stopped, start);
+        let info = info_of(&rec, &handle);
+        map.insert(id.to_string(), handle);
+        Ok(info)
+    }
+
+    /// Every session, by id.
+    pub async fn list(&self) -> Result<Vec<SessionInfo>, EngineError> {
+        let records = self.inner.store.read(|txn| sessions::list(txn)).await?;
+        let map = self.inner.sessions.lock().await;
+        Ok(records
+            .iter()
+            .filter_map(|rec| map.get(&rec.id).map(|h| info_of(rec, h)))
+            .collect())
+    }
+
+    pub async fn get(&self, id: &str) -> Result<SessionInfo, EngineError> {
+        let key = id.to_string();
+        let rec = self
+            .inner
+            .store
+            .read(move |txn| sessions::get(txn, &key))
+            .await?
+            .ok_or_else(|| EngineError::NotFound(id.to_string()))?;
+        let map = self.inner.sessions.lock().await;
+        let handle = map
+            .get(id)
+            .ok_or_else(|| EngineError::NotFound(id.to_string()))?;
+        Ok(info_of(&rec, handle))
+    }
+
+    /// The live state of a session, as a watch that changes with it.
+    pub async fn watch(&self, id: &str) -> Result<watch::Receiver<SessionState>, EngineError> {
+        let map = self.inner.sessions.lock().await;
+        map.get(id)
+            .map(|h| h.state.clone())
+            .ok_or_else(|| EngineError::NotFound(id.to_string()))
+    }
+
+    /// The session's live client, while it has one.
+    pub async fn client(&self, id: &str) -> Option<Arc<Client>> {
+        let map = self.inner.sessions.lock().await;
+        map.get(id)
+            .and_then(|h| h.client.lock().ok().and_then(|c| c.clone()))
+    }
+
+    async fn commands(&self, id: &str) -> Result<mpsc::Sender<Command>, EngineError> {
+        let map = self.inner.sessions.lock().await;
+        map.get(id)
+            .map(|h| h.commands.clone())
+            .ok_or_else(|| EngineError::NotFound(id.to_string()))
+    }
+
+    async fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), EngineError> {
+        let key = id.to_string();
+        let found = self
+            .inner
+            .store
+            .write(move |txn| {
+                let Some(mut rec) = sessions::get_in_write(txn, &key)? else {
+                    return Ok(false);
+                };
+                if rec.enabled != enabled {
+                    rec.enabled = enabled;
+                    sessions::put(txn, &rec)?;
+                }
+                Ok(true)
+            })
+            .await?;
+        if found {
+            Ok(())
+        } else {
+            Err(EngineError::NotFound(id.to_string()))
+        }
+    }
+
+    /// Mark a session to run, without starting it (the CLI with no daemon uses this).
+    pub async fn enable(&self, id: &str) -> Result<(), EngineError> {
+        self.set_enabled(id, true).await
+    }
+
+    /// Start a stopped or failed session (a failed one gets a fresh client). Starting a
+    /// running session does nothing.
+    pub async fn start(&self, id: &str) -> Result<SessionInfo, EngineError> {
+        let tx = self.commands(id).await?;
+        self.set_enabled(id, true).await?;
+        let mut state = self.watch(id).await?;
+        let was = state.borrow_and_update().clone();
+        tx.send(Command::Start)
+            .await
+            .map_err(|_| EngineError::Closed)?;
+        if startable(&was) {
+            // Wait until the task has taken the command, so the answer shows it.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), state.changed()).await;
+        }
+        self.get(id).await
+    }
+
+    /// Stop a session; it stays stopped across restarts until started.
+    pub async fn stop(&self, id: &str) -> Result<SessionInfo, EngineError> {
+        let tx = self.commands(id).await?;
+        self.set_enabled(id, false).await?;
+        let (done, wait) = oneshot::channel();
+        tx.send(Command::Stop(done))
+            .await
+            .map_err(|_| EngineError::Closed)?;
+        wait.await.map_err(|_| EngineError::Closed)?;
+        self.get(id).await
+    }
+
+    /// Unlink the device from the WhatsApp account and wipe the session's keys. The session
+    /// stays (stopped); `start` pairs it again with a new QR code.
+    pub async fn logout(&self, id: &str) -> Result<SessionInfo, EngineError> {
+        let tx = self.commands(id).await?;
+        self.set_enabled(id, false).await?;
+        let (done, wait) = oneshot::channel();
+        tx.send(Command::Logout(done))
+            .await
+            .map_err(|_| EngineError::Closed)?;
+        wait.await.map_err(|_| EngineError::Closed)??;
+        self.get(id).await
+    }
+
+    /// Ask for an 8-character code to link by phone number instead of scanning the QR.
+    pub async fn pair_code(&self, id: &str, phone: &str) -> Result<String, EngineError> {
+        let tx = self.commands(id).await?;
+        let (reply, wait) = oneshot::channel();
+        tx.send(Command::PairCode {
+            phone: phone.to_string(),
+            reply,
+        })
+        .await
+        .map_err(|_| EngineError::Closed)?;
+        wait.await.map_err(|_| EngineError::Closed)?
+    }
+
+    /// Stop the session, then remove it and every key it had.
+    pub async fn delete(&self, id: &str) -> Result<(), EngineError> {
+        let mut map = self.inner.sessions.lock().await;
+        let handle = map
+            .remove(id)
+            .ok_or_else(|| EngineError::NotFound(id.to_string()))?;
+        let (done, wait) = oneshot::channel();
+        if handle.commands.send(Command::Shutdown(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+        let _ = handle.task.await;
+        let key = id.to_string();
+        self.inner
+            .store
+            .write(move |txn| sessions::delete(txn, &key).map(|_| ()))
+            .await?;
+        tracing::info!(session = id, "session deleted");
+        Ok(())
+    }
+
+    /// Stop every client (sessions stay enabled for the next boot) and wait for them.
+    pub async fn shutdown(&self) {
+        let mut map = self.inner.sessions.lock().await;
+        let mut waits = Vec::new();
+        for (_, handle) in map.drain() {
+            let (done, wait) = oneshot::channel();
+            if handle.commands.send(Command::Shutdown(done)).await.is_ok() {
+                waits.push((wait, handle.task));
+            }
+        }
+        drop(map);
+        for (wait, task) in waits {
+            let _ = wait.await;
+            let _ = task.await;
+        }
+    }
+}
+
+fn info_of(rec: &SessionRecord, handle: &Handle) -> SessionInfo {
+    SessionInfo {
+        id: rec.id.clone(),
+        state: handle.state.borrow().clone(),
+        enabled: rec.enabled,
+        phone: rec.phone.clone(),
+        lid: rec.lid.clone(),
+        created_at: rec.created_at,
+    }
+}

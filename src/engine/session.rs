@@ -1,0 +1,633 @@
+//! One session: a task that owns the session's whatsapp-rust client.
+//!
+//! The task builds a fresh client on every start (on the session's redb namespace), turns the
+//! library's events into [`SessionState`] changes, and obeys [`Command`]s. whatsapp-rust keeps
+//! its own reconnect loop (Fibonacci backoff, 1 s up to 15 min, as WhatsApp Web does); the
+//! library raises no event for a connect attempt that fails before a connection exists, so
+//! while the session is not connected the task reads the client's reconnect counter on a
+//! slowly growing timer (1 s doubling to 30 s) and shows it as `disconnected { attempts }`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use whatsapp_rust::bot::{Bot, BotHandle};
+use whatsapp_rust::pair_code::PairCodeOptions;
+use whatsapp_rust::transport::TokioWebSocketTransportFactory;
+use whatsapp_rust::types::events::{Event as WaEvent, EventHandler, EventInterest, EventKind};
+use whatsapp_rust::{Client, Jid};
+
+use super::{EngineConfig, EngineError, normalize_phone};
+use crate::events::{
+    Bus, Event, EventKind as DomainKind, FailReason, MessageReceived, Notice, SessionState, now_ms,
+};
+use crate::store::{Store, sessions, wa_backend};
+
+/// What a session task is asked to do.
+pub(crate) enum Command {
+    Start,
+    Stop(oneshot::Sender<()>),
+    /// Unlink the device: log out on WhatsApp when connected, wipe the keys, stop.
+    Logout(oneshot::Sender<Result<(), EngineError>>),
+    PairCode {
+        phone: String,
+        reply: oneshot::Sender<Result<String, EngineError>>,
+    },
+    /// Stop the client for a daemon shutdown (the session stays enabled).
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The live client of a session, readable from outside the task.
+pub(crate) type ClientSlot = Arc<Mutex<Option<Arc<Client>>>>;
+
+/// Everything a session task needs.
+pub(crate) struct SessionCtx {
+    pub id: Arc<str>,
+    pub store: Store,
+    pub bus: Bus,
+    pub cfg: Arc<EngineConfig>,
+    pub state_tx: watch::Sender<SessionState>,
+    pub client: ClientSlot,
+}
+
+/// Forwards the client's events, in dispatch order, to the session task.
+struct Forward(mpsc::UnboundedSender<Arc<WaEvent>>);
+
+impl EventHandler for Forward {
+    fn handle_event(&self, event: Arc<WaEvent>) {
+        let _ = self.0.send(event);
+    }
+
+    fn interest(&self) -> EventInterest {
+        EventInterest::of(&[
+            EventKind::Connected,
+            EventKind::Disconnected,
+            EventKind::PairSuccess,
+            EventKind::PairError,
+            EventKind::LoggedOut,
+            EventKind::PairingQrCode,
+            EventKind::PairingCode,
+            EventKind::PairingCodeError,
+            EventKind::PairingQrCodesExhausted,
+            EventKind::ClientOutdated,
+            EventKind::StreamReplaced,
+            EventKind::TemporaryBan,
+            EventKind::ConnectFailure,
+            EventKind::Messages,
+        ])
+    }
+}
+
+/// A started client.
+struct Running {
+    client: Arc<Client>,
+    handle: BotHandle,
+    events: mpsc::UnboundedReceiver<Arc<WaEvent>>,
+    /// A pair-code flow is outstanding: QR exhaustion does not end the attempt.
+    pair_pending: bool,
+    /// The user asked for a logout: the `LoggedOut` that follows ends in `stopped`.
+    user_logout: bool,
+}
+
+/// What an event asks of the task.
+enum After {
+    Continue,
+    /// Stop the client and enter this state (keys wiped first when `wipe`).
+    End { state: SessionState, wipe: bool },
+}
+
+const POLL_MIN: Duration = Duration::from_secs(1);
+const POLL_MAX: Duration = Duration::from_secs(30);
+
+impl SessionCtx {
+    fn state(&self) -> SessionState {
+        self.state_tx.borrow().clone()
+    }
+
+    /// Record a new state: the store first, then the bus (and the domain event, if the change
+    /// is one). A store failure is logged; the store then reports itself failed and the daemon
+    /// restarts.
+    async fn set_state(&self, state: SessionState, account: Option<(Option<String>, Option<String>)>) {
+        if *self.state_tx.borrow() == state && account.is_none() {
+            return;
+        }
+        let id = self.id.clone();
+        let st = state.clone();
+        let res = self
+            .store
+            .write(move |txn| {
+                if let Some(mut rec) = sessions::get_in_write(txn, &id)? {
+                    rec.state = st;
+                    if let Some((phone, lid)) = account {
+                        rec.phone = phone;
+                        rec.lid = lid;
+                    }
+                    sessions::put(txn, &rec)?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::error!(session = %self.id, error = %e, "could not record session state");
+        }
+        let prev = self.state_tx.send_replace(state.clone());
+        if prev.name() != state.name() {
+            tracing::info!(session = %self.id, from = prev.name(), to = state.name(), "session state");
+        }
+        self.bus.publish(Notice::State {
+            session: self.id.to_string(),
+            state: state.clone(),
+        });
+        if let Some(kind) = domain_event(&prev, &state, self.account()) {
+            self.bus.publish(Notice::Event(Event::new(&self.id, kind)));
+        }
+    }
+
+    fn account(&self) -> (Option<String>, Option<String>) {
+        match self.client.lock() {
+            Ok(slot) => slot
+                .as_ref()
+                .map(|c| (c.pn().map(|j| j.to_string()), c.lid().map(|j| j.to_string())))
+                .unwrap_or_default(),
+            Err(_) => (None, None),
+        }
+    }
+
+    fn set_client(&self, client: Option<Arc<Client>>) {
+        if let Ok(mut slot) = self.client.lock() {
+            *slot = client;
+        }
+    }
+
+    /// Build a fresh client on the session's namespace and start it.
+    async fn launch(&self) -> Option<Running> {
+        self.set_state(SessionState::Connecting, None).await;
+        let (tx, events) = mpsc::unbounded_channel();
+        let (a, b, c) = self.cfg.version;
+        let bot = Bot::builder()
+            .with_backend(whatsapp_rust::wacore::store::InMemoryBackend::new())
+            .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(&self.cfg.ws_url))
+            .with_version((a, b, c))
+            .with_push_name(self.cfg.push_name.clone())
+            .skip_history_sync()
+            .with_event_handler(Forward(tx))
+            .build()
+            .await;
+        let bot = match bot {
+            Ok(bot) => bot,
+            Err(e) => {
+                tracing::error!(session = %self.id, error = %e, "could not build the client");
+                let state = SessionState::Failed {
+                    reason: FailReason::Storage,
+                    until: None,
+                    message: Some(e.to_string()),
+                };
+                self.set_state(state, None).await;
+                return None;
+            }
+        };
+        let client = bot.client();
+        self.set_client(Some(client.clone()));
+        let handle = bot.spawn();
+        Some(Running {
+            client,
+            handle,
+            events,
+            pair_pending: false,
+            user_logout: false,
+        })
+    }
+
+    /// Stop a running client gracefully and wait for its run loop to end.
+    async fn halt(&self, running: Running) {
+        running.handle.shutdown().await;
+        self.set_client(None);
+    }
+
+    async fn wipe_keys(&self) {
+        let id = self.id.clone();
+        let res = self
+            .store
+            .write(move |txn| wa_backend::delete_session_keys(txn, &id))
+            .await;
+        match res {
+            Ok(()) => tracing::info!(session = %self.id, "session keys wiped"),
+            Err(e) => tracing::error!(session = %self.id, error = %e, "could not wipe keys"),
+        }
+    }
+
+    /// Apply one client event.
+    async fn on_event(&self, running: &mut Running, event: &WaEvent) -> After {
+        match event {
+            WaEvent::PairingQrCode(q) => {
+                let pair_code = match self.state() {
+                    SessionState::Qr { pair_code, .. } => pair_code,
+                    _ => None,
+                };
+                let state = SessionState::Qr {
+                    code: q.code.clone(),
+                    expires_at: now_ms() + q.timeout.as_millis() as i64,
+                    pair_code,
+                };
+                self.set_state(state, None).await;
+            }
+            WaEvent::PairingCode(p) => {
+                running.pair_pending = true;
+                let (code, expires_at) = match self.state() {
+                    SessionState::Qr {
+                        code, expires_at, ..
+                    } => (code, expires_at),
+                    _ => (String::new(), now_ms() + p.timeout.as_millis() as i64),
+                };
+                let state = SessionState::Qr {
+                    code,
+                    expires_at,
+                    pair_code: Some(p.code.clone()),
+                };
+                self.set_state(state, None).await;
+            }
+            WaEvent::PairingCodeError(e) => {
+                running.pair_pending = false;
+                tracing::warn!(session = %self.id, error = %e.error, "pair code failed");
+            }
+            WaEvent::PairSuccess(p) => {
+                tracing::info!(session = %self.id, phone = %p.id, "paired");
+                let account = Some((
+                    Some(p.id.to_non_ad().to_string()),
+                    Some(p.lid.to_non_ad().to_string()),
+                ));
+                self.set_state(SessionState::Connecting, account).await;
+            }
+            WaEvent::PairError(p) => {
+                return After::End {
+                    state: failed(FailReason::PairFailed, None, Some(p.error.clone())),
+                    wipe: true,
+                };
+            }
+            WaEvent::PairingQrCodesExhausted(_) => {
+                if !running.pair_pending {
+                    return After::End {
+                        state: failed(
+                            FailReason::QrExhausted,
+                            None,
+                            Some("no QR code was scanned in time; start the session again".into()),
+                        ),
+                        wipe: false,
+                    };
+                }
+            }
+            WaEvent::Connected(_) => {
+                running.pair_pending = false;
+                let account = (
+                    running.client.pn().map(|j| j.to_non_ad().to_string()),
+                    running.client.lid().map(|j| j.to_non_ad().to_string()),
+                );
+                self.set_state(SessionState::Connected { since: now_ms() }, Some(account))
+                    .await;
+            }
+            WaEvent::Disconnected(d) => {
+                tracing::info!(session = %self.id, reason = %d.reason, "disconnected");
+                let attempts = running.client.stats().reconnect_errors.max(1);
+                self.set_state(
+                    SessionState::Disconnected {
+                        since: now_ms(),
+                        attempts,
+                    },
+                    None,
+                )
+                .await;
+            }
+            WaEvent::LoggedOut(l) => {
+                let state = if running.user_logout {
+                    SessionState::Stopped
+                } else {
+                    failed(
+                        FailReason::LoggedOut,
+                        None,
+                        Some(format!("logged out by WhatsApp ({:?})", l.reason)),
+                    )
+                };
+                return After::End { state, wipe: true };
+            }
+            WaEvent::TemporaryBan(b) => {
+                let until = now_ms() + b.expire.num_milliseconds();
+                let message = b
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| format!("temporarily banned ({:?})", b.code));
+                return After::End {
+                    state: failed(FailReason::Banned, Some(until), Some(message)),
+                    wipe: false,
+                };
+            }
+            WaEvent::ClientOutdated(_) => {
+                return After::End {
+                    state: failed(
+                        FailReason::ClientOutdated,
+                        None,
+                        Some("WhatsApp refused this client version; set whatsapp.version".into()),
+                    ),
+                    wipe: false,
+                };
+            }
+            WaEvent::StreamReplaced(_) => {
+                return After::End {
+                    state: failed(
+                        FailReason::Replaced,
+                        None,
+                        Some("another connection with these credentials replaced this one".into()),
+                    ),
+                    wipe: false,
+                };
+            }
+            WaEvent::ConnectFailure(f) => {
+                tracing::warn!(session = %self.id, reason = ?f.reason, message = ?f.message, "connect failure");
+            }
+            WaEvent::Messages(batch) => {
+                for m in batch.messages.iter() {
+                    if m.info.source.is_from_me {
+                        continue;
+                    }
+                    let received = message_received(m);
+                    self.bus.publish(Notice::Event(Event::new(
+                        &self.id,
+                        DomainKind::MessageReceived(received),
+                    )));
+                }
+            }
+            _ => {}
+        }
+        After::Continue
+    }
+
+    /// While not connected, show the library's reconnect counter.
+    async fn poll(&self, running: &Running) {
+        if running.client.is_connected() {
+            return;
+        }
+        let errors = running.client.stats().reconnect_errors;
+        if errors == 0 {
+            return;
+        }
+        let since = match self.state() {
+            SessionState::Disconnected { attempts, .. } if attempts == errors => return,
+            SessionState::Disconnected { since, .. } => since,
+            _ => now_ms(),
+        };
+        self.set_state(
+            SessionState::Disconnected {
+                since,
+                attempts: errors,
+            },
+            None,
+        )
+        .await;
+    }
+}
+
+fn failed(reason: FailReason, until: Option<i64>, message: Option<String>) -> SessionState {
+    SessionState::Failed {
+        reason,
+        until,
+        message,
+    }
+}
+
+/// The webhook-worthy event a state change is, if any.
+fn domain_event(
+    prev: &SessionState,
+    next: &SessionState,
+    account: (Option<String>, Option<String>),
+) -> Option<DomainKind> {
+    match next {
+        SessionState::Connected { .. } if !matches!(prev, SessionState::Connected { .. }) => {
+            Some(DomainKind::SessionConnected {
+                phone: account.0,
+                lid: account.1,
+            })
+        }
+        SessionState::Disconnected { attempts, .. }
+            if !matches!(prev, SessionState::Disconnected { .. }) =>
+        {
+            Some(DomainKind::SessionDisconnected {
+                attempts: *attempts,
+            })
+        }
+        SessionState::Qr {
+            code, expires_at, ..
+        } if !code.is_empty()
+            && !matches!(prev, SessionState::Qr { code: c, .. } if c == code) =>
+        {
+            Some(DomainKind::SessionQr {
+                code: code.clone(),
+                expires_at: *expires_at,
+            })
+        }
+        SessionState::Failed {
+            reason,
+            until,
+            message,
+        } => Some(DomainKind::SessionFailed {
+            reason: *reason,
+            until: *until,
+            message: message.clone(),
+        }),
+        _ => None,
+    }
+}
+
+fn jid_string(j: &Jid) -> String {
+    j.to_non_ad().to_string()
+}
+
+fn message_received(m: &whatsapp_rust::types::events::InboundMessage) -> MessageReceived {
+    use whatsapp_rust::prelude::MessageExt;
+    let src = &m.info.source;
+    let (mut phone, mut lid) = (None, None);
+    for j in [Some(&src.sender), src.sender_alt.as_ref()].into_iter().flatten() {
+        if j.is_lid() {
+            lid.get_or_insert_with(|| jid_string(j));
+        } else if j.is_pn() {
+            phone.get_or_insert_with(|| jid_string(j));
+        }
+    }
+    MessageReceived {
+        wa_id: m.info.id.to_string(),
+        chat: jid_string(&src.chat),
+        from: jid_string(&src.sender),
+        from_phone: phone,
+        from_lid: lid,
+        push_name: (!m.info.push_name.is_empty()).then(|| m.info.push_name.clone()),
+        sent_at: m.info.timestamp.timestamp_millis(),
+        text: m.message.text_content().map(str::to_string),
+    }
+}
+
+/// What woke the session task up from its client.
+enum Wake {
+    Event(Arc<WaEvent>),
+    /// The client's run loop ended.
+    Finished,
+}
+
+async fn wake(running: &mut Option<Running>) -> Wake {
+    let Some(r) = running else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        biased;
+        ev = r.events.recv() => match ev {
+            Some(ev) => Wake::Event(ev),
+            None => Wake::Finished,
+        },
+        _ = &mut r.handle => Wake::Finished,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The session task. Runs until its command channel closes or a shutdown command.
+pub(crate) async fn run(ctx: SessionCtx, mut commands: mpsc::Receiver<Command>, start: bool) {
+    let mut running: Option<Running> = None;
+    if start {
+        running = ctx.launch().await;
+    }
+    let mut poll_every = POLL_MIN;
+    let mut next_poll: Option<Instant> = None;
+    // A temporary ban ends by itself: start again when it does.
+    let mut restart_at: Option<Instant> = None;
+    loop {
+        // The reconnect counter only matters while the client exists and is not connected.
+        let waiting = matches!(
+            ctx.state(),
+            SessionState::Connecting | SessionState::Disconnected { .. }
+        );
+        if running.is_some() && waiting {
+            next_poll.get_or_insert_with(|| Instant::now() + poll_every);
+        } else {
+            next_poll = None;
+            poll_every = POLL_MIN;
+        }
+        tokio::select! {
+            cmd = commands.recv() => {
+                let Some(cmd) = cmd else { break };
+                match cmd {
+                    Command::Start => {
+                        restart_at = None;
+                        if running.is_none() {
+                            running = ctx.launch().await;
+                        }
+                    }
+                    Command::Stop(done) => {
+                        restart_at = None;
+                        if let Some(r) = running.take() {
+                            ctx.halt(r).await;
+                        }
+                        ctx.set_state(SessionState::Stopped, None).await;
+                        let _ = done.send(());
+                    }
+                    Command::Shutdown(done) => {
+                        if let Some(r) = running.take() {
+                            ctx.halt(r).await;
+                        }
+                        ctx.set_state(SessionState::Stopped, None).await;
+                        let _ = done.send(());
+                        break;
+                    }
+                    Command::Logout(done) => {
+                        restart_at = None;
+                        match running.take() {
+                            Some(mut r) if r.client.is_logged_in() => {
+                                r.user_logout = true;
+                                r.client.logout().await;
+                                ctx.halt(r).await;
+                            }
+                            Some(r) => ctx.halt(r).await,
+                            None => {}
+                        }
+                        ctx.wipe_keys().await;
+                        ctx.set_state(SessionState::Stopped, Some((None, None))).await;
+                        let _ = done.send(Ok(()));
+                    }
+                    Command::PairCode { phone, reply } => {
+                        let result = match (&mut running, normalize_phone(&phone)) {
+                            (_, None) => Err(EngineError::InvalidPhone(phone)),
+                            (Some(r), Some(phone)) if matches!(ctx.state(), SessionState::Qr { .. }) => {
+                                r.pair_pending = true;
+                                let options = PairCodeOptions {
+                                    phone_number: phone,
+                                    ..Default::default()
+                                };
+                                let client = r.client.clone();
+                                client
+                                    .pair_with_code(options)
+                                    .await
+                                    .map_err(|e| EngineError::PairCode(e.to_string()))
+                            }
+                            _ => Err(EngineError::NotPairing {
+                                id: ctx.id.to_string(),
+                                state: ctx.state().name(),
+                            }),
+                        };
+                        if result.is_err()
+                            && let Some(r) = running.as_mut()
+                        {
+                            r.pair_pending = false;
+                        }
+                        let _ = reply.send(result);
+                    }
+                }
+            }
+            wake = wake(&mut running) => match wake {
+                Wake::Event(ev) => {
+                    let Some(r) = running.as_mut() else { continue };
+                    if let After::End { state, wipe } = ctx.on_event(r, &ev).await
+                        && let Some(r) = running.take()
+                    {
+                        ctx.halt(r).await;
+                        if wipe {
+                            ctx.wipe_keys().await;
+                        }
+                        if let SessionState::Failed { until: Some(until), reason: FailReason::Banned, .. } = &state {
+                            let wait = (*until - now_ms()).max(0) as u64;
+                            restart_at = Some(Instant::now() + Duration::from_millis(wait));
+                        }
+                        ctx.set_state(state, wipe.then_some((None, None))).await;
+                    }
+                }
+                Wake::Finished => {
+                    // The run loop ended without being asked to (the library gave up).
+                    // Events dispatched before it ended were read first (biased).
+                    running = None;
+                    ctx.set_client(None);
+                    if !ctx.state().is_failed() {
+                        ctx.set_state(SessionState::Stopped, None).await;
+                    }
+                }
+            },
+            _ = sleep_until(next_poll) => {
+                next_poll = None;
+                poll_every = (poll_every * 2).min(POLL_MAX);
+                if let Some(r) = running.as_ref() {
+                    ctx.poll(r).await;
+                }
+            }
+            _ = sleep_until(restart_at) => {
+                restart_at = None;
+                if running.is_none() {
+                    tracing::info!(session = %ctx.id, "ban expired; starting again");
+                    running = ctx.launch().await;
+                }
+            }
+        }
+    }
+    if let Some(r) = running.take() {
+        ctx.halt(r).await;
+    }
+}

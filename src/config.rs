@@ -36,7 +36,6 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -143,24 +142,19 @@ pub struct WhatsAppConfig {
     /// fetches one at start.
     pub version: WaVersion,
     pub push_name: String,
-    /// Upper bound of the reconnect backoff, in seconds, at least 1.
-    pub reconnect_max_backoff_s: u64,
 }
 
 impl Default for WhatsAppConfig {
     fn default() -> Self {
         WhatsAppConfig {
             url: "wss://web.whatsapp.com/ws/chat".to_owned(),
-            version: WaVersion(2, 3000, 1029496320),
+            version: WaVersion(
+                crate::engine::DEFAULT_VERSION.0,
+                crate::engine::DEFAULT_VERSION.1,
+                crate::engine::DEFAULT_VERSION.2,
+            ),
             push_name: "wagate".to_owned(),
-            reconnect_max_backoff_s: 300,
         }
-    }
-}
-
-impl WhatsAppConfig {
-    pub fn reconnect_max_backoff(&self) -> Duration {
-        Duration::from_secs(self.reconnect_max_backoff_s)
     }
 }
 
@@ -729,12 +723,6 @@ impl Config {
             }
             Some(_) => {}
         }
-        if w.reconnect_max_backoff_s == 0 {
-            return Err((
-                "whatsapp.reconnect_max_backoff_s",
-                "must be at least 1".to_owned(),
-            ));
-        }
 
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(("log.level", e.to_string()));
@@ -845,7 +833,6 @@ mod tests {
         assert_eq!(c.whatsapp.url, "wss://web.whatsapp.com/ws/chat");
         assert_eq!(c.whatsapp.version.tuple(), (2, 3000, 1029496320));
         assert_eq!(c.whatsapp.push_name, "wagate");
-        assert_eq!(c.whatsapp.reconnect_max_backoff(), Duration::from_secs(300));
         assert_eq!(c.display.backend, DisplayBackend::Png);
         assert!(c.display.terminal_qr);
         assert_eq!(c.log.level, "info");
@@ -874,7 +861,6 @@ body_limit_kb = 1024
 url = "ws://127.0.0.1:7000/ws"
 version = "2.1.3"
 push_name = "shop"
-reconnect_max_backoff_s = 60
 [display]
 backend = "spi"
 terminal_qr = false
@@ -896,7 +882,6 @@ default_session = "main-1"
         assert_eq!(c.whatsapp.url, "ws://127.0.0.1:7000/ws");
         assert_eq!(c.whatsapp.version, WaVersion(2, 1, 3));
         assert_eq!(c.whatsapp.push_name, "shop");
-        assert_eq!(c.whatsapp.reconnect_max_backoff_s, 60);
         assert_eq!(c.display.backend, DisplayBackend::Spi);
         assert!(!c.display.terminal_qr);
         assert_eq!(c.png_path(), Path::new("/tmp/screen.png"));
@@ -1029,11 +1014,6 @@ default_session = "main-1"
             ("WAGATE_WHATSAPP__VERSION", "1.2", "whatsapp.version"),
             ("WAGATE_WHATSAPP__VERSION", "1.2.3.4", "whatsapp.version"),
             ("WAGATE_WHATSAPP__VERSION", "1.+2.3", "whatsapp.version"),
-            (
-                "WAGATE_WHATSAPP__RECONNECT_MAX_BACKOFF_S",
-                "0",
-                "whatsapp.reconnect_max_backoff_s",
-            ),
             ("WAGATE_API__TLS", "on", "api.tls"),
             ("WAGATE_API__BODY_LIMIT_KB", "0", "api.body_limit_kb"),
             ("WAGATE_DISPLAY__BACKEND", "hdmi", "display.backend"),

@@ -75,6 +75,15 @@ use super::{Result, Store, StoreError};
 type Str2 = (&'static str, &'static str);
 type Str3 = (&'static str, &'static str, &'static str);
 type Str4 = (&'static str, &'static str, &'static str, &'static str);
+/// `(timestamp, key_data, fingerprint)` of an app-state sync key.
+type SyncKeyRow = (i64, &'static [u8], &'static [u8]);
+/// `(token_timestamp, sender_timestamp, token)`.
+type TcTokenRow = (i64, Option<i64>, &'static [u8]);
+/// `(expires_at, message_ts, secret)`.
+type MsgSecretRow = (i64, i64, &'static [u8]);
+/// `(session, time, chat, id)` / `(session, time, chat, sender, id)` index keys.
+type TimeKey3 = (&'static str, i64, &'static str, &'static str);
+type TimeKey4 = (&'static str, i64, &'static str, &'static str, &'static str);
 
 const IDENTITIES: TableDefinition<Str2, &[u8]> = TableDefinition::new("wa_identities");
 const SESSIONS: TableDefinition<Str2, &[u8]> = TableDefinition::new("wa_sessions");
@@ -82,8 +91,7 @@ const PREKEYS: TableDefinition<(&str, u32), (bool, &[u8])> = TableDefinition::ne
 const SIGNED_PREKEYS: TableDefinition<(&str, u32), &[u8]> =
     TableDefinition::new("wa_signed_prekeys");
 const SENDER_KEYS: TableDefinition<Str2, &[u8]> = TableDefinition::new("wa_sender_keys");
-const SYNC_KEYS: TableDefinition<(&str, &[u8]), (i64, &[u8], &[u8])> =
-    TableDefinition::new("wa_sync_keys");
+const SYNC_KEYS: TableDefinition<(&str, &[u8]), SyncKeyRow> = TableDefinition::new("wa_sync_keys");
 const APP_VERSIONS: TableDefinition<Str2, &[u8]> = TableDefinition::new("wa_app_versions");
 const MUTATION_MACS: TableDefinition<(&str, &str, &[u8]), &[u8]> =
     TableDefinition::new("wa_mutation_macs");
@@ -93,17 +101,14 @@ const PN_LID: TableDefinition<Str2, &str> = TableDefinition::new("wa_pn_lid");
 const BASE_KEYS: TableDefinition<Str3, &[u8]> = TableDefinition::new("wa_base_keys");
 const DEVICE_LISTS: TableDefinition<Str2, &[u8]> = TableDefinition::new("wa_device_lists");
 const GROUP_META: TableDefinition<Str2, &[u8]> = TableDefinition::new("wa_group_meta");
-const TC_TOKENS: TableDefinition<Str2, (i64, Option<i64>, &[u8])> =
-    TableDefinition::new("wa_tc_tokens");
+const TC_TOKENS: TableDefinition<Str2, TcTokenRow> = TableDefinition::new("wa_tc_tokens");
 const SENT: TableDefinition<Str3, (i64, &[u8])> = TableDefinition::new("wa_sent");
-const SENT_BY_TIME: TableDefinition<(&str, i64, &str, &str), ()> =
-    TableDefinition::new("wa_sent_by_time");
+const SENT_BY_TIME: TableDefinition<TimeKey3, ()> = TableDefinition::new("wa_sent_by_time");
 const PENDING_IN: TableDefinition<Str4, (i64, &[u8])> = TableDefinition::new("wa_pending_in");
-const PENDING_IN_BY_TIME: TableDefinition<(&str, i64, &str, &str, &str), ()> =
+const PENDING_IN_BY_TIME: TableDefinition<TimeKey4, ()> =
     TableDefinition::new("wa_pending_in_by_time");
-const MSG_SECRETS: TableDefinition<Str4, (i64, i64, &[u8])> =
-    TableDefinition::new("wa_msg_secrets");
-const MSG_SECRET_EXPIRY: TableDefinition<(&str, i64, &str, &str, &str), ()> =
+const MSG_SECRETS: TableDefinition<Str4, MsgSecretRow> = TableDefinition::new("wa_msg_secrets");
+const MSG_SECRET_EXPIRY: TableDefinition<TimeKey4, ()> =
     TableDefinition::new("wa_msg_secret_expiry");
 const META: TableDefinition<Str2, &[u8]> = TableDefinition::new("wa_meta");
 

@@ -386,8 +386,8 @@ fn to_wa(e: StoreError) -> WaStoreError {
     }
 }
 
-/// Bounds of `[(s, i64::MIN, ..), (s, cutoff, ..))` in a time index: every row stamped before
-/// `cutoff`.
+/// `[low, high)` as explicit bounds. In a time index, `low = (s, i64::MIN, "", ..)` and
+/// `high = (s, cutoff, "", ..)` select every row of `s` stamped strictly before `cutoff`.
 fn before_bounds<T>(low: T, high: T) -> (Bound<T>, Bound<T>) {
     (Bound::Included(low), Bound::Excluded(high))
 }

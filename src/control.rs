@@ -177,4 +177,3 @@ pub async fn call(path: &Path, req: &Request) -> Result<Option<Response>, Contro
         .map(Some)
         .map_err(|e| ControlError::Protocol(e.to_string()))
 }
-

@@ -203,10 +203,7 @@ async fn session(cfg: Config, verb: SessionVerb) -> Result<()> {
     let response = match control::call(&cfg.socket_path(), &req).await? {
         Some(r) => r,
         None => {
-            let store = match Store::open(
-                &cfg.db_path(),
-                cfg.cache_bytes(),
-            ) {
+            let store = match Store::open(&cfg.db_path(), cfg.cache_bytes()) {
                 Err(StoreError::Locked) => bail!(
                     "the store is in use by a running daemon, but its control socket {} does \
                      not answer",
@@ -214,7 +211,8 @@ async fn session(cfg: Config, verb: SessionVerb) -> Result<()> {
                 ),
                 other => other.context("opening the store")?,
             };
-            let mgr = SessionManager::open(store, Bus::default(), engine_config(&cfg), false).await?;
+            let mgr =
+                SessionManager::open(store, Bus::default(), engine_config(&cfg), false).await?;
             let r = control::execute(&mgr, req, false).await;
             mgr.shutdown().await;
             r

@@ -45,13 +45,22 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(Instant::now() < deadline, "wagate did not exit after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "wagate did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -75,11 +84,15 @@ fn offline_daemon_backs_off_answers_the_cli_and_stops_cleanly_on_sigterm() {
 
     // The default session is created and keeps retrying: disconnected with attempts.
     wait_until("the default session to be disconnected", || {
-        let out = wagate(dir.path(), &url).args(["session", "list"]).output().unwrap();
+        let out = wagate(dir.path(), &url)
+            .args(["session", "list"])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).contains("default              disconnected")
     });
     let sock = dir.path().join("wagate.sock");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
 
     // CLI verbs go through the daemon (the store is locked by it).
@@ -125,5 +138,8 @@ fn bad_configuration_is_refused_naming_the_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("store.cache_size_mb"));
 
     let printed = run_ok(wagate(dir.path(), &dead_url()).args(["config", "check"]));
-    assert!(printed.contains("[whatsapp]") && printed.contains("127.0.0.1"), "{printed}");
+    assert!(
+        printed.contains("[whatsapp]") && printed.contains("127.0.0.1"),
+        "{printed}"
+    );
 }

@@ -34,12 +34,11 @@ async fn wait_state(
     pred: impl Fn(&SessionState) -> bool,
 ) -> SessionState {
     let mut rx = mgr.watch(id).await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|s| pred(s)))
+    tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|s| pred(s)))
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
         .unwrap()
-        .clone();
-    got
+        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -66,9 +65,12 @@ async fn create_start_stop_and_states_with_no_server() {
 
     // Started with no server: connecting, then disconnected with a growing attempt count.
     mgr.start("shop").await.unwrap();
-    let s = wait_state(&mgr, "shop", "two failed attempts", |s| {
-        matches!(s, SessionState::Disconnected { attempts, .. } if *attempts >= 2)
-    })
+    let s = wait_state(
+        &mgr,
+        "shop",
+        "two failed attempts",
+        |s| matches!(s, SessionState::Disconnected { attempts, .. } if *attempts >= 2),
+    )
     .await;
     let SessionState::Disconnected { since, .. } = s else {
         unreachable!()
@@ -122,7 +124,13 @@ async fn restart_restores_sessions_and_starts_the_enabled_ones() {
     let mgr = SessionManager::open(open(&dir), Bus::default(), engine(url), true)
         .await
         .unwrap();
-    let mut ids: Vec<String> = mgr.list().await.unwrap().into_iter().map(|s| s.id).collect();
+    let mut ids: Vec<String> = mgr
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
     ids.sort();
     assert_eq!(ids, ["idle", "runs"]);
     wait_state(&mgr, "runs", "the enabled session to start", |s| {
@@ -149,7 +157,9 @@ async fn delete_wipes_exactly_that_sessions_keys() {
         let be = store.backend(id);
         be.put_identity("15550001111.0", [7; 32]).await.unwrap();
         be.put_session("15550001111.0", b"session").await.unwrap();
-        be.save_base_key("15550001111.0", "M1", b"base").await.unwrap();
+        be.save_base_key("15550001111.0", "M1", b"base")
+            .await
+            .unwrap();
     }
     mgr.delete("a").await.unwrap();
     assert!(matches!(mgr.get("a").await, Err(EngineError::NotFound(_))));
@@ -157,9 +167,16 @@ async fn delete_wipes_exactly_that_sessions_keys() {
     let a = store.backend("a");
     assert_eq!(a.load_identity("15550001111.0").await.unwrap(), None);
     assert!(a.get_session("15550001111.0").await.unwrap().is_none());
-    assert!(!a.has_same_base_key("15550001111.0", "M1", b"base").await.unwrap());
+    assert!(
+        !a.has_same_base_key("15550001111.0", "M1", b"base")
+            .await
+            .unwrap()
+    );
     let b = store.backend("b");
-    assert_eq!(b.load_identity("15550001111.0").await.unwrap(), Some([7; 32]));
+    assert_eq!(
+        b.load_identity("15550001111.0").await.unwrap(),
+        Some([7; 32])
+    );
     assert!(b.get_session("15550001111.0").await.unwrap().is_some());
     mgr.shutdown().await;
 }

@@ -12,8 +12,8 @@ use whatsapp_rust::Client;
 use super::session::{self, ClientSlot, Command, SessionCtx};
 use super::{EngineConfig, EngineError, startable, valid_session_id};
 use crate::events::{Bus, SessionState, now_ms};
-use crate::store::sessions::{self, SessionRecord};
 use crate::store::Store;
+use crate::store::sessions::{self, SessionRecord};
 
 /// A session as the engine reports it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -65,7 +65,7 @@ impl SessionManager {
                 sessions: Mutex::new(HashMap::new()),
             }),
         };
-        let records = mgr.inner.store.read(|txn| sessions::list(txn)).await?;
+        let records = mgr.inner.store.read(sessions::list).await?;
         let mut map = mgr.inner.sessions.lock().await;
         for rec in records {
             let start = autostart && rec.enabled;
@@ -141,7 +141,7 @@ impl SessionManager {
 
     /// Every session, by id.
     pub async fn list(&self) -> Result<Vec<SessionInfo>, EngineError> {
-        let records = self.inner.store.read(|txn| sessions::list(txn)).await?;
+        let records = self.inner.store.read(sessions::list).await?;
         let map = self.inner.sessions.lock().await;
         Ok(records
             .iter()

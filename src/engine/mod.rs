@@ -104,7 +104,10 @@ mod tests {
             normalize_phone("+44 7700 900123").as_deref(),
             Some("447700900123")
         );
-        assert_eq!(normalize_phone("15551234567").as_deref(), Some("15551234567"));
+        assert_eq!(
+            normalize_phone("15551234567").as_deref(),
+            Some("15551234567")
+        );
         assert_eq!(normalize_phone("0044123"), None);
         assert_eq!(normalize_phone("12ab4567"), None);
         assert_eq!(normalize_phone("123"), None);

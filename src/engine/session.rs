@@ -94,7 +94,10 @@ struct Running {
 enum After {
     Continue,
     /// Stop the client and enter this state (keys wiped first when `wipe`).
-    End { state: SessionState, wipe: bool },
+    End {
+        state: SessionState,
+        wipe: bool,
+    },
 }
 
 const POLL_MIN: Duration = Duration::from_secs(1);
@@ -108,7 +111,11 @@ impl SessionCtx {
     /// Record a new state: the store first, then the bus (and the domain event, if the change
     /// is one). A store failure is logged; the store then reports itself failed and the daemon
     /// restarts.
-    async fn set_state(&self, state: SessionState, account: Option<(Option<String>, Option<String>)>) {
+    async fn set_state(
+        &self,
+        state: SessionState,
+        account: Option<(Option<String>, Option<String>)>,
+    ) {
         if *self.state_tx.borrow() == state && account.is_none() {
             return;
         }
@@ -148,7 +155,12 @@ impl SessionCtx {
         match self.client.lock() {
             Ok(slot) => slot
                 .as_ref()
-                .map(|c| (c.pn().map(|j| j.to_string()), c.lid().map(|j| j.to_string())))
+                .map(|c| {
+                    (
+                        c.pn().map(|j| j.to_string()),
+                        c.lid().map(|j| j.to_string()),
+                    )
+                })
                 .unwrap_or_default(),
             Err(_) => (None, None),
         }
@@ -166,8 +178,10 @@ impl SessionCtx {
         let (tx, events) = mpsc::unbounded_channel();
         let (a, b, c) = self.cfg.version;
         let bot = Bot::builder()
-            .with_backend(whatsapp_rust::wacore::store::InMemoryBackend::new())
-            .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(&self.cfg.ws_url))
+            .with_backend(self.store.backend(&self.id))
+            .with_transport_factory(
+                TokioWebSocketTransportFactory::new().with_url(&self.cfg.ws_url),
+            )
             .with_version((a, b, c))
             .with_push_name(self.cfg.push_name.clone())
             .skip_history_sync()
@@ -265,17 +279,15 @@ impl SessionCtx {
                     wipe: true,
                 };
             }
-            WaEvent::PairingQrCodesExhausted(_) => {
-                if !running.pair_pending {
-                    return After::End {
-                        state: failed(
-                            FailReason::QrExhausted,
-                            None,
-                            Some("no QR code was scanned in time; start the session again".into()),
-                        ),
-                        wipe: false,
-                    };
-                }
+            WaEvent::PairingQrCodesExhausted(_) if !running.pair_pending => {
+                return After::End {
+                    state: failed(
+                        FailReason::QrExhausted,
+                        None,
+                        Some("no QR code was scanned in time; start the session again".into()),
+                    ),
+                    wipe: false,
+                };
             }
             WaEvent::Connected(_) => {
                 running.pair_pending = false;
@@ -416,9 +428,7 @@ fn domain_event(
         }
         SessionState::Qr {
             code, expires_at, ..
-        } if !code.is_empty()
-            && !matches!(prev, SessionState::Qr { code: c, .. } if c == code) =>
-        {
+        } if !code.is_empty() && !matches!(prev, SessionState::Qr { code: c, .. } if c == code) => {
             Some(DomainKind::SessionQr {
                 code: code.clone(),
                 expires_at: *expires_at,
@@ -445,7 +455,10 @@ fn message_received(m: &whatsapp_rust::types::events::InboundMessage) -> Message
     use whatsapp_rust::prelude::MessageExt;
     let src = &m.info.source;
     let (mut phone, mut lid) = (None, None);
-    for j in [Some(&src.sender), src.sender_alt.as_ref()].into_iter().flatten() {
+    for j in [Some(&src.sender), src.sender_alt.as_ref()]
+        .into_iter()
+        .flatten()
+    {
         if j.is_lid() {
             lid.get_or_insert_with(|| jid_string(j));
         } else if j.is_pn() {

@@ -68,7 +68,7 @@ use wacore::store::traits::{
 };
 // The storage traits name `bytes::Bytes`; whatsapp-rust re-exports the crate (wacore does not),
 // so the store borrows that path instead of adding a dependency.
-use whatsapp_rust::bytes::Bytes;
+use bytes::Bytes;
 
 use super::{Result, Store, StoreError};
 

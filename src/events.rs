@@ -145,6 +145,14 @@ pub enum EventKind {
     },
     #[serde(rename = "message.received")]
     MessageReceived(MessageReceived),
+    #[serde(rename = "message.sent")]
+    MessageSent(MessageUpdate),
+    #[serde(rename = "message.delivered")]
+    MessageDelivered(MessageUpdate),
+    #[serde(rename = "message.read")]
+    MessageRead(MessageUpdate),
+    #[serde(rename = "message.failed")]
+    MessageFailed(MessageUpdate),
 }
 
 impl EventKind {
@@ -155,6 +163,10 @@ impl EventKind {
             EventKind::SessionQr { .. } => "session.qr",
             EventKind::SessionFailed { .. } => "session.failed",
             EventKind::MessageReceived(_) => "message.received",
+            EventKind::MessageSent(_) => "message.sent",
+            EventKind::MessageDelivered(_) => "message.delivered",
+            EventKind::MessageRead(_) => "message.read",
+            EventKind::MessageFailed(_) => "message.failed",
         }
     }
 }
@@ -177,6 +189,27 @@ pub struct MessageReceived {
     /// Unix milliseconds, as the sender stamped it.
     pub sent_at: i64,
     pub text: Option<String>,
+}
+
+/// A sent message moved on: sent, delivered, read or failed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MessageUpdate {
+    /// wagate's id, the one the send API returned.
+    pub id: String,
+    /// WhatsApp's message id.
+    pub wa_id: Option<String>,
+    pub kind: String,
+    /// The recipient's JID as sent.
+    pub to: String,
+    /// The recipient's phone-number JID, when known.
+    #[serde(default)]
+    pub to_phone: Option<String>,
+    /// The recipient's LID, when known.
+    #[serde(default)]
+    pub to_lid: Option<String>,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What travels on the bus: domain events, and every state change (including the ones that

@@ -5,10 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use whatsapp_rust::Client;
 
+use super::sender::Sender;
 use super::session::{self, ClientSlot, Command, SessionCtx};
 use super::{EngineConfig, EngineError, startable, valid_session_id};
 use crate::events::{Bus, SessionState, now_ms};
@@ -33,6 +34,9 @@ struct Handle {
     state: watch::Receiver<SessionState>,
     client: ClientSlot,
     task: JoinHandle<()>,
+    /// Wakes the send worker when a message is queued.
+    wake: Arc<Notify>,
+    sender: JoinHandle<()>,
 }
 
 struct Inner {
@@ -104,12 +108,24 @@ impl SessionManager {
             state_tx,
             client: client.clone(),
         };
+        let wake = Arc::new(Notify::new());
+        let sender = Sender {
+            id: id.into(),
+            store: self.inner.store.clone(),
+            bus: self.inner.bus.clone(),
+            state: ctx.state_tx.subscribe(),
+            client: client.clone(),
+            wake: wake.clone(),
+        };
         let task = tokio::spawn(session::run(ctx, rx, start));
+        let sender = tokio::spawn(sender.run());
         Handle {
             commands,
             state,
             client,
             task,
+            wake,
+            sender,
         }
     }
 
@@ -177,6 +193,14 @@ impl SessionManager {
         let map = self.inner.sessions.lock().await;
         map.get(id)
             .and_then(|h| h.client.lock().ok().and_then(|c| c.clone()))
+    }
+
+    /// Tell the session's send worker that its queue has a new message.
+    pub async fn wake(&self, id: &str) {
+        let map = self.inner.sessions.lock().await;
+        if let Some(h) = map.get(id) {
+            h.wake.notify_one();
+        }
     }
 
     async fn commands(&self, id: &str) -> Result<mpsc::Sender<Command>, EngineError> {
@@ -280,6 +304,7 @@ impl SessionManager {
             let _ = wait.await;
         }
         let _ = handle.task.await;
+        let _ = handle.sender.await;
         let key = id.to_string();
         self.inner
             .store
@@ -296,13 +321,14 @@ impl SessionManager {
         for (_, handle) in map.drain() {
             let (done, wait) = oneshot::channel();
             if handle.commands.send(Command::Shutdown(done)).await.is_ok() {
-                waits.push((wait, handle.task));
+                waits.push((wait, handle.task, handle.sender));
             }
         }
         drop(map);
-        for (wait, task) in waits {
+        for (wait, task, sender) in waits {
             let _ = wait.await;
             let _ = task.await;
+            let _ = sender.await;
         }
     }
 }

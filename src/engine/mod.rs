@@ -4,7 +4,9 @@
 //! its whatsapp-rust client, turns the library's events into [`SessionState`] changes (stored
 //! first, then published on the bus) and obeys commands (start, stop, logout, pair code).
 
+pub mod compose;
 pub mod manager;
+pub mod sender;
 pub mod session;
 
 pub use manager::{SessionInfo, SessionManager};

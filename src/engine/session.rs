@@ -22,6 +22,8 @@ use super::{EngineConfig, EngineError, normalize_phone};
 use crate::events::{
     Bus, Event, EventKind as DomainKind, FailReason, MessageReceived, Notice, SessionState, now_ms,
 };
+use super::sender::message_update;
+use crate::store::queue::{self, MessageStatus};
 use crate::store::{Store, sessions, wa_backend};
 
 /// What a session task is asked to do.
@@ -75,6 +77,7 @@ impl EventHandler for Forward {
             EventKind::TemporaryBan,
             EventKind::ConnectFailure,
             EventKind::Messages,
+            EventKind::Receipt,
         ])
     }
 }
@@ -355,6 +358,37 @@ impl SessionCtx {
             }
             WaEvent::ConnectFailure(f) => {
                 tracing::warn!(session = %self.id, reason = ?f.reason, message = ?f.message, "connect failure");
+            }
+            WaEvent::Receipt(r) => {
+                use whatsapp_rust::types::presence::ReceiptType;
+                let status = match r.r#type {
+                    ReceiptType::Delivered => MessageStatus::Delivered,
+                    ReceiptType::Read | ReceiptType::Played => MessageStatus::Read,
+                    _ => return After::Continue,
+                };
+                let at = r.timestamp.timestamp_millis();
+                for wa_id in &r.message_ids {
+                    let (sid, wa_id) = (self.id.clone(), wa_id.to_string());
+                    let res = self
+                        .store
+                        .write(move |t| queue::apply_receipt(t, &sid, &wa_id, status, at))
+                        .await;
+                    match res {
+                        Ok(Some(rec)) => {
+                            let update = message_update(Some(&running.client), &rec).await;
+                            let kind = if status == MessageStatus::Read {
+                                DomainKind::MessageRead(update)
+                            } else {
+                                DomainKind::MessageDelivered(update)
+                            };
+                            self.bus.publish(Notice::Event(Event::new(&self.id, kind)));
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::error!(session = %self.id, error = %e, "cannot record a receipt")
+                        }
+                    }
+                }
             }
             WaEvent::Messages(batch) => {
                 for m in batch.messages.iter() {

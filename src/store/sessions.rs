@@ -101,5 +101,6 @@ pub fn delete(txn: &WriteTransaction, id: &str) -> Result<bool> {
         table.remove(id)?.is_some()
     };
     super::wa_backend::delete_session_keys(txn, id)?;
+    super::queue::delete_session(txn, id)?;
     Ok(existed)
 }

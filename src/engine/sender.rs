@@ -1,0 +1,203 @@
+//! The per-session send worker: takes messages from the session's durable queue, in order,
+//! while the session is connected, and sends them.
+//!
+//! For each message: WhatsApp's id is fixed and committed first ([`queue::mark_sending`]),
+//! then media is uploaded and the message sent with that id, then the outcome is committed
+//! ([`queue::mark_sent`] / [`queue::mark_failed`]) and published. A crash between the first
+//! commit and the last leaves the message first in the queue with its id; the next attempt
+//! reuses it, so the recipient sees one message (see `store::queue`).
+//!
+//! The pacing policy (delays, typing, rate limits) wraps [`Sender::send_one`]; until it exists
+//! messages go out as soon as the session is connected.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use whatsapp_rust::Client;
+use whatsapp_rust::send::SendOptions;
+use whatsapp_rust::upload::UploadOptions;
+
+use super::compose::{self, Outgoing, UploadedMedia};
+use super::session::ClientSlot;
+use crate::events::{Bus, Event, EventKind, MessageUpdate, Notice, SessionState, now_ms};
+use crate::store::queue::{self, MessageRecord};
+use crate::store::{Store, StoreError};
+
+/// How often one message is tried while connected before it is failed.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// Everything the worker needs.
+pub(crate) struct Sender {
+    pub id: Arc<str>,
+    pub store: Store,
+    pub bus: Bus,
+    pub state: watch::Receiver<SessionState>,
+    pub client: ClientSlot,
+    pub wake: Arc<Notify>,
+}
+
+/// Why one attempt did not end the message.
+#[derive(Debug, thiserror::Error)]
+enum Attempt {
+    #[error("{0}")]
+    Retry(String),
+    #[error("{0}")]
+    Fail(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Sender {
+    fn client(&self) -> Option<Arc<Client>> {
+        self.client.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// Run until the session's state channel closes (the session is deleted or shut down).
+    pub async fn run(mut self) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            if self
+                .state
+                .wait_for(|s| matches!(s, SessionState::Connected { .. }))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let sid = self.id.clone();
+            let next = match self.store.read(move |t| queue::next(t, &sid)).await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!(session = %self.id, error = %e, "cannot read the queue");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+            };
+            let Some(rec) = next else {
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    r = self.state.changed() => if r.is_err() { return },
+                }
+                continue;
+            };
+            match self.send_one(&rec).await {
+                Ok(()) => backoff = Duration::from_secs(1),
+                Err(Attempt::Retry(why)) if rec.attempts + 1 < MAX_ATTEMPTS => {
+                    tracing::warn!(session = %self.id, msg = %rec.id, error = %why, "send failed; will retry");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+                Err(Attempt::Retry(why) | Attempt::Fail(why)) => {
+                    tracing::warn!(session = %self.id, msg = %rec.id, error = %why, "send failed");
+                    let (sid, id) = (self.id.clone(), rec.id.clone());
+                    let res = self
+                        .store
+                        .write(move |t| queue::mark_failed(t, &sid, &id, &why, now_ms()))
+                        .await;
+                    match res {
+                        Ok(rec) => self.publish(&rec, EventKind::MessageFailed).await,
+                        Err(e) => tracing::error!(session = %self.id, error = %e, "cannot record a failure"),
+                    }
+                }
+                Err(Attempt::Store(e)) => {
+                    tracing::error!(session = %self.id, error = %e, "queue write failed");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        }
+    }
+
+    async fn send_one(&self, rec: &MessageRecord) -> Result<(), Attempt> {
+        let client = self
+            .client()
+            .ok_or_else(|| Attempt::Retry("the session has no client".into()))?;
+        let outgoing: Outgoing = serde_json::from_value(rec.content.clone())
+            .map_err(|e| Attempt::Fail(format!("stored message is unreadable: {e}")))?;
+        let to: whatsapp_rust::Jid = rec
+            .to
+            .parse()
+            .map_err(|e| Attempt::Fail(format!("bad recipient {}: {e}", rec.to)))?;
+        let wa_id = rec
+            .wa_id
+            .clone()
+            .unwrap_or_else(|| client.generate_message_id());
+        let (sid, id, w) = (self.id.clone(), rec.id.clone(), wa_id.clone());
+        self.store
+            .write(move |t| queue::mark_sending(t, &sid, &id, &w))
+            .await?;
+
+        let media = match compose::media_type(&outgoing.content) {
+            Some(media_type) => {
+                let (sid, id) = (self.id.clone(), rec.id.clone());
+                let bytes = self
+                    .store
+                    .read(move |t| queue::blob(t, &sid, &id))
+                    .await?
+                    .ok_or_else(|| Attempt::Fail("the message's media is missing".into()))?;
+                let up = client
+                    .upload(bytes, media_type, UploadOptions::default())
+                    .await
+                    .map_err(|e| Attempt::Retry(format!("media upload failed: {e}")))?;
+                Some(UploadedMedia::from_upload(up, &outgoing.content))
+            }
+            None => None,
+        };
+        let message = compose::build(&outgoing.content, media.as_ref())
+            .map_err(|e| Attempt::Fail(e.to_string()))?;
+        client
+            .send_message_with_options(to, message, SendOptions::default().with_message_id(&wa_id))
+            .await
+            .map_err(|e| match e {
+                whatsapp_rust::send::SendError::InvalidRequest(m) => Attempt::Fail(m),
+                other => Attempt::Retry(other.to_string()),
+            })?;
+        let (sid, id) = (self.id.clone(), rec.id.clone());
+        let sent = self
+            .store
+            .write(move |t| queue::mark_sent(t, &sid, &id, now_ms()))
+            .await?;
+        tracing::info!(session = %self.id, msg = %sent.id, wa_id = %wa_id, "sent");
+        self.publish(&sent, EventKind::MessageSent).await;
+        Ok(())
+    }
+
+    async fn publish(&self, rec: &MessageRecord, kind: fn(MessageUpdate) -> EventKind) {
+        let update = message_update(self.client().as_deref(), rec).await;
+        self.bus
+            .publish(Notice::Event(Event::new(&self.id, kind(update))));
+    }
+}
+
+/// The event payload for a message, with the recipient's phone number and LID when the
+/// client knows the mapping.
+pub(crate) async fn message_update(client: Option<&Client>, rec: &MessageRecord) -> MessageUpdate {
+    let (mut to_phone, mut to_lid) = (None, None);
+    if let Ok(jid) = rec.to.parse::<whatsapp_rust::Jid>() {
+        if jid.is_lid() {
+            to_lid = Some(rec.to.clone());
+        } else if jid.is_pn() {
+            to_phone = Some(rec.to.clone());
+        }
+        if let Some(client) = client
+            && let Ok(Some(entry)) = client.get_lid_pn_entry(&jid).await
+        {
+            to_lid.get_or_insert_with(|| format!("{}@lid", entry.lid));
+            to_phone.get_or_insert_with(|| format!("{}@s.whatsapp.net", entry.phone_number));
+        }
+    }
+    let status = serde_json::to_value(rec.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    MessageUpdate {
+        id: rec.id.clone(),
+        wa_id: rec.wa_id.clone(),
+        kind: rec.kind.clone(),
+        to: rec.to.clone(),
+        to_phone,
+        to_lid,
+        status,
+        reason: rec.reason.clone(),
+    }
+}

@@ -1,0 +1,497 @@
+//! The persistent send queue: every message wagate accepts, in order per session.
+//!
+//! Accepted means durable: [`enqueue`] writes the message, its place in the session's queue,
+//! its media bytes and its idempotency key in one transaction before the API answers 202.
+//!
+//! Sending is crash-safe by recording WhatsApp's message id before the network send
+//! ([`mark_sending`], committed first). After a crash the message is still first in its queue
+//! with that id, and the sender sends it again *with the same id*: WhatsApp identifies a
+//! message by (chat, sender, id), so a recipient that already has it treats the second copy as
+//! the same message. Transport is at-least-once; what the recipient sees is exactly once.
+//!
+//! Layout (every key starts with the session id):
+//! - `msg`       (session, msg id) -> [`MessageRecord`] as JSON
+//! - `msg_queue` (session, seq) -> msg id: the messages still to send, in acceptance order
+//! - `msg_seq`   session -> next seq
+//! - `msg_idem`  (session, Idempotency-Key) -> msg id
+//! - `msg_wa`    (session, WhatsApp id) -> msg id: receipts find their message
+//! - `msg_blob`  (session, msg id) -> media bytes, dropped once sent
+
+use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::{Result, StoreError};
+
+const MSG: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("msg");
+const QUEUE: TableDefinition<(&str, u64), &str> = TableDefinition::new("msg_queue");
+const SEQ: TableDefinition<&str, u64> = TableDefinition::new("msg_seq");
+const IDEM: TableDefinition<(&str, &str), &str> = TableDefinition::new("msg_idem");
+const WA: TableDefinition<(&str, &str), &str> = TableDefinition::new("msg_wa");
+const BLOB: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("msg_blob");
+
+pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<()> {
+    txn.open_table(MSG)?;
+    txn.open_table(QUEUE)?;
+    txn.open_table(SEQ)?;
+    txn.open_table(IDEM)?;
+    txn.open_table(WA)?;
+    txn.open_table(BLOB)?;
+    Ok(())
+}
+
+/// Where a message is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Queued,
+    /// Held by the duplicate-content guard.
+    Held,
+    /// WhatsApp's id is recorded and the send is under way (or was, before a crash).
+    Sending,
+    Sent,
+    Delivered,
+    Read,
+    Cancelled,
+    Failed,
+}
+
+impl MessageStatus {
+    /// Still waiting in the queue.
+    pub fn is_pending(self) -> bool {
+        matches!(
+            self,
+            MessageStatus::Queued | MessageStatus::Held | MessageStatus::Sending
+        )
+    }
+}
+
+/// One accepted message.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MessageRecord {
+    /// `msg_` + ULID, unique in the session.
+    pub id: String,
+    pub session: String,
+    pub kind: String,
+    /// The recipient's JID.
+    pub to: String,
+    /// The composed content, as the engine stores it.
+    pub content: serde_json::Value,
+    pub status: MessageStatus,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// WhatsApp's message id, fixed before the first send attempt.
+    #[serde(default)]
+    pub wa_id: Option<String>,
+    pub seq: u64,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    #[serde(default)]
+    pub attempts: u32,
+    pub created_at: i64,
+    #[serde(default)]
+    pub sent_at: Option<i64>,
+    #[serde(default)]
+    pub delivered_at: Option<i64>,
+    #[serde(default)]
+    pub read_at: Option<i64>,
+    #[serde(default)]
+    pub failed_at: Option<i64>,
+    #[serde(default)]
+    pub cancelled_at: Option<i64>,
+}
+
+/// What the API hands the queue.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub kind: String,
+    pub to: String,
+    pub content: serde_json::Value,
+    /// Media bytes to upload at send time.
+    pub blob: Option<Vec<u8>>,
+    pub idempotency_key: Option<String>,
+    pub now_ms: i64,
+}
+
+/// The result of [`enqueue`].
+#[derive(Debug, Clone)]
+pub struct Enqueued {
+    pub record: MessageRecord,
+    /// True when the idempotency key named an earlier message: nothing was written.
+    pub replayed: bool,
+}
+
+fn corrupt(detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        table: "msg",
+        detail: detail.to_string(),
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<MessageRecord> {
+    serde_json::from_slice(bytes).map_err(corrupt)
+}
+
+fn encode(rec: &MessageRecord) -> Result<Vec<u8>> {
+    serde_json::to_vec(rec).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+fn put(txn: &WriteTransaction, rec: &MessageRecord) -> Result<()> {
+    let mut t = txn.open_table(MSG)?;
+    t.insert((rec.session.as_str(), rec.id.as_str()), encode(rec)?.as_slice())?;
+    Ok(())
+}
+
+fn get_w(txn: &WriteTransaction, session: &str, id: &str) -> Result<Option<MessageRecord>> {
+    let t = txn.open_table(MSG)?;
+    t.get((session, id))?.map(|v| decode(v.value())).transpose()
+}
+
+/// Accept a message: one transaction, durable on commit. A known idempotency key returns the
+/// first message instead and writes nothing.
+pub fn enqueue(txn: &WriteTransaction, session: &str, new: NewMessage) -> Result<Enqueued> {
+    if let Some(key) = &new.idempotency_key {
+        let idem = txn.open_table(IDEM)?;
+        let existing = idem.get((session, key.as_str()))?.map(|v| v.value().to_string());
+        drop(idem);
+        if let Some(id) = existing {
+            let record = get_w(txn, session, &id)?
+                .ok_or_else(|| corrupt(format!("idempotency key names missing message {id}")))?;
+            return Ok(Enqueued {
+                record,
+                replayed: true,
+            });
+        }
+    }
+    let seq = {
+        let mut t = txn.open_table(SEQ)?;
+        let seq = t.get(session)?.map(|v| v.value()).unwrap_or(0);
+        t.insert(session, seq + 1)?;
+        seq
+    };
+    let record = MessageRecord {
+        id: format!("msg_{}", ulid::Ulid::new()),
+        session: session.to_string(),
+        kind: new.kind,
+        to: new.to,
+        content: new.content,
+        status: MessageStatus::Queued,
+        reason: None,
+        wa_id: None,
+        seq,
+        idempotency_key: new.idempotency_key,
+        attempts: 0,
+        created_at: new.now_ms,
+        sent_at: None,
+        delivered_at: None,
+        read_at: None,
+        failed_at: None,
+        cancelled_at: None,
+    };
+    put(txn, &record)?;
+    txn.open_table(QUEUE)?
+        .insert((session, seq), record.id.as_str())?;
+    if let Some(key) = &record.idempotency_key {
+        txn.open_table(IDEM)?
+            .insert((session, key.as_str()), record.id.as_str())?;
+    }
+    if let Some(blob) = &new.blob {
+        txn.open_table(BLOB)?
+            .insert((session, record.id.as_str()), blob.as_slice())?;
+    }
+    Ok(Enqueued {
+        record,
+        replayed: false,
+    })
+}
+
+pub fn get(txn: &ReadTransaction, session: &str, id: &str) -> Result<Option<MessageRecord>> {
+    let t = txn.open_table(MSG)?;
+    t.get((session, id))?.map(|v| decode(v.value())).transpose()
+}
+
+/// The message a WhatsApp id belongs to.
+pub fn by_wa_id(txn: &ReadTransaction, session: &str, wa_id: &str) -> Result<Option<MessageRecord>> {
+    let id = {
+        let t = txn.open_table(WA)?;
+        t.get((session, wa_id))?.map(|v| v.value().to_string())
+    };
+    match id {
+        Some(id) => get(txn, session, &id),
+        None => Ok(None),
+    }
+}
+
+/// The first message still to send (queued or interrupted mid-send), skipping held ones.
+pub fn next(txn: &ReadTransaction, session: &str) -> Result<Option<MessageRecord>> {
+    let q = txn.open_table(QUEUE)?;
+    let msgs = txn.open_table(MSG)?;
+    for row in q.range((session, 0u64)..=(session, u64::MAX))? {
+        let (_, id) = row?;
+        let rec = msgs
+            .get((session, id.value()))?
+            .map(|v| decode(v.value()))
+            .transpose()?
+            .ok_or_else(|| corrupt(format!("queued message {} is missing", id.value())))?;
+        if rec.status != MessageStatus::Held {
+            return Ok(Some(rec));
+        }
+    }
+    Ok(None)
+}
+
+/// How many messages wait in the session's queue (held ones included).
+pub fn depth(txn: &ReadTransaction, session: &str) -> Result<u64> {
+    let q = txn.open_table(QUEUE)?;
+    let mut n = 0;
+    for row in q.range((session, 0u64)..=(session, u64::MAX))? {
+        row?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The media bytes of a message, while it has them.
+pub fn blob(txn: &ReadTransaction, session: &str, id: &str) -> Result<Option<Vec<u8>>> {
+    let t = txn.open_table(BLOB)?;
+    Ok(t.get((session, id))?.map(|v| v.value().to_vec()))
+}
+
+fn must(txn: &WriteTransaction, session: &str, id: &str) -> Result<MessageRecord> {
+    get_w(txn, session, id)?.ok_or_else(|| StoreError::Invalid(format!("no message {id}")))
+}
+
+fn dequeue(txn: &WriteTransaction, rec: &MessageRecord) -> Result<()> {
+    txn.open_table(QUEUE)?
+        .remove((rec.session.as_str(), rec.seq))?;
+    txn.open_table(BLOB)?
+        .remove((rec.session.as_str(), rec.id.as_str()))?;
+    Ok(())
+}
+
+/// Fix WhatsApp's id for a message before it is sent (kept if it has one already).
+pub fn mark_sending(
+    txn: &WriteTransaction,
+    session: &str,
+    id: &str,
+    wa_id: &str,
+) -> Result<MessageRecord> {
+    let mut rec = must(txn, session, id)?;
+    if rec.wa_id.is_none() {
+        rec.wa_id = Some(wa_id.to_string());
+        txn.open_table(WA)?.insert((session, wa_id), id)?;
+    }
+    rec.status = MessageStatus::Sending;
+    rec.attempts += 1;
+    put(txn, &rec)?;
+    Ok(rec)
+}
+
+/// The server took the message.
+pub fn mark_sent(txn: &WriteTransaction, session: &str, id: &str, at: i64) -> Result<MessageRecord> {
+    let mut rec = must(txn, session, id)?;
+    dequeue(txn, &rec)?;
+    if rec.status < MessageStatus::Sent {
+        rec.status = MessageStatus::Sent;
+    }
+    rec.sent_at.get_or_insert(at);
+    put(txn, &rec)?;
+    Ok(rec)
+}
+
+/// The message cannot be sent; it leaves the queue with a reason.
+pub fn mark_failed(
+    txn: &WriteTransaction,
+    session: &str,
+    id: &str,
+    reason: &str,
+    at: i64,
+) -> Result<MessageRecord> {
+    let mut rec = must(txn, session, id)?;
+    dequeue(txn, &rec)?;
+    rec.status = MessageStatus::Failed;
+    rec.reason = Some(reason.to_string());
+    rec.failed_at = Some(at);
+    put(txn, &rec)?;
+    Ok(rec)
+}
+
+/// Outcome of [`cancel`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cancel {
+    Cancelled(MessageRecord),
+    /// Too late: the message is already being sent or was sent.
+    TooLate(MessageRecord),
+    NotFound,
+}
+
+/// Cancel a message that has not started sending.
+pub fn cancel(txn: &WriteTransaction, session: &str, id: &str, at: i64) -> Result<Cancel> {
+    let Some(mut rec) = get_w(txn, session, id)? else {
+        return Ok(Cancel::NotFound);
+    };
+    if !matches!(rec.status, MessageStatus::Queued | MessageStatus::Held) {
+        return Ok(Cancel::TooLate(rec));
+    }
+    dequeue(txn, &rec)?;
+    rec.status = MessageStatus::Cancelled;
+    rec.cancelled_at = Some(at);
+    put(txn, &rec)?;
+    Ok(Cancel::Cancelled(rec))
+}
+
+/// A receipt moved a message forward. Statuses only advance (a late delivery receipt after
+/// a read one changes nothing); returns the record when it changed.
+pub fn apply_receipt(
+    txn: &WriteTransaction,
+    session: &str,
+    wa_id: &str,
+    status: MessageStatus,
+    at: i64,
+) -> Result<Option<MessageRecord>> {
+    let id = {
+        let t = txn.open_table(WA)?;
+        t.get((session, wa_id))?.map(|v| v.value().to_string())
+    };
+    let Some(id) = id else { return Ok(None) };
+    let mut rec = must(txn, session, &id)?;
+    if rec.status.is_pending() {
+        // A receipt for a message we had not seen acknowledged: the send did happen.
+        dequeue(txn, &rec)?;
+        rec.sent_at.get_or_insert(at);
+    }
+    if rec.status >= status || matches!(rec.status, MessageStatus::Cancelled | MessageStatus::Failed) {
+        put(txn, &rec)?;
+        return Ok(None);
+    }
+    rec.status = status;
+    match status {
+        MessageStatus::Delivered => {
+            rec.delivered_at.get_or_insert(at);
+        }
+        MessageStatus::Read => {
+            rec.delivered_at.get_or_insert(at);
+            rec.read_at.get_or_insert(at);
+        }
+        _ => {}
+    }
+    put(txn, &rec)?;
+    Ok(Some(rec))
+}
+
+/// Remove every message row of a session.
+pub(crate) fn delete_session(txn: &WriteTransaction, session: &str) -> Result<()> {
+    let end = format!("{session}\0");
+    fn clear<V: redb::Value + 'static>(
+        txn: &WriteTransaction,
+        def: TableDefinition<(&str, &str), V>,
+        session: &str,
+        end: &str,
+    ) -> Result<()> {
+        let mut t = txn.open_table(def)?;
+        t.retain_in((session, "")..(end, ""), |_, _| false)?;
+        Ok(())
+    }
+    clear(txn, MSG, session, &end)?;
+    clear(txn, IDEM, session, &end)?;
+    clear(txn, WA, session, &end)?;
+    clear(txn, BLOB, session, &end)?;
+    txn.open_table(QUEUE)?
+        .retain_in((session, 0u64)..=(session, u64::MAX), |_, _| false)?;
+    txn.open_table(SEQ)?.remove(session)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("q.redb"), 1 << 20).unwrap();
+        (dir, s)
+    }
+
+    fn msg(text: &str, key: Option<&str>) -> NewMessage {
+        NewMessage {
+            kind: "text".into(),
+            to: "15550001111@s.whatsapp.net".into(),
+            content: serde_json::json!({ "text": text }),
+            blob: None,
+            idempotency_key: key.map(str::to_string),
+            now_ms: 1,
+        }
+    }
+
+    #[test]
+    fn order_per_session_and_idempotency() {
+        let (_d, s) = store();
+        let a = s.write_blocking(|t| enqueue(t, "a", msg("1", Some("k1")))).unwrap();
+        let b = s.write_blocking(|t| enqueue(t, "a", msg("2", None))).unwrap();
+        s.write_blocking(|t| enqueue(t, "b", msg("x", Some("k1")))).unwrap();
+        let again = s.write_blocking(|t| enqueue(t, "a", msg("other", Some("k1")))).unwrap();
+        assert!(again.replayed);
+        assert_eq!(again.record.id, a.record.id);
+        assert!(a.record.id.starts_with("msg_"));
+        assert_eq!(s.read_blocking(|t| depth(t, "a")).unwrap(), 2);
+        assert_eq!(s.read_blocking(|t| depth(t, "b")).unwrap(), 1);
+        let first = s.read_blocking(|t| next(t, "a")).unwrap().unwrap();
+        assert_eq!(first.id, a.record.id);
+        s.write_blocking(|t| mark_sending(t, "a", &first.id, "WA1")).unwrap();
+        // Interrupted mid-send: still first, with its WhatsApp id kept.
+        let again = s.read_blocking(|t| next(t, "a")).unwrap().unwrap();
+        assert_eq!((again.id.as_str(), again.wa_id.as_deref()), (first.id.as_str(), Some("WA1")));
+        let rec = s.write_blocking(|t| mark_sending(t, "a", &first.id, "WA-other")).unwrap();
+        assert_eq!(rec.wa_id.as_deref(), Some("WA1"));
+        assert_eq!(rec.attempts, 2);
+        s.write_blocking(|t| mark_sent(t, "a", &first.id, 5)).unwrap();
+        let second = s.read_blocking(|t| next(t, "a")).unwrap().unwrap();
+        assert_eq!(second.id, b.record.id);
+    }
+
+    #[test]
+    fn receipts_only_move_forward_and_cancel_only_before_sending() {
+        let (_d, s) = store();
+        let a = s.write_blocking(|t| enqueue(t, "a", msg("1", None))).unwrap().record;
+        let b = s.write_blocking(|t| enqueue(t, "a", msg("2", None))).unwrap().record;
+        s.write_blocking(|t| mark_sending(t, "a", &a.id, "WA1")).unwrap();
+        assert!(matches!(
+            s.write_blocking(|t| cancel(t, "a", &a.id, 2)).unwrap(),
+            Cancel::TooLate(_)
+        ));
+        assert!(matches!(
+            s.write_blocking(|t| cancel(t, "a", &b.id, 2)).unwrap(),
+            Cancel::Cancelled(_)
+        ));
+        assert_eq!(s.write_blocking(|t| cancel(t, "a", "msg_nope", 2)).unwrap(), Cancel::NotFound);
+        s.write_blocking(|t| mark_sent(t, "a", &a.id, 3)).unwrap();
+        let r = s
+            .write_blocking(|t| apply_receipt(t, "a", "WA1", MessageStatus::Read, 9))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.status, MessageStatus::Read);
+        assert_eq!((r.delivered_at, r.read_at), (Some(9), Some(9)));
+        assert!(s
+            .write_blocking(|t| apply_receipt(t, "a", "WA1", MessageStatus::Delivered, 10))
+            .unwrap()
+            .is_none());
+        assert_eq!(s.read_blocking(|t| depth(t, "a")).unwrap(), 0);
+        let found = s.read_blocking(|t| by_wa_id(t, "a", "WA1")).unwrap().unwrap();
+        assert_eq!(found.id, a.id);
+    }
+
+    #[test]
+    fn media_is_kept_until_sent_and_sessions_are_separate() {
+        let (_d, s) = store();
+        let mut m = msg("pic", None);
+        m.blob = Some(vec![1, 2, 3]);
+        let a = s.write_blocking(|t| enqueue(t, "a", m.clone())).unwrap().record;
+        s.write_blocking(|t| enqueue(t, "ab", m)).unwrap();
+        assert_eq!(s.read_blocking(|t| blob(t, "a", &a.id)).unwrap(), Some(vec![1, 2, 3]));
+        s.write_blocking(|t| mark_failed(t, "a", &a.id, "no such user", 4)).unwrap();
+        assert_eq!(s.read_blocking(|t| blob(t, "a", &a.id)).unwrap(), None);
+        s.write_blocking(|t| delete_session(t, "a")).unwrap();
+        assert!(s.read_blocking(|t| get(t, "a", &a.id)).unwrap().is_none());
+        assert_eq!(s.read_blocking(|t| depth(t, "ab")).unwrap(), 1);
+    }
+}

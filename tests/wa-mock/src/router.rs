@@ -282,7 +282,7 @@ fn on_iq(inner: &Inner, st: &mut State, conn: ConnId, node: &Node) {
             Some(u) => iq_result(&id, vec![usync(st, u)]),
             None => iq_error(&id, 400, "bad-request"),
         },
-        ("w", "props") => iq_result(
+        ("abt" | "w", "props") => iq_result(
             &id,
             vec![
                 NodeBuilder::new("props")

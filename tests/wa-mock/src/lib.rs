@@ -1,1 +1,41 @@
-//! wa-mock: a mock WhatsApp server (under construction).
+//! wa-mock: a mock WhatsApp server that speaks the real protocol, so the real
+//! `whatsapp-rust` client can pair, log in and exchange end-to-end encrypted
+//! messages against it in tests. Dev-only; never part of wagate's build.
+//!
+//! # Layout
+//! - [`server`]: `MockServer`, the handle tests hold (start, QR scan, pair code,
+//!   faults, stanza record, waiting helpers), and `MockConfig`.
+//! - [`noise`]: server side of the Noise XX / IK / XXfallback handshake and the
+//!   encrypted frame transport.
+//! - `conn`: one WebSocket connection: handshake, reader loop, writer task.
+//! - `router`: what the server answers to each stanza; message, receipt and
+//!   chatstate routing; offline queues.
+//! - [`phone`]: the mock phone (account identity, ADV signing, QR / pair-code
+//!   linking crypto).
+//! - [`state`]: accounts, devices, keys, connections, faults, stanza record.
+//! - [`media`]: the HTTPS media host for uploads and downloads.
+//! - `admin`: the admin HTTP API (`/admin/...`).
+//! - [`error`]: the error type.
+//!
+//! # Client-side requirements
+//! The mock's certificate chain is a test chain: the client must be built with
+//! `whatsapp-rust`'s `danger-skip-cert-chain-verify` feature (only ever in a
+//! test build). Pin the client version (`Bot::builder().with_version(..)`) so
+//! it does not fetch one from the web.
+
+mod admin;
+mod conn;
+pub mod error;
+pub mod media;
+pub mod noise;
+pub mod phone;
+mod router;
+pub mod server;
+mod stanza;
+pub mod state;
+
+pub use error::{Error, Result};
+pub use server::{
+    AccountInfo, AccountSummary, DeviceSummary, MockConfig, MockServer, StanzaFilter, StreamError,
+};
+pub use state::{DeviceAddr, Direction, LoginFailure, StanzaRecord};

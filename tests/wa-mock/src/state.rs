@@ -1,0 +1,317 @@
+//! The mock's world: accounts, their devices and keys, live connections,
+//! offline queues, fault switches and the stanza record.
+//!
+//! Everything sits behind one `std::sync::Mutex` (no `.await` ever happens
+//! while it is held); a `watch` counter ticks on every change so tests can
+//! wait for a condition without sleeping.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use wacore::libsignal::protocol::KeyPair;
+use wacore_binary::{Jid, Node, Server};
+
+use crate::stanza;
+
+/// Identifies one WebSocket connection.
+pub type ConnId = u64;
+
+/// A device of an account: `(phone, device id)`; device 0 is the mock phone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+pub struct DeviceAddr {
+    pub phone: String,
+    pub device: u16,
+}
+
+impl DeviceAddr {
+    /// `phone:device@s.whatsapp.net` (or `phone@s.whatsapp.net` for device 0).
+    pub fn pn_jid(&self) -> Jid {
+        Jid::pn_device(self.phone.as_str(), self.device)
+    }
+}
+
+/// A signed pre-key as uploaded by a device.
+#[derive(Debug, Clone)]
+pub struct SignedPreKey {
+    pub id: u32,
+    pub public: [u8; 32],
+    pub signature: Vec<u8>,
+}
+
+/// What the server knows about one device's Signal keys and pairing.
+#[derive(Debug, Clone)]
+pub struct DeviceRecord {
+    pub id: u16,
+    pub key_index: u32,
+    /// Noise static key the device logs in with (zero for the phone).
+    pub noise_pub: [u8; 32],
+    pub registration_id: u32,
+    pub identity: [u8; 32],
+    pub signed_prekey: Option<SignedPreKey>,
+    pub prekeys: VecDeque<(u32, [u8; 32])>,
+    /// The companion's signed ADV identity (from pair-device-sign).
+    pub device_identity: Option<Vec<u8>>,
+    pub platform: String,
+    pub logins: u32,
+}
+
+/// One mock WhatsApp account: a phone number, a LID, the phone's identity.
+pub struct Account {
+    pub phone: String,
+    pub lid: String,
+    pub push_name: String,
+    /// The primary phone's identity key; it signs companions' ADV identities.
+    pub identity: KeyPair,
+    pub raw_id: u32,
+    pub next_device: u16,
+    pub next_key_index: u32,
+    pub devices: BTreeMap<u16, DeviceRecord>,
+}
+
+/// Registration data a pairing client sent in its ClientPayload.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub registration_id: u32,
+    pub identity: [u8; 32],
+    pub signed_prekey: SignedPreKey,
+    pub platform: String,
+}
+
+/// Scan in progress: pair-success was sent, the companion's answer is awaited.
+pub struct PairWait {
+    pub iq_id: String,
+    pub addr: DeviceAddr,
+    pub key_index: u32,
+    pub reply: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+/// A pair-code request (stage 1) waiting for the phone to enter the code.
+pub struct PairCodeRequest {
+    pub phone: String,
+    pub wrapped_companion_ephemeral: Vec<u8>,
+    pub pairing_ref: Vec<u8>,
+    /// Set once the phone entered the code (stage 2 state).
+    pub primary_ephemeral: Option<KeyPair>,
+    pub companion_ephemeral: Option<[u8; 32]>,
+    /// Completes `enter_pair_code` once the companion signed.
+    pub reply: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+/// What the connection writer task is told to do.
+pub enum Outbound {
+    Node(Node),
+    /// Close the socket (after anything queued before it).
+    Close,
+}
+
+/// One live WebSocket connection.
+pub struct Conn {
+    pub id: ConnId,
+    pub tx: mpsc::UnboundedSender<Outbound>,
+    pub noise_pub: [u8; 32],
+    /// Set once logged in.
+    pub device: Option<DeviceAddr>,
+    /// Sent `<active/>`: messages are delivered directly, not queued.
+    pub active: bool,
+    pub registration: Option<Registration>,
+    pub refs: Vec<String>,
+    pub pair_wait: Option<PairWait>,
+    pub pair_code: Option<PairCodeRequest>,
+}
+
+/// A connect failure to answer the next matching login with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LoginFailure {
+    /// `<failure reason="402" code=.. expire=..>`: temporary ban.
+    TempBan { code: u32, expire_secs: u64 },
+    /// `<failure reason="405">`: client outdated.
+    ClientOutdated,
+    /// `<failure reason="401">`: logged out / device removed.
+    LoggedOut,
+    /// Any other reason code.
+    Other { reason: u32 },
+}
+
+/// Direction of a recorded stanza, seen from the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Client to server.
+    In,
+    /// Server to client.
+    Out,
+}
+
+/// One stanza that crossed a connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct StanzaRecord {
+    pub seq: u64,
+    /// Unix milliseconds.
+    pub at_ms: u64,
+    pub conn: ConnId,
+    /// The device's PN JID once the connection logged in.
+    pub device: Option<String>,
+    pub direction: Direction,
+    pub tag: String,
+    pub xml: String,
+    #[serde(skip)]
+    pub node: Node,
+}
+
+/// The shared world.
+pub struct State {
+    pub accounts: BTreeMap<String, Account>,
+    pub lid_to_phone: HashMap<String, String>,
+    pub conns: HashMap<ConnId, Conn>,
+    pub refs: HashMap<String, ConnId>,
+    pub offline: HashMap<DeviceAddr, Vec<Node>>,
+    pub stanzas: Vec<StanzaRecord>,
+    pub refuse_until: Option<Instant>,
+    /// Keyed by phone; `None` matches any login.
+    pub login_failures: Vec<(Option<String>, LoginFailure)>,
+    pub next_conn: ConnId,
+    pub next_phone: u32,
+    pub next_id: u64,
+    pub next_seq: u64,
+    pub media_blobs: HashMap<String, Vec<u8>>,
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as u64
+}
+
+impl State {
+    pub fn new(first_phone: u32) -> Self {
+        Self {
+            accounts: BTreeMap::new(),
+            lid_to_phone: HashMap::new(),
+            conns: HashMap::new(),
+            refs: HashMap::new(),
+            offline: HashMap::new(),
+            stanzas: Vec::new(),
+            refuse_until: None,
+            login_failures: Vec::new(),
+            next_conn: 1,
+            next_phone: first_phone,
+            next_id: 1,
+            next_seq: 1,
+            media_blobs: HashMap::new(),
+        }
+    }
+
+    /// A fresh server-side stanza id.
+    pub fn new_id(&mut self) -> String {
+        let id = self.next_id;
+        self.next_id += 1;
+        format!("mock-{id}")
+    }
+
+    /// Resolves the phone number of a PN or LID user.
+    pub fn phone_of(&self, jid: &Jid) -> Option<String> {
+        match jid.server {
+            Server::Pn | Server::Hosted => self
+                .accounts
+                .contains_key(jid.user.as_str())
+                .then(|| jid.user.to_string()),
+            Server::Lid | Server::HostedLid => self.lid_to_phone.get(jid.user.as_str()).cloned(),
+            _ => None,
+        }
+    }
+
+    /// The JID of `addr` in the same address family (PN or LID) as `like`.
+    pub fn jid_like(&self, addr: &DeviceAddr, like: &Jid) -> Jid {
+        if like.server == Server::Lid
+            && let Some(acc) = self.accounts.get(&addr.phone)
+        {
+            return Jid::lid_device(acc.lid.as_str(), addr.device);
+        }
+        addr.pn_jid()
+    }
+
+    /// The connection currently logged in as `addr`.
+    pub fn conn_of(&self, addr: &DeviceAddr) -> Option<&Conn> {
+        self.conns
+            .values()
+            .find(|c| c.device.as_ref() == Some(addr))
+    }
+
+    /// Records a stanza.
+    pub fn record(&mut self, conn: ConnId, direction: Direction, node: &Node) {
+        let device = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.device.as_ref())
+            .map(|d| d.pn_jid().to_string());
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.stanzas.push(StanzaRecord {
+            seq,
+            at_ms: now_ms(),
+            conn,
+            device,
+            direction,
+            tag: node.tag.to_string(),
+            xml: stanza::to_xml(node),
+            node: node.clone(),
+        });
+    }
+
+    /// Sends a node on a connection (and records it). Returns false if gone.
+    pub fn send(&mut self, conn: ConnId, node: Node) -> bool {
+        let Some(c) = self.conns.get(&conn) else {
+            return false;
+        };
+        tracing::debug!(conn, xml = %stanza::to_xml(&node), "-> client");
+        let tx = c.tx.clone();
+        self.record(conn, Direction::Out, &node);
+        tx.send(Outbound::Node(node)).is_ok()
+    }
+
+    /// Closes a connection after what is queued.
+    pub fn close(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get(&conn) {
+            let _ = c.tx.send(Outbound::Close);
+        }
+    }
+
+    /// Delivers to a device: at once when it is online and active, otherwise
+    /// into its offline queue. Stanzas for the mock phone (device 0) are only
+    /// recorded in the log of the sending connection.
+    pub fn deliver(&mut self, addr: &DeviceAddr, node: Node) {
+        if addr.device == 0 {
+            tracing::debug!(phone = %addr.phone, tag = %node.tag, "stanza for the mock phone dropped");
+            return;
+        }
+        let online = self.conn_of(addr).filter(|c| c.active).map(|c| c.id);
+        match online {
+            Some(conn) => {
+                self.send(conn, node);
+            }
+            None => {
+                tracing::debug!(device = %addr.pn_jid(), tag = %node.tag, "queued offline");
+                self.offline.entry(addr.clone()).or_default().push(node);
+            }
+        }
+    }
+
+    /// Every device id of an account (the phone included).
+    pub fn device_ids(&self, phone: &str) -> Vec<u16> {
+        self.accounts
+            .get(phone)
+            .map(|a| a.devices.keys().copied().collect())
+            .unwrap_or_default()
+    }
+}

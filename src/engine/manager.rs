@@ -14,6 +14,7 @@ use super::session::{self, ClientSlot, Command, SessionCtx};
 use super::{EngineConfig, EngineError, startable, valid_session_id};
 use crate::events::{Bus, SessionState, now_ms};
 use crate::store::Store;
+use crate::store::queue::{self, MessageRecord};
 use crate::store::sessions::{self, SessionRecord};
 
 /// A session as the engine reports it.
@@ -291,6 +292,81 @@ impl SessionManager {
         .await
         .map_err(|_| EngineError::Closed)?;
         wait.await.map_err(|_| EngineError::Closed)?
+    }
+
+    /// Accept a message into the session's durable queue (committed before this returns) and
+    /// wake its send worker. `outgoing` is what `compose::parse` made of the request; `blob`
+    /// its media bytes. A known `idempotency_key` returns the first message unchanged.
+    pub async fn enqueue(
+        &self,
+        id: &str,
+        kind: &str,
+        outgoing: &super::compose::Outgoing,
+        blob: Option<Vec<u8>>,
+        idempotency_key: Option<String>,
+    ) -> Result<queue::Enqueued, EngineError> {
+        let state = self.watch(id).await?.borrow().clone();
+        if let SessionState::Failed { reason, .. } = state {
+            return Err(EngineError::SessionFailed {
+                id: id.to_string(),
+                reason: reason.as_str(),
+            });
+        }
+        let content =
+            serde_json::to_value(outgoing).map_err(|e| EngineError::Client(e.to_string()))?;
+        let new = queue::NewMessage {
+            kind: kind.to_string(),
+            to: outgoing.to.clone(),
+            content,
+            blob,
+            idempotency_key,
+            now_ms: now_ms(),
+        };
+        let sid = id.to_string();
+        let done = self
+            .inner
+            .store
+            .write(move |txn| queue::enqueue(txn, &sid, new))
+            .await?;
+        if !done.replayed {
+            self.wake(id).await;
+        }
+        Ok(done)
+    }
+
+    /// A message of the session by wagate id.
+    pub async fn message(&self, id: &str, msg: &str) -> Result<Option<MessageRecord>, EngineError> {
+        let (sid, msg) = (id.to_string(), msg.to_string());
+        Ok(self
+            .inner
+            .store
+            .read(move |txn| queue::get(txn, &sid, &msg))
+            .await?)
+    }
+
+    /// Send read receipts for received messages (`wa_ids` are WhatsApp's ids, `chat` and, in
+    /// groups, `sender` as the `message.received` event named them).
+    pub async fn mark_read(
+        &self,
+        id: &str,
+        chat: &str,
+        sender: Option<&str>,
+        wa_ids: &[&str],
+    ) -> Result<(), EngineError> {
+        let client = self
+            .client(id)
+            .await
+            .ok_or_else(|| EngineError::NotConnected(id.to_string()))?;
+        let bad = |j: &str| EngineError::InvalidJid(j.to_string());
+        let chat: whatsapp_rust::Jid = chat.parse().map_err(|_| bad(chat))?;
+        let sender: Option<whatsapp_rust::Jid> = match sender {
+            Some(s) => Some(s.parse().map_err(|_| bad(s))?),
+            None => None,
+        };
+        client
+            .mark_as_read(&chat, sender.as_ref(), wa_ids)
+            .await
+            .map_err(|e| EngineError::Client(e.to_string()))
     }
 
     /// Stop the session, then remove it and every key it had.

@@ -53,6 +53,14 @@ pub enum EngineError {
     InvalidPhone(String),
     #[error("pairing by code failed: {0}")]
     PairCode(String),
+    #[error("session '{id}' has failed ({reason}); start it again first")]
+    SessionFailed { id: String, reason: &'static str },
+    #[error("session '{0}' is not connected")]
+    NotConnected(String),
+    #[error("invalid JID '{0}'")]
+    InvalidJid(String),
+    #[error("WhatsApp request failed: {0}")]
+    Client(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the engine is shutting down")]

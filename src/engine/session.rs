@@ -362,7 +362,9 @@ impl SessionCtx {
             WaEvent::Receipt(r) => {
                 use whatsapp_rust::types::presence::ReceiptType;
                 let status = match r.r#type {
-                    ReceiptType::Delivered => MessageStatus::Delivered,
+                    // A recipient that has not announced presence acknowledges delivery
+                    // as `inactive`.
+                    ReceiptType::Delivered | ReceiptType::Inactive => MessageStatus::Delivered,
                     ReceiptType::Read | ReceiptType::Played => MessageStatus::Read,
                     _ => return After::Continue,
                 };

@@ -83,7 +83,7 @@ pub enum HelloStep {
     },
     /// XX or XXfallback: send `server_hello`, then wait for the ClientFinish.
     AwaitFinish {
-        pending: PendingFinish,
+        pending: Box<PendingFinish>,
         server_hello: Vec<u8>,
     },
 }
@@ -217,11 +217,11 @@ fn xx_server_hello(
     let enc_cert = noise.encrypt(&identity.cert_chain).map_err(noise_err)?;
     Ok(HelloStep::AwaitFinish {
         server_hello: encode_server_hello(&eph_pub, Some(enc_static), enc_cert),
-        pending: PendingFinish {
+        pending: Box::new(PendingFinish {
             noise,
             server_eph,
             pattern,
-        },
+        }),
     })
 }
 

@@ -174,7 +174,7 @@ async fn run(cfg: Config) -> Result<ExitCode> {
     mgr.shutdown().await;
     let _ = std::fs::remove_file(cfg.socket_path());
     drop(mgr);
-    drop(store);
+    store.close();
     tracing::info!("stopped");
     Ok(code)
 }
@@ -215,6 +215,7 @@ async fn session(cfg: Config, verb: SessionVerb) -> Result<()> {
                 SessionManager::open(store, Bus::default(), engine_config(&cfg), false).await?;
             let r = control::execute(&mgr, req, false).await;
             mgr.shutdown().await;
+            mgr.store().close();
             r
         }
     };

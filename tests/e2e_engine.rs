@@ -57,7 +57,14 @@ async fn wait_state(
 }
 
 async fn qr_code(mgr: &SessionManager, id: &str) -> String {
-    match wait_state(mgr, id, "a QR code", |s| matches!(s, SessionState::Qr { code, .. } if !code.is_empty())).await {
+    match wait_state(
+        mgr,
+        id,
+        "a QR code",
+        |s| matches!(s, SessionState::Qr { code, .. } if !code.is_empty()),
+    )
+    .await
+    {
         SessionState::Qr { code, .. } => code,
         _ => unreachable!(),
     }
@@ -111,6 +118,7 @@ async fn pairs_by_qr_and_logs_in_again_after_restart_without_a_qr() {
         assert_eq!(info.phone.as_deref(), Some(account.user_jid().as_str()));
         assert!(info.lid.as_deref().is_some_and(|l| l.ends_with("@lid")));
         g.mgr.shutdown().await;
+        g.store.close();
     }
     // A restarted daemon: the store closed and opened again, a new client on the same keys.
     let g = gate(&mock, dir.path()).await;
@@ -120,7 +128,10 @@ async fn pairs_by_qr_and_logs_in_again_after_restart_without_a_qr() {
     eprintln!("figure: restart to connected {:?}", t0.elapsed());
     while let Ok(n) = notices.try_recv() {
         if let Notice::State { state, .. } = n {
-            assert!(!matches!(state, SessionState::Qr { .. }), "no QR after a restart");
+            assert!(
+                !matches!(state, SessionState::Qr { .. }),
+                "no QR after a restart"
+            );
         }
     }
     assert_eq!(
@@ -152,7 +163,9 @@ async fn a_text_goes_from_a_to_b_and_comes_back_delivered_and_read() {
         e.session == "b" && matches!(&e.kind, EventKind::MessageReceived(m) if m.text.as_deref() == Some("hello from a"))
     })
     .await;
-    let EventKind::MessageReceived(m) = got.kind else { unreachable!() };
+    let EventKind::MessageReceived(m) = got.kind else {
+        unreachable!()
+    };
     next_event(&mut rx, "A: delivered", |e| {
         e.session == "a" && matches!(&e.kind, EventKind::MessageDelivered(u) if u.id == id)
     })
@@ -165,7 +178,9 @@ async fn a_text_goes_from_a_to_b_and_comes_back_delivered_and_read() {
         e.session == "a" && matches!(&e.kind, EventKind::MessageRead(u) if u.id == id)
     })
     .await;
-    let EventKind::MessageRead(u) = read.kind else { unreachable!() };
+    let EventKind::MessageRead(u) = read.kind else {
+        unreachable!()
+    };
     assert_eq!(u.to, b.user_jid());
     let rec = g.mgr.message("a", &id).await.unwrap().unwrap();
     assert_eq!(rec.status, wagate::store::queue::MessageStatus::Read);
@@ -184,12 +199,24 @@ async fn server_logout_fails_the_session_and_wipes_its_keys() {
     assert!(mock.send_stream_error(&gone.addr(), StreamError::Code(401)));
     let s = wait_state(&g.mgr, "gone", "failed", SessionState::is_failed).await;
     assert!(
-        matches!(s, SessionState::Failed { reason: FailReason::LoggedOut, .. }),
+        matches!(
+            s,
+            SessionState::Failed {
+                reason: FailReason::LoggedOut,
+                ..
+            }
+        ),
         "{s:?}"
     );
-    let counts = g.store.read_blocking(|t| wagate::store::wa_backend::session_row_counts(t, "gone")).unwrap();
+    let counts = g
+        .store
+        .read_blocking(|t| wagate::store::wa_backend::session_row_counts(t, "gone"))
+        .unwrap();
     assert!(counts.iter().all(|(_, n)| *n == 0), "keys left: {counts:?}");
-    let kept = g.store.read_blocking(|t| wagate::store::wa_backend::session_row_counts(t, "keep")).unwrap();
+    let kept = g
+        .store
+        .read_blocking(|t| wagate::store::wa_backend::session_row_counts(t, "keep"))
+        .unwrap();
     assert!(kept.iter().any(|(_, n)| *n > 0));
     assert!(mock.is_online(&keep.addr()));
 
@@ -209,10 +236,13 @@ async fn temporary_ban_fails_with_its_end_and_a_dropped_connection_reconnects() 
     // Dropped: disconnected, then connected again with no user action.
     let mut rx = g.mgr.watch("s").await.unwrap();
     assert!(mock.drop_connection(&account.addr()));
-    tokio::time::timeout(STEP, rx.wait_for(|s| matches!(s, SessionState::Disconnected { .. })))
-        .await
-        .expect("disconnected")
-        .unwrap();
+    tokio::time::timeout(
+        STEP,
+        rx.wait_for(|s| matches!(s, SessionState::Disconnected { .. })),
+    )
+    .await
+    .expect("disconnected")
+    .unwrap();
     wait_state(&g.mgr, "s", "reconnected", connected).await;
 
     // Banned at the next login: failed { banned, until } about an hour ahead.
@@ -234,7 +264,10 @@ async fn temporary_ban_fails_with_its_end_and_a_dropped_connection_reconnects() 
         panic!("{s:?}")
     };
     let ahead = until - wagate::events::now_ms();
-    assert!((3_500_000..=3_600_000).contains(&ahead), "ban ends in {ahead} ms");
+    assert!(
+        (3_500_000..=3_600_000).contains(&ahead),
+        "ban ends in {ahead} ms"
+    );
     g.mgr.shutdown().await;
 }
 
@@ -249,7 +282,13 @@ async fn links_by_pair_code() {
     let code = g.mgr.pair_code("pc", &phone).await.unwrap();
     assert_eq!(code.replace('-', "").len(), 8);
     let s = wait_state(&g.mgr, "pc", "pair code shown", |s| {
-        matches!(s, SessionState::Qr { pair_code: Some(_), .. })
+        matches!(
+            s,
+            SessionState::Qr {
+                pair_code: Some(_),
+                ..
+            }
+        )
     })
     .await;
     assert!(matches!(s, SessionState::Qr { pair_code: Some(c), .. } if c == code));
@@ -298,13 +337,22 @@ async fn unscanned_qr_codes_end_in_qr_exhausted_and_start_gives_a_new_one() {
     g.mgr.create("q", true).await.unwrap();
     let first = qr_code(&g.mgr, "q").await;
     let mut rx = g.mgr.watch("q").await.unwrap();
-    let s = tokio::time::timeout(Duration::from_secs(90), rx.wait_for(SessionState::is_failed))
-        .await
-        .expect("exhausted within 90 s")
-        .unwrap()
-        .clone();
+    let s = tokio::time::timeout(
+        Duration::from_secs(90),
+        rx.wait_for(SessionState::is_failed),
+    )
+    .await
+    .expect("exhausted within 90 s")
+    .unwrap()
+    .clone();
     assert!(
-        matches!(s, SessionState::Failed { reason: FailReason::QrExhausted, .. }),
+        matches!(
+            s,
+            SessionState::Failed {
+                reason: FailReason::QrExhausted,
+                ..
+            }
+        ),
         "{s:?}"
     );
     g.mgr.start("q").await.unwrap();

@@ -119,6 +119,7 @@ async fn restart_restores_sessions_and_starts_the_enabled_ones() {
         })
         .await;
         mgr.shutdown().await;
+        mgr.store().close();
     }
     // The store is closed with the manager; open it again as a restarted daemon would.
     let mgr = SessionManager::open(open(&dir), Bus::default(), engine(url), true)

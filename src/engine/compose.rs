@@ -41,7 +41,10 @@ pub fn media_type(_content: &Content) -> Option<MediaType> {
     None
 }
 
-pub fn build(content: &Content, _media: Option<&UploadedMedia>) -> Result<wa::Message, ComposeError> {
+pub fn build(
+    content: &Content,
+    _media: Option<&UploadedMedia>,
+) -> Result<wa::Message, ComposeError> {
     match content {
         Content::Text { text } => Ok(wa::Message {
             conversation: Some(text.clone()),

@@ -97,7 +97,9 @@ impl Sender {
                         .await;
                     match res {
                         Ok(rec) => self.publish(&rec, EventKind::MessageFailed).await,
-                        Err(e) => tracing::error!(session = %self.id, error = %e, "cannot record a failure"),
+                        Err(e) => {
+                            tracing::error!(session = %self.id, error = %e, "cannot record a failure")
+                        }
                     }
                 }
                 Err(Attempt::Store(e)) => {

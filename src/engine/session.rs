@@ -18,13 +18,13 @@ use whatsapp_rust::transport::TokioWebSocketTransportFactory;
 use whatsapp_rust::types::events::{Event as WaEvent, EventHandler, EventInterest, EventKind};
 use whatsapp_rust::{Client, Jid};
 
+use super::sender::message_update;
 use super::{EngineConfig, EngineError, normalize_phone};
 use crate::events::{
     Bus, Event, EventKind as DomainKind, FailReason, MessageReceived, Notice, SessionState, now_ms,
 };
-use super::sender::message_update;
 use crate::store::queue::{self, MessageStatus};
-use crate::store::{Store, sessions, wa_backend};
+use crate::store::{RedbBackend, Store, sessions, wa_backend};
 
 /// What a session task is asked to do.
 pub(crate) enum Command {
@@ -85,6 +85,8 @@ impl EventHandler for Forward {
 /// A started client.
 struct Running {
     client: Arc<Client>,
+    /// The client's storage; retired when the client is halted.
+    backend: RedbBackend,
     handle: BotHandle,
     events: mpsc::UnboundedReceiver<Arc<WaEvent>>,
     /// A pair-code flow is outstanding: QR exhaustion does not end the attempt.
@@ -180,8 +182,9 @@ impl SessionCtx {
         self.set_state(SessionState::Connecting, None).await;
         let (tx, events) = mpsc::unbounded_channel();
         let (a, b, c) = self.cfg.version;
+        let backend = self.store.backend(&self.id);
         let bot = Bot::builder()
-            .with_backend(self.store.backend(&self.id))
+            .with_backend(backend.clone())
             .with_transport_factory(
                 TokioWebSocketTransportFactory::new().with_url(&self.cfg.ws_url),
             )
@@ -209,6 +212,7 @@ impl SessionCtx {
         let handle = bot.spawn();
         Some(Running {
             client,
+            backend,
             handle,
             events,
             pair_pending: false,
@@ -216,9 +220,11 @@ impl SessionCtx {
         })
     }
 
-    /// Stop a running client gracefully and wait for its run loop to end.
+    /// Stop a running client gracefully, wait for its run loop to end, and retire its
+    /// storage so none of its lingering tasks writes to the session's keys again.
     async fn halt(&self, running: Running) {
         running.handle.shutdown().await;
+        running.backend.retire();
         self.set_client(None);
     }
 
@@ -653,7 +659,9 @@ pub(crate) async fn run(ctx: SessionCtx, mut commands: mpsc::Receiver<Command>, 
                 Wake::Finished => {
                     // The run loop ended without being asked to (the library gave up).
                     // Events dispatched before it ended were read first (biased).
-                    running = None;
+                    if let Some(r) = running.take() {
+                        r.backend.retire();
+                    }
                     ctx.set_client(None);
                     if !ctx.state().is_failed() {
                         ctx.set_state(SessionState::Stopped, None).await;

@@ -45,6 +45,8 @@ pub enum StoreError {
     Locked,
     #[error("the store has failed after an I/O error and must be reopened")]
     Failed,
+    #[error("the store is closed")]
+    Closed,
     #[error("corrupt record in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
     #[error("{0}")]
@@ -88,7 +90,8 @@ impl StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 struct Inner {
-    db: Database,
+    /// `None` once closed.
+    db: std::sync::RwLock<Option<Database>>,
     path: PathBuf,
     failed: AtomicBool,
     failed_tx: watch::Sender<bool>,
@@ -152,7 +155,7 @@ impl Store {
         let (failed_tx, _) = watch::channel(false);
         Ok(Store {
             inner: Arc::new(Inner {
-                db,
+                db: std::sync::RwLock::new(Some(db)),
                 path: path.to_path_buf(),
                 failed: AtomicBool::new(false),
                 failed_tx,
@@ -191,7 +194,8 @@ impl Store {
             return Err(StoreError::Failed);
         }
         let r = (|| {
-            let txn = self.inner.db.begin_read()?;
+            let db = self.inner.db.read().map_err(|_| StoreError::Closed)?;
+            let txn = db.as_ref().ok_or(StoreError::Closed)?.begin_read()?;
             f(&txn)
         })();
         self.note(r)
@@ -204,7 +208,8 @@ impl Store {
             return Err(StoreError::Failed);
         }
         let r = (|| {
-            let txn = self.inner.db.begin_write()?;
+            let db = self.inner.db.read().map_err(|_| StoreError::Closed)?;
+            let txn = db.as_ref().ok_or(StoreError::Closed)?.begin_write()?;
             let out = f(&txn)?;
             txn.commit()?;
             Ok(out)
@@ -234,6 +239,15 @@ impl Store {
         tokio::task::spawn_blocking(move || store.write_blocking(f))
             .await
             .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// Close the database file now, even while clones of this handle live on (a client's
+    /// lingering task may hold one): it waits for transactions under way, then every later
+    /// operation fails with [`StoreError::Closed`] and the file lock is released.
+    pub fn close(&self) {
+        if let Ok(mut db) = self.inner.db.write() {
+            db.take();
+        }
     }
 
     /// The whatsapp-rust storage backend for one session, namespaced by its id.

@@ -137,7 +137,10 @@ fn encode(rec: &MessageRecord) -> Result<Vec<u8>> {
 
 fn put(txn: &WriteTransaction, rec: &MessageRecord) -> Result<()> {
     let mut t = txn.open_table(MSG)?;
-    t.insert((rec.session.as_str(), rec.id.as_str()), encode(rec)?.as_slice())?;
+    t.insert(
+        (rec.session.as_str(), rec.id.as_str()),
+        encode(rec)?.as_slice(),
+    )?;
     Ok(())
 }
 
@@ -151,7 +154,9 @@ fn get_w(txn: &WriteTransaction, session: &str, id: &str) -> Result<Option<Messa
 pub fn enqueue(txn: &WriteTransaction, session: &str, new: NewMessage) -> Result<Enqueued> {
     if let Some(key) = &new.idempotency_key {
         let idem = txn.open_table(IDEM)?;
-        let existing = idem.get((session, key.as_str()))?.map(|v| v.value().to_string());
+        let existing = idem
+            .get((session, key.as_str()))?
+            .map(|v| v.value().to_string());
         drop(idem);
         if let Some(id) = existing {
             let record = get_w(txn, session, &id)?
@@ -210,7 +215,11 @@ pub fn get(txn: &ReadTransaction, session: &str, id: &str) -> Result<Option<Mess
 }
 
 /// The message a WhatsApp id belongs to.
-pub fn by_wa_id(txn: &ReadTransaction, session: &str, wa_id: &str) -> Result<Option<MessageRecord>> {
+pub fn by_wa_id(
+    txn: &ReadTransaction,
+    session: &str,
+    wa_id: &str,
+) -> Result<Option<MessageRecord>> {
     let id = {
         let t = txn.open_table(WA)?;
         t.get((session, wa_id))?.map(|v| v.value().to_string())
@@ -287,7 +296,12 @@ pub fn mark_sending(
 }
 
 /// The server took the message.
-pub fn mark_sent(txn: &WriteTransaction, session: &str, id: &str, at: i64) -> Result<MessageRecord> {
+pub fn mark_sent(
+    txn: &WriteTransaction,
+    session: &str,
+    id: &str,
+    at: i64,
+) -> Result<MessageRecord> {
     let mut rec = must(txn, session, id)?;
     dequeue(txn, &rec)?;
     if rec.status < MessageStatus::Sent {
@@ -359,7 +373,9 @@ pub fn apply_receipt(
         dequeue(txn, &rec)?;
         rec.sent_at.get_or_insert(at);
     }
-    if rec.status >= status || matches!(rec.status, MessageStatus::Cancelled | MessageStatus::Failed) {
+    if rec.status >= status
+        || matches!(rec.status, MessageStatus::Cancelled | MessageStatus::Failed)
+    {
         put(txn, &rec)?;
         return Ok(None);
     }
@@ -426,10 +442,17 @@ mod tests {
     #[test]
     fn order_per_session_and_idempotency() {
         let (_d, s) = store();
-        let a = s.write_blocking(|t| enqueue(t, "a", msg("1", Some("k1")))).unwrap();
-        let b = s.write_blocking(|t| enqueue(t, "a", msg("2", None))).unwrap();
-        s.write_blocking(|t| enqueue(t, "b", msg("x", Some("k1")))).unwrap();
-        let again = s.write_blocking(|t| enqueue(t, "a", msg("other", Some("k1")))).unwrap();
+        let a = s
+            .write_blocking(|t| enqueue(t, "a", msg("1", Some("k1"))))
+            .unwrap();
+        let b = s
+            .write_blocking(|t| enqueue(t, "a", msg("2", None)))
+            .unwrap();
+        s.write_blocking(|t| enqueue(t, "b", msg("x", Some("k1"))))
+            .unwrap();
+        let again = s
+            .write_blocking(|t| enqueue(t, "a", msg("other", Some("k1"))))
+            .unwrap();
         assert!(again.replayed);
         assert_eq!(again.record.id, a.record.id);
         assert!(a.record.id.starts_with("msg_"));
@@ -437,14 +460,21 @@ mod tests {
         assert_eq!(s.read_blocking(|t| depth(t, "b")).unwrap(), 1);
         let first = s.read_blocking(|t| next(t, "a")).unwrap().unwrap();
         assert_eq!(first.id, a.record.id);
-        s.write_blocking(|t| mark_sending(t, "a", &first.id, "WA1")).unwrap();
+        s.write_blocking(|t| mark_sending(t, "a", &first.id, "WA1"))
+            .unwrap();
         // Interrupted mid-send: still first, with its WhatsApp id kept.
         let again = s.read_blocking(|t| next(t, "a")).unwrap().unwrap();
-        assert_eq!((again.id.as_str(), again.wa_id.as_deref()), (first.id.as_str(), Some("WA1")));
-        let rec = s.write_blocking(|t| mark_sending(t, "a", &first.id, "WA-other")).unwrap();
+        assert_eq!(
+            (again.id.as_str(), again.wa_id.as_deref()),
+            (first.id.as_str(), Some("WA1"))
+        );
+        let rec = s
+            .write_blocking(|t| mark_sending(t, "a", &first.id, "WA-other"))
+            .unwrap();
         assert_eq!(rec.wa_id.as_deref(), Some("WA1"));
         assert_eq!(rec.attempts, 2);
-        s.write_blocking(|t| mark_sent(t, "a", &first.id, 5)).unwrap();
+        s.write_blocking(|t| mark_sent(t, "a", &first.id, 5))
+            .unwrap();
         let second = s.read_blocking(|t| next(t, "a")).unwrap().unwrap();
         assert_eq!(second.id, b.record.id);
     }
@@ -452,9 +482,16 @@ mod tests {
     #[test]
     fn receipts_only_move_forward_and_cancel_only_before_sending() {
         let (_d, s) = store();
-        let a = s.write_blocking(|t| enqueue(t, "a", msg("1", None))).unwrap().record;
-        let b = s.write_blocking(|t| enqueue(t, "a", msg("2", None))).unwrap().record;
-        s.write_blocking(|t| mark_sending(t, "a", &a.id, "WA1")).unwrap();
+        let a = s
+            .write_blocking(|t| enqueue(t, "a", msg("1", None)))
+            .unwrap()
+            .record;
+        let b = s
+            .write_blocking(|t| enqueue(t, "a", msg("2", None)))
+            .unwrap()
+            .record;
+        s.write_blocking(|t| mark_sending(t, "a", &a.id, "WA1"))
+            .unwrap();
         assert!(matches!(
             s.write_blocking(|t| cancel(t, "a", &a.id, 2)).unwrap(),
             Cancel::TooLate(_)
@@ -463,7 +500,10 @@ mod tests {
             s.write_blocking(|t| cancel(t, "a", &b.id, 2)).unwrap(),
             Cancel::Cancelled(_)
         ));
-        assert_eq!(s.write_blocking(|t| cancel(t, "a", "msg_nope", 2)).unwrap(), Cancel::NotFound);
+        assert_eq!(
+            s.write_blocking(|t| cancel(t, "a", "msg_nope", 2)).unwrap(),
+            Cancel::NotFound
+        );
         s.write_blocking(|t| mark_sent(t, "a", &a.id, 3)).unwrap();
         let r = s
             .write_blocking(|t| apply_receipt(t, "a", "WA1", MessageStatus::Read, 9))
@@ -471,12 +511,16 @@ mod tests {
             .unwrap();
         assert_eq!(r.status, MessageStatus::Read);
         assert_eq!((r.delivered_at, r.read_at), (Some(9), Some(9)));
-        assert!(s
-            .write_blocking(|t| apply_receipt(t, "a", "WA1", MessageStatus::Delivered, 10))
-            .unwrap()
-            .is_none());
+        assert!(
+            s.write_blocking(|t| apply_receipt(t, "a", "WA1", MessageStatus::Delivered, 10))
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(s.read_blocking(|t| depth(t, "a")).unwrap(), 0);
-        let found = s.read_blocking(|t| by_wa_id(t, "a", "WA1")).unwrap().unwrap();
+        let found = s
+            .read_blocking(|t| by_wa_id(t, "a", "WA1"))
+            .unwrap()
+            .unwrap();
         assert_eq!(found.id, a.id);
     }
 
@@ -485,10 +529,17 @@ mod tests {
         let (_d, s) = store();
         let mut m = msg("pic", None);
         m.blob = Some(vec![1, 2, 3]);
-        let a = s.write_blocking(|t| enqueue(t, "a", m.clone())).unwrap().record;
+        let a = s
+            .write_blocking(|t| enqueue(t, "a", m.clone()))
+            .unwrap()
+            .record;
         s.write_blocking(|t| enqueue(t, "ab", m)).unwrap();
-        assert_eq!(s.read_blocking(|t| blob(t, "a", &a.id)).unwrap(), Some(vec![1, 2, 3]));
-        s.write_blocking(|t| mark_failed(t, "a", &a.id, "no such user", 4)).unwrap();
+        assert_eq!(
+            s.read_blocking(|t| blob(t, "a", &a.id)).unwrap(),
+            Some(vec![1, 2, 3])
+        );
+        s.write_blocking(|t| mark_failed(t, "a", &a.id, "no such user", 4))
+            .unwrap();
         assert_eq!(s.read_blocking(|t| blob(t, "a", &a.id)).unwrap(), None);
         s.write_blocking(|t| delete_session(t, "a")).unwrap();
         assert!(s.read_blocking(|t| get(t, "a", &a.id)).unwrap().is_none());

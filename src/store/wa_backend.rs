@@ -52,6 +52,7 @@
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
@@ -490,6 +491,9 @@ fn delete_pending_row(
 pub struct RedbBackend {
     store: Store,
     session: Arc<str>,
+    /// Set once the client that owns this backend is gone: its lingering tasks must not
+    /// write into a namespace that is being wiped or that a new client now owns.
+    retired: Arc<AtomicBool>,
 }
 
 impl RedbBackend {
@@ -497,7 +501,14 @@ impl RedbBackend {
         RedbBackend {
             store,
             session: session.into(),
+            retired: Arc::default(),
         }
+    }
+
+    /// Refuse every later write through this backend (and its clones). Writes already
+    /// committed stay; a write that starts after this fails.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
     }
 
     pub fn session(&self) -> &str {
@@ -528,8 +539,18 @@ impl RedbBackend {
         F: FnOnce(&WriteTransaction, &str) -> Result<T> + Send + 'static,
     {
         let session = Arc::clone(&self.session);
+        let retired = Arc::clone(&self.retired);
         self.store
-            .write(move |txn| f(txn, &session))
+            .write(move |txn| {
+                // Checked inside the transaction: writers are serialized, so no write can
+                // land after a wipe that followed `retire`.
+                if retired.load(Ordering::Acquire) {
+                    return Err(StoreError::Invalid(format!(
+                        "session {session}: this client's backend is retired"
+                    )));
+                }
+                f(txn, &session)
+            })
             .await
             .map_err(to_wa)
     }

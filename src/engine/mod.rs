@@ -4,6 +4,7 @@
 //! its whatsapp-rust client, turns the library's events into [`SessionState`] changes (stored
 //! first, then published on the bus) and obeys commands (start, stop, logout, pair code).
 
+pub mod compose;
 pub mod manager;
 pub mod session;
 

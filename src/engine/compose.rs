@@ -1,6 +1,6 @@
 //! The 14 message kinds of the send API, turned into WhatsApp protocol messages.
 //!
-//! Sending a message goes through three steps, two of them pure:
+//! Sending a message goes through three steps; the first and last do no I/O:
 //!
 //! 1. [`parse`] (at request time): validates the body of `POST
 //!    /api/sessions/{sid}/messages/{kind}` and returns an [`Outgoing`], which the send queue
@@ -39,10 +39,11 @@
 //! messages, but it looks for the `InteractiveMessage` only at the top level (or inside
 //! `document_with_caption_message`); a `view_once_message` wrapper would hide it and also
 //! mark the message view-once. The legacy forms are refused by the server (`405`) or not
-//! rendered by current phones. What renders where is in `docs/message-kinds.md`; in short:
-//! phones (Android, iOS) render native-flow buttons and lists, WhatsApp Web and Desktop
-//! often show "open the message on your phone", and `single_select` lists have been
-//! reported not to render on iOS.
+//! rendered by current phones. What renders where is in `docs/message-kinds.md`; in short,
+//! from public reports rather than our own measurements: phones render native-flow buttons
+//! (Android also lists; `single_select` lists were reported not to render on iOS), WhatsApp
+//! Web and Desktop mostly show "open the message on your phone", and whether a personal
+//! (non-Business) account's interactive messages render at all is unconfirmed.
 //!
 //! # Stored form
 //!
@@ -208,7 +209,8 @@ pub struct ReplyTo {
 }
 
 /// A chat to send to, as a canonical JID string: `<digits>@s.whatsapp.net`, `<id>@g.us` or
-/// `<digits>@lid`, never with a device part. Built only by [`parse_recipient`].
+/// `<digits>@lid`, never with a device part. Made by [`parse_recipient`] (or read back from
+/// the queue, which stores only what it made).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Recipient(String);
@@ -1590,9 +1592,9 @@ impl std::fmt::Debug for UploadedMedia {
 ///
 /// Not quite pure: a poll gets a fresh random `message_secret` (the sender should keep it,
 /// from `message_context_info.message_secret`, to decrypt votes later) and a reaction the
-/// current time as `sender_timestamp_ms`. In Community announcement groups whatsapp-rust's
-/// `Client::send_reaction` sends reactions encrypted; a plain `reaction_message` is what
-/// every other chat takes.
+/// current time as `sender_timestamp_ms`. In Community announcement groups reactions must go
+/// encrypted through `Client::send_reaction` (see [`reaction_target`]); a plain
+/// `reaction_message` is what every other chat takes.
 pub fn build(
     content: &Content,
     media: Option<&UploadedMedia>,
@@ -1790,12 +1792,7 @@ pub fn build(
             },
             _,
         ) => wacore::proto_helpers::build_reaction_message(
-            wa::MessageKey {
-                remote_jid: Some(chat.clone()),
-                from_me: Some(*from_me),
-                id: Some(message_id.clone()),
-                participant: participant.clone(),
-            },
+            target_key(chat, message_id, *from_me, participant.as_deref()),
             emoji.clone(),
             wacore::time::now_millis(),
         ),
@@ -1919,6 +1916,35 @@ pub fn build(
         (_, None) => return Err(ComposeError::MediaMismatch { kind, needs_media }),
     };
     Ok(msg)
+}
+
+/// For a reaction: the target message's key and the emoji, for `Client::send_reaction(chat,
+/// key, emoji)`, which encrypts reactions in Community announcement groups (where a plain
+/// [`build`] reaction is not what WhatsApp expects). `None` for other kinds.
+pub fn reaction_target(content: &Content) -> Option<(wa::MessageKey, &str)> {
+    match content {
+        Content::Reaction {
+            chat,
+            message_id,
+            emoji,
+            from_me,
+            participant,
+        } => Some((
+            target_key(chat, message_id, *from_me, participant.as_deref()),
+            emoji,
+        )),
+        _ => None,
+    }
+}
+
+/// The key of a reaction's target message: its chat, who sent it, its id.
+fn target_key(chat: &str, id: &str, from_me: bool, participant: Option<&str>) -> wa::MessageKey {
+    wa::MessageKey {
+        remote_jid: Some(chat.to_string()),
+        from_me: Some(from_me),
+        id: Some(id.to_string()),
+        participant: participant.map(str::to_string),
+    }
 }
 
 fn random_secret() -> [u8; 32] {

@@ -813,6 +813,11 @@ fn reaction_in_a_chat_with_one_person() {
     assert_eq!(key.from_me, Some(false));
     assert_eq!(key.id.as_deref(), Some("3EB0C767D26A8B4E9A1F"));
     assert_eq!(key.participant, None);
+    // The same key for Client::send_reaction.
+    let (target, emoji) = reaction_target(&out.content).expect("a reaction");
+    assert_eq!(&target, key);
+    assert_eq!(emoji, "👍");
+    assert!(reaction_target(&Content::Text { text: "t".into() }).is_none());
 
     // "" removes a reaction; from_me targets our own message.
     let (_, msg) = send(

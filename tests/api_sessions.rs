@@ -154,6 +154,7 @@ fn bad_input_is_refused_with_json_errors() {
     let r = call("PUT", &url, k, &[], None);
     assert_eq!(r.status, 405);
     assert_eq!(r.error_code(), "method_not_allowed");
+    assert_eq!(r.header("allow"), Some("GET,HEAD,POST"));
     let r = call("PATCH", &srv.url("/api/health"), None, &[], None);
     assert_eq!(r.status, 405);
     assert_eq!(r.error_code(), "method_not_allowed");

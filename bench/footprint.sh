@@ -22,6 +22,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 export WAGATE_WHATSAPP_URL="ws://127.0.0.1:$port/ws/chat"
 export WAGATE_DISPLAY__TERMINAL_QR=false
 export WAGATE_LOG=warn,whatsapp_rust=off
+export WAGATE_API_ADDR=127.0.0.1:0
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -30,6 +31,8 @@ measure() {
   local n=$1 dir
   dir=$(mktemp -d)
   export WAGATE_DATA_DIR="$dir"
+  # Claim the device (sessions only start once an API key exists).
+  "$WAGATE_BIN" key create --scope admin >/dev/null
   for i in $(seq 1 "$n"); do "$WAGATE_BIN" session add "s$i" >/dev/null; done
   "$WAGATE_BIN" session list >/dev/null
   for i in $(seq 1 "$n"); do "$WAGATE_BIN" session start "s$i" >/dev/null; done

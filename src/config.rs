@@ -142,6 +142,9 @@ pub struct WhatsAppConfig {
     /// fetches one at start.
     pub version: WaVersion,
     pub push_name: String,
+    /// A PEM certificate the media HTTP client trusts instead of the public roots: wa-mock's
+    /// media host. Only a build with the `trust-wa-mock` feature accepts it.
+    pub trust_ca_file: PathBuf,
 }
 
 impl Default for WhatsAppConfig {
@@ -154,6 +157,7 @@ impl Default for WhatsAppConfig {
                 crate::engine::DEFAULT_VERSION.2,
             ),
             push_name: "wagate".to_owned(),
+            trust_ca_file: PathBuf::new(),
         }
     }
 }
@@ -666,6 +670,13 @@ impl Config {
     /// Range and cross-field rules serde cannot express. Returns the first broken rule as
     /// (dotted key, message).
     fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !cfg!(feature = "trust-wa-mock") && !self.whatsapp.trust_ca_file.as_os_str().is_empty() {
+            return Err((
+                "whatsapp.trust_ca_file",
+                "only a build with the trust-wa-mock feature (tests and the demo) accepts this"
+                    .to_owned(),
+            ));
+        }
         let s = &self.store;
         if !(1..=1024).contains(&s.cache_size_mb) {
             return Err((

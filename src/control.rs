@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::auth::{self, KeyError, KeySpec, Setup};
 use crate::engine::{EngineError, SessionManager};
 
 /// One CLI request.
@@ -20,10 +21,20 @@ use crate::engine::{EngineError, SessionManager};
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     SessionList,
-    SessionAdd { id: String },
-    SessionRemove { id: String },
-    SessionStart { id: String },
-    SessionStop { id: String },
+    SessionAdd {
+        id: String,
+    },
+    SessionRemove {
+        id: String,
+    },
+    SessionStart {
+        id: String,
+    },
+    SessionStop {
+        id: String,
+    },
+    /// Create an API key; the answer holds it (`{"key", "id"}`). Closes first-boot setup.
+    KeyCreate(KeySpec),
 }
 
 /// The answer: `result` on success, `error` otherwise.
@@ -63,12 +74,34 @@ pub enum ControlError {
     Protocol(String),
 }
 
-/// Run one request against a manager. `live` says whether the manager is the daemon's (its
-/// sessions run) or the CLI's own over the store (a start then only marks the session to
-/// start with the daemon).
-pub async fn execute(mgr: &SessionManager, req: Request, live: bool) -> Response {
-    let result: Result<serde_json::Value, EngineError> = async {
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+enum ExecError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// Run one request against a manager. `live` says whether sessions may run now: false for
+/// the CLI's own manager over the store, and for the daemon's while first-boot setup is open
+/// (a start then only marks the session to start later). `setup` is the daemon's handle,
+/// closed when a key is created.
+pub async fn execute(
+    mgr: &SessionManager,
+    setup: Option<&Setup>,
+    req: Request,
+    live: bool,
+) -> Response {
+    let result: Result<serde_json::Value, ExecError> = async {
         Ok(match req {
+            Request::KeyCreate(spec) => {
+                let new = auth::create_key(mgr.store(), spec).await?;
+                if let Some(setup) = setup {
+                    setup.close();
+                }
+                serde_json::json!({ "key": new.token, "id": new.record.id })
+            }
             Request::SessionList => serde_json::to_value(mgr.list().await?).unwrap_or_default(),
             Request::SessionAdd { id } => {
                 serde_json::to_value(mgr.create(&id, live).await?).unwrap_or_default()
@@ -100,6 +133,7 @@ pub async fn execute(mgr: &SessionManager, req: Request, live: bool) -> Response
 pub fn serve(
     path: &Path,
     mgr: SessionManager,
+    setup: Setup,
 ) -> Result<tokio::task::JoinHandle<()>, ControlError> {
     let io = |source| ControlError::Io {
         path: path.to_path_buf(),
@@ -120,8 +154,9 @@ pub fn serve(
                 continue;
             };
             let mgr = mgr.clone();
+            let setup = setup.clone();
             tokio::spawn(async move {
-                if let Err(e) = answer(stream, &mgr).await {
+                if let Err(e) = answer(stream, &mgr, &setup).await {
                     tracing::debug!(error = %e, "control connection");
                 }
             });
@@ -129,14 +164,14 @@ pub fn serve(
     }))
 }
 
-async fn answer(stream: UnixStream, mgr: &SessionManager) -> std::io::Result<()> {
+async fn answer(stream: UnixStream, mgr: &SessionManager, setup: &Setup) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     // One request line, bounded.
     let mut reader = BufReader::new(read).take(64 * 1024);
     reader.read_line(&mut line).await?;
     let response = match serde_json::from_str::<Request>(&line) {
-        Ok(req) => execute(mgr, req, true).await,
+        Ok(req) => execute(mgr, Some(setup), req, !setup.is_open()).await,
         Err(e) => Response::err(format!("bad request: {e}")),
     };
     let mut out = serde_json::to_vec(&response).unwrap_or_default();

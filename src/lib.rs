@@ -2,22 +2,29 @@
 //!
 //! # Layout
 //!
+//! - [`auth`]: API keys (format, scopes, hashes) and the first-boot setup code; what the
+//!   API checks and the CLI creates.
+//! - [`clock`]: whether the kernel says the clock is synchronized.
 //! - [`config`]: the TOML file, `WAGATE_*` environment overrides and dev defaults; bad keys
 //!   and values are refused at start with the key named.
 //! - [`events`]: the domain events every room speaks, and the broadcast bus that carries them
 //!   live (lossy by design: nothing durable travels only on the bus).
 //! - [`store`]: the only room that touches redb: one file, a whatsapp-rust `Backend` per
-//!   session namespace, the session registry.
+//!   session namespace, the session registry, API keys (hashes only).
 //! - [`engine`]: the only room that imports whatsapp-rust: the session manager and one task
 //!   per session that owns its client, QR lifecycle and failure states.
-//! - [`display`]: pixels for people: the pairing QR in the terminal (the SPI screen comes
-//!   later).
+//! - [`display`]: pixels for people: the pairing QR in the terminal, as PNG and as SVG (the
+//!   SPI screen comes later).
+//! - [`net`]: the only room that speaks HTTP: the LAN API (axum), one file per resource.
 //! - [`control`]: the unix socket through which CLI verbs reach a running daemon (redb
 //!   locks its file to one process).
 
+pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod display;
 pub mod engine;
 pub mod events;
+pub mod net;
 pub mod store;

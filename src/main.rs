@@ -7,10 +7,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
 
-use wagate::config::{self, Config};
+use wagate::auth::{self, KeySpec, Scope, Setup};
+use wagate::config::{self, Config, TlsMode};
 use wagate::control::{self, Request, Response};
 use wagate::engine::{EngineConfig, SessionManager};
 use wagate::events::{Bus, Notice, SessionState};
+use wagate::net::api::{self, ApiState};
 use wagate::store::{Store, StoreError};
 
 /// Exit status when the store failed and the service should be restarted (EX_TEMPFAIL).
@@ -35,6 +37,11 @@ enum Command {
         #[command(subcommand)]
         verb: SessionVerb,
     },
+    /// Manage API keys (through the running daemon, or the store when none runs).
+    Key {
+        #[command(subcommand)]
+        verb: KeyVerb,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -54,6 +61,23 @@ enum SessionVerb {
     Start { name: String },
     /// Stop a session; it stays stopped across restarts.
     Stop { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyVerb {
+    /// Create an API key and print it (only it) on stdout; it is shown this once.
+    /// Creating a key also closes first-boot setup.
+    Create {
+        /// admin, sessions:read, sessions:write, messages:send, webhooks:manage (repeatable).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Limit the key to this session (repeatable; not with admin).
+        #[arg(long = "session")]
+        sessions: Vec<String>,
+        /// A name to recognize the key by in listings.
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -88,6 +112,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Run) {
             Command::Run => run(cfg).await,
             Command::Session { verb } => session(cfg, verb).await.map(|()| ExitCode::SUCCESS),
+            Command::Key { verb } => key(cfg, verb).await.map(|()| ExitCode::SUCCESS),
             Command::Config {
                 verb: ConfigVerb::Check,
             } => {
@@ -119,34 +144,90 @@ fn engine_config(cfg: &Config) -> EngineConfig {
         ws_url: cfg.whatsapp.url.clone(),
         version: cfg.whatsapp.version.tuple(),
         push_name: cfg.whatsapp.push_name.clone(),
+        trust_ca_pem: read_trust_ca(cfg),
     }
 }
 
-fn open_store(cfg: &Config) -> Result<Store> {
-    let path = cfg.db_path();
-    Store::open(&path, cfg.cache_bytes())
-        .with_context(|| format!("opening the store {}", path.display()))
+/// Open the store for the daemon. A CLI verb that found no daemon holds the store for a
+/// moment, so a locked store is retried for a few seconds before giving up.
+/// `whatsapp.trust_ca_file` (validated: only a trust-wa-mock build accepts it).
+fn read_trust_ca(cfg: &Config) -> Option<Vec<u8>> {
+    let path = &cfg.whatsapp.trust_ca_file;
+    if path.as_os_str().is_empty() {
+        return None;
+    }
+    match std::fs::read(path) {
+        Ok(pem) => Some(pem),
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot read whatsapp.trust_ca_file");
+            None
+        }
+    }
+}
+
+async fn open_store_waiting(cfg: &Config) -> Result<Store> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(&cfg.db_path(), cfg.cache_bytes()) {
+            Err(StoreError::Locked) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => {
+                return other
+                    .with_context(|| format!("opening the store {}", cfg.db_path().display()));
+            }
+        }
+    }
 }
 
 /// The daemon.
 async fn run(cfg: Config) -> Result<ExitCode> {
-    let store = open_store(&cfg)?;
+    if cfg.api.tls != TlsMode::Off {
+        bail!(
+            "api.tls = {:?} is not supported by this build yet; set api.tls = \"off\"",
+            cfg.api.tls
+        );
+    }
+    let store = open_store_waiting(&cfg).await?;
     tracing::info!(path = %store.path().display(), "store open");
     let bus = Bus::default();
     let mut notices = bus.subscribe();
+    let setup = Setup::from_store(&store).await?;
     let mgr = SessionManager::open(
         store.clone(),
         bus.clone(),
         engine_config(&cfg),
-        cfg.sessions.autostart,
+        cfg.sessions.autostart && !setup.is_open(),
     )
     .await?;
-    if mgr.list().await?.is_empty() {
-        let id = &cfg.sessions.default_session;
-        mgr.create(id, true).await?;
-        tracing::info!(session = %id, "created the default session");
+    if let Some(code) = setup.code() {
+        tracing::warn!(
+            code = %code,
+            "first-boot setup: no API key exists; claim the admin key with \
+             POST /api/setup {{\"code\":\"{code}\"}} (or run `wagate key create --scope admin`); \
+             sessions start once it is claimed"
+        );
     }
-    let control = control::serve(&cfg.socket_path(), mgr.clone())?;
+    let sessions_task = tokio::spawn(start_sessions_when_claimed(
+        setup.clone(),
+        mgr.clone(),
+        cfg.clone(),
+    ));
+    let control = control::serve(&cfg.socket_path(), mgr.clone(), setup.clone())?;
+
+    let listener = tokio::net::TcpListener::bind(cfg.api.addr)
+        .await
+        .with_context(|| format!("binding the API to {}", cfg.api.addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "HTTP API listening");
+    let api_state = ApiState::new(
+        mgr.clone(),
+        setup.clone(),
+        cfg.api.body_limit_kb as usize * 1024,
+    );
+    let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api = tokio::spawn(api::serve_with_shutdown(listener, api_state, async move {
+        let _ = api_stopped.await;
+    }));
 
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -170,6 +251,14 @@ async fn run(cfg: Config) -> Result<ExitCode> {
         }
     };
     tracing::info!("shutting down");
+    let _ = api_stop.send(());
+    match tokio::time::timeout(std::time::Duration::from_secs(5), api).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the API server ended with an error"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "the API server task failed"),
+        Err(_) => tracing::warn!("the API server did not finish its requests in 5 s"),
+    }
+    sessions_task.abort();
     control.abort();
     mgr.shutdown().await;
     let _ = std::fs::remove_file(cfg.socket_path());
@@ -177,6 +266,31 @@ async fn run(cfg: Config) -> Result<ExitCode> {
     store.close();
     tracing::info!("stopped");
     Ok(code)
+}
+
+/// Once first-boot setup is closed (at once if it is): create the default session if none
+/// exists, and start the enabled ones if they were held back by setup.
+async fn start_sessions_when_claimed(setup: Setup, mgr: SessionManager, cfg: Config) {
+    let held_back = setup.is_open();
+    setup.wait_closed().await;
+    let result: Result<()> = async {
+        let sessions = mgr.list().await?;
+        if held_back && cfg.sessions.autostart {
+            for s in sessions.iter().filter(|s| s.enabled) {
+                mgr.start(&s.id).await?;
+            }
+        }
+        if sessions.is_empty() {
+            let id = &cfg.sessions.default_session;
+            mgr.create(id, true).await?;
+            tracing::info!(session = %id, "created the default session");
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "could not start the sessions");
+    }
 }
 
 fn print_qr(session: &str, code: &str, expires_at: i64) {
@@ -213,13 +327,57 @@ async fn session(cfg: Config, verb: SessionVerb) -> Result<()> {
             };
             let mgr =
                 SessionManager::open(store, Bus::default(), engine_config(&cfg), false).await?;
-            let r = control::execute(&mgr, req, false).await;
+            let r = control::execute(&mgr, None, req, false).await;
             mgr.shutdown().await;
             mgr.store().close();
             r
         }
     };
     print_response(response, list)
+}
+
+/// `wagate key create ...`: through the daemon when it runs, else on the store directly.
+async fn key(cfg: Config, verb: KeyVerb) -> Result<()> {
+    let KeyVerb::Create {
+        scopes,
+        sessions,
+        name,
+    } = verb;
+    let spec = KeySpec {
+        scopes: scopes
+            .iter()
+            .map(|s| s.parse::<Scope>())
+            .collect::<Result<_, _>>()?,
+        sessions: (!sessions.is_empty()).then_some(sessions),
+        name,
+    };
+    let token = match control::call(&cfg.socket_path(), &Request::KeyCreate(spec.clone())).await? {
+        Some(response) => {
+            if let Some(e) = response.error {
+                bail!("{e}");
+            }
+            response
+                .result
+                .as_ref()
+                .and_then(|r| r.get("key"))
+                .and_then(|k| k.as_str())
+                .map(str::to_string)
+                .context("the daemon's answer holds no key")?
+        }
+        None => {
+            let store = match Store::open(&cfg.db_path(), cfg.cache_bytes()) {
+                Err(StoreError::Locked) => bail!(
+                    "the store is in use by a running daemon, but its control socket {} does \
+                     not answer",
+                    cfg.socket_path().display()
+                ),
+                other => other.context("opening the store")?,
+            };
+            auth::create_key(&store, spec).await?.token
+        }
+    };
+    println!("{token}");
+    Ok(())
 }
 
 fn print_response(response: Response, list: bool) -> Result<()> {

@@ -14,11 +14,17 @@ fn dead_url() -> String {
     format!("ws://127.0.0.1:{port}/ws/chat")
 }
 
+fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
 fn wagate(data: &Path, url: &str) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("WAGATE_DATA_DIR", data)
+        .env("WAGATE_API_ADDR", free_addr())
         .env("WAGATE_WHATSAPP_URL", url)
         .env("WAGATE_DISPLAY__TERMINAL_QR", "false")
         .env("WAGATE_LOG", "info");
@@ -75,12 +81,19 @@ fn version_is_printed() {
 fn offline_daemon_backs_off_answers_the_cli_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let url = dead_url();
+    // An admin key made before the first start closes first-boot setup: sessions start.
+    let key = run_ok(wagate(dir.path(), &url).args(["key", "create", "--scope", "admin"]));
+    assert!(key.trim().starts_with("wgk_"), "{key}");
+    assert_eq!(key.lines().count(), 1);
+    let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
     let mut child = wagate(dir.path(), &url)
         .arg("run")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
+    let _keep = dir.path().to_path_buf();
+    eprintln!("DEBUG dir {}", dir.path().display());
 
     // The default session is created and keeps retrying: disconnected with attempts.
     wait_until("the default session to be disconnected", || {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 use wa_mock::{AccountInfo, LoginFailure, MockConfig, MockServer, StreamError};
-use wagate::engine::compose::{Content, Outgoing};
+use wagate::engine::compose::{self, Content, Outgoing};
 use wagate::engine::{EngineConfig, SessionManager};
 use wagate::events::{Bus, Event, EventKind, FailReason, Notice, SessionState};
 use wagate::store::Store;
@@ -151,10 +151,11 @@ async fn a_text_goes_from_a_to_b_and_comes_back_delivered_and_read() {
     let mut rx = g.bus.subscribe();
 
     let out = Outgoing {
-        to: b.user_jid(),
+        to: compose::parse_recipient(&b.user_jid()).unwrap(),
         content: Content::Text {
             text: "hello from a".into(),
         },
+        reply_to: None,
     };
     let queued = g.mgr.enqueue("a", "text", &out, None, None).await.unwrap();
     let id = queued.record.id.clone();

@@ -9,6 +9,12 @@ use qrcode::{EcLevel, QrCode};
 #[error("cannot encode this code as a QR symbol: {0}")]
 pub struct QrError(String);
 
+impl QrError {
+    pub(crate) fn new(message: String) -> Self {
+        QrError(message)
+    }
+}
+
 /// Render `code` as terminal text, one QR module per column and two per row.
 pub fn qr_text(code: &str) -> Result<String, QrError> {
     let qr = QrCode::with_error_correction_level(code.as_bytes(), EcLevel::L)

@@ -316,7 +316,7 @@ impl SessionManager {
             serde_json::to_value(outgoing).map_err(|e| EngineError::Client(e.to_string()))?;
         let new = queue::NewMessage {
             kind: kind.to_string(),
-            to: outgoing.to.clone(),
+            to: outgoing.to.as_str().to_string(),
             content,
             blob,
             idempotency_key,

@@ -24,6 +24,9 @@ pub struct EngineConfig {
     pub version: (u32, u32, u32),
     /// The name shown to contacts.
     pub push_name: String,
+    /// A PEM certificate the media HTTP client trusts instead of the public roots. Honoured
+    /// only in a `trust-wa-mock` build (wa-mock's media host); ignored otherwise.
+    pub trust_ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for EngineConfig {
@@ -32,6 +35,7 @@ impl Default for EngineConfig {
             ws_url: "wss://web.whatsapp.com/ws/chat".into(),
             version: DEFAULT_VERSION,
             push_name: "wagate".into(),
+            trust_ca_pem: None,
         }
     }
 }

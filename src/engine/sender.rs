@@ -18,14 +18,22 @@ use whatsapp_rust::Client;
 use whatsapp_rust::send::SendOptions;
 use whatsapp_rust::upload::UploadOptions;
 
-use super::compose::{self, Outgoing, UploadedMedia};
+use super::compose::{self, MediaSource, Outgoing, UploadedMedia};
 use super::session::ClientSlot;
 use crate::events::{Bus, Event, EventKind, MessageUpdate, Notice, SessionState, now_ms};
+use crate::net::fetch::{self, FetchError};
 use crate::store::queue::{self, MessageRecord};
 use crate::store::{Store, StoreError};
 
 /// How often one message is tried while connected before it is failed.
 pub const MAX_ATTEMPTS: u32 = 5;
+
+/// The largest media file a URL may bring (WhatsApp's own limit for documents is 2 GB; a
+/// small board's memory is the real bound here).
+pub const MEDIA_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// How long fetching one media URL may take.
+pub const MEDIA_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Everything the worker needs.
 pub(crate) struct Sender {
@@ -131,17 +139,16 @@ impl Sender {
 
         let media = match compose::media_type(&outgoing.content) {
             Some(media_type) => {
-                let (sid, id) = (self.id.clone(), rec.id.clone());
-                let bytes = self
-                    .store
-                    .read(move |t| queue::blob(t, &sid, &id))
-                    .await?
-                    .ok_or_else(|| Attempt::Fail("the message's media is missing".into()))?;
+                let (bytes, fetched_type) = self.media_bytes(rec, &outgoing.content).await?;
+                let mimetype = fetched_type
+                    .filter(|_| outgoing.content.mimetype().is_none())
+                    .or_else(|| compose::mimetype_for(&outgoing.content, &bytes))
+                    .unwrap_or_else(|| "application/octet-stream".to_string());
                 let up = client
                     .upload(bytes, media_type, UploadOptions::default())
                     .await
                     .map_err(|e| Attempt::Retry(format!("media upload failed: {e}")))?;
-                Some(UploadedMedia::from_upload(up, &outgoing.content))
+                Some(UploadedMedia::new(up, mimetype))
             }
             None => None,
         };
@@ -162,6 +169,43 @@ impl Sender {
         tracing::info!(session = %self.id, msg = %sent.id, wa_id = %wa_id, "sent");
         self.publish(&sent, EventKind::MessageSent).await;
         Ok(())
+    }
+
+    /// The media of a message: inline in its content, stored with it from an upload, or
+    /// fetched from its URL now (with the size and time limits).
+    async fn media_bytes(
+        &self,
+        rec: &MessageRecord,
+        content: &compose::Content,
+    ) -> Result<(Vec<u8>, Option<String>), Attempt> {
+        match content.media() {
+            Some(MediaSource::Inline(bytes)) => Ok((bytes.clone(), None)),
+            Some(MediaSource::Upload(_)) => {
+                let (sid, id) = (self.id.clone(), rec.id.clone());
+                let bytes = self
+                    .store
+                    .read(move |t| queue::blob(t, &sid, &id))
+                    .await?
+                    .ok_or_else(|| Attempt::Fail("the message's media is missing".into()))?;
+                Ok((bytes, None))
+            }
+            Some(MediaSource::Url(url)) => {
+                let url = url.clone();
+                let fetched = tokio::task::spawn_blocking(move || {
+                    fetch::fetch(&url, MEDIA_LIMIT, MEDIA_FETCH_TIMEOUT)
+                })
+                .await
+                .map_err(|e| Attempt::Retry(e.to_string()))?;
+                match fetched {
+                    Ok(f) => Ok((f.bytes, f.content_type)),
+                    Err(e @ (FetchError::TooLarge { .. } | FetchError::Status { .. })) => {
+                        Err(Attempt::Fail(e.to_string()))
+                    }
+                    Err(e) => Err(Attempt::Retry(e.to_string())),
+                }
+            }
+            None => Err(Attempt::Fail("this kind carries no media".into())),
+        }
     }
 
     async fn publish(&self, rec: &MessageRecord, kind: fn(MessageUpdate) -> EventKind) {

@@ -188,6 +188,7 @@ impl SessionCtx {
             .with_transport_factory(
                 TokioWebSocketTransportFactory::new().with_url(&self.cfg.ws_url),
             )
+            .with_http_client(media_client(self.cfg.trust_ca_pem.as_deref()))
             .with_version((a, b, c))
             .with_push_name(self.cfg.push_name.clone())
             .skip_history_sync()
@@ -438,6 +439,33 @@ impl SessionCtx {
         )
         .await;
     }
+}
+
+/// The HTTP client whatsapp-rust uses for media. A `trust-wa-mock` build given a certificate
+/// trusts that one (wa-mock's media host) instead of the public roots; a release build never
+/// takes one.
+fn media_client(extra_pem: Option<&[u8]>) -> whatsapp_rust::http::UreqHttpClient {
+    #[cfg(feature = "trust-wa-mock")]
+    if let Some(pem) = extra_pem {
+        use ureq::tls::{Certificate, RootCerts, TlsConfig};
+        match Certificate::from_pem(pem) {
+            Ok(cert) => {
+                // The demo and the tests talk to wa-mock alone: its certificate is the root.
+                let tls = TlsConfig::builder()
+                    .root_certs(RootCerts::new_with_certs(&[cert.to_owned()]))
+                    .build();
+                let agent: ureq::Agent =
+                    ureq::Agent::config_builder().tls_config(tls).build().into();
+                return whatsapp_rust::http::UreqHttpClient::with_agent(agent);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "whatsapp.trust_ca_file is not a PEM certificate")
+            }
+        }
+    }
+    #[cfg(not(feature = "trust-wa-mock"))]
+    let _ = extra_pem;
+    whatsapp_rust::http::UreqHttpClient::new()
 }
 
 fn failed(reason: FailReason, until: Option<i64>, message: Option<String>) -> SessionState {

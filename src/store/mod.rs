@@ -10,6 +10,7 @@
 //! answers 503 from then on, and the daemon exits non-zero so systemd restarts it with a fresh
 //! handle. Everything acknowledged before was committed durably, so nothing is lost.
 
+pub mod keys;
 pub mod queue;
 pub mod sessions;
 pub mod wa_backend;
@@ -150,6 +151,7 @@ impl Store {
         }
         sessions::create_tables(&txn)?;
         queue::create_tables(&txn)?;
+        keys::create_tables(&txn)?;
         wa_backend::create_tables(&txn)?;
         txn.commit()?;
         let (failed_tx, _) = watch::channel(false);

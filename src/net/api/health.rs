@@ -1,0 +1,83 @@
+//! `GET /api/health`: no key; 200 while the store works, 503 once it has failed.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
+use axum::routing::get;
+use serde::Serialize;
+
+use super::{Access, ApiState, Route};
+use crate::engine::SessionInfo;
+
+pub(super) fn routes() -> Vec<Route> {
+    vec![Route::new(
+        Method::GET,
+        "/api/health",
+        Access::Public,
+        "Health: version, uptime, sessions by state, clock, store",
+        get(health),
+    )]
+}
+
+/// The session states, in the order the API lists them.
+pub(crate) const STATES: [&str; 6] = [
+    "stopped",
+    "connecting",
+    "qr",
+    "connected",
+    "disconnected",
+    "failed",
+];
+
+/// Sessions per state, every state present (zero when none).
+pub(crate) fn count_states(sessions: &[SessionInfo]) -> BTreeMap<&'static str, u64> {
+    let mut by: BTreeMap<&'static str, u64> = STATES.iter().map(|s| (*s, 0)).collect();
+    for s in sessions {
+        *by.entry(s.state.name()).or_default() += 1;
+    }
+    by
+}
+
+#[derive(Debug, Serialize)]
+struct Health {
+    /// `ok`, or `store_failed`.
+    status: &'static str,
+    version: &'static str,
+    uptime_s: u64,
+    /// Sessions per state; `null` when the store cannot be read.
+    sessions: Option<BTreeMap<&'static str, u64>>,
+    /// Whether the kernel says the clock is synchronized; `null` when it cannot tell.
+    clock_synced: Option<bool>,
+    store_ok: bool,
+    /// Whether first-boot setup still waits for its code (`POST /api/setup`).
+    setup_pending: bool,
+}
+
+async fn health(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::Value>) {
+    let store_ok = state.store().is_ok();
+    let sessions = match state.manager().list().await {
+        Ok(list) => Some(count_states(&list)),
+        Err(e) => {
+            tracing::warn!(error = %e, "health: cannot list sessions");
+            None
+        }
+    };
+    let store_ok = store_ok && state.store().is_ok();
+    let body = Health {
+        status: if store_ok { "ok" } else { "store_failed" },
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_s: state.started().elapsed().as_secs(),
+        sessions,
+        clock_synced: crate::clock::synced(),
+        store_ok,
+        setup_pending: state.setup().is_open(),
+    };
+    let status = if store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(serde_json::to_value(body).unwrap_or_default()))
+}

@@ -1,0 +1,189 @@
+//! Messages: `POST /api/sessions/{sid}/messages/{kind}` accepts a message into the session's
+//! durable queue (202 once committed), `GET .../messages/{id}` shows where it is, `DELETE`
+//! cancels it while it has not started sending.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde_json::{Value, json};
+
+use super::error::JsonBody;
+use super::{Access, ApiError, ApiState, Route};
+use crate::auth::Scope;
+use crate::engine::compose::{self, ComposeError};
+use crate::events::now_ms;
+use crate::store::queue::{self, Cancel, MessageRecord, MessageStatus};
+
+/// The longest `Idempotency-Key` accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+pub(super) fn routes() -> Vec<Route> {
+    let send = Access::Scope(Scope::MessagesSend);
+    let read = Access::Scope(Scope::SessionsRead);
+    vec![
+        Route::new(
+            Method::POST,
+            // One path parameter name per segment (the router's rule): on POST `{id}` is the
+            // message kind.
+            "/api/sessions/{sid}/messages/{id}",
+            send,
+            "Queue a message; {id} is its kind (text, image, video, audio, document, sticker, location, contact, poll, reaction, list, buttons, template, link_preview); 202 once it is durable",
+            post(accept),
+        ),
+        Route::new(
+            Method::GET,
+            "/api/sessions/{sid}/messages/{id}",
+            read,
+            "Show a message and its status",
+            get(show),
+        ),
+        Route::new(
+            Method::DELETE,
+            "/api/sessions/{sid}/messages/{id}",
+            send,
+            "Cancel a message that has not started sending",
+            delete(cancel),
+        ),
+    ]
+}
+
+impl From<ComposeError> for ApiError {
+    fn from(e: ComposeError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let code = match &e {
+            ComposeError::UnknownKind { .. } => "unknown_kind",
+            ComposeError::Missing { .. } => "missing_field",
+            ComposeError::Invalid { .. } => "invalid_field",
+            ComposeError::BadRecipient { .. } => "invalid_recipient",
+            ComposeError::TooLarge { .. } => "too_large",
+            ComposeError::MediaMismatch { .. } => "internal",
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+/// The public status: a message whose send is under way still counts as queued.
+fn status_name(s: MessageStatus) -> &'static str {
+    match s {
+        MessageStatus::Queued | MessageStatus::Sending => "queued",
+        MessageStatus::Held => "held",
+        MessageStatus::Sent => "sent",
+        MessageStatus::Delivered => "delivered",
+        MessageStatus::Read => "read",
+        MessageStatus::Cancelled => "cancelled",
+        MessageStatus::Failed => "failed",
+    }
+}
+
+pub(super) fn view(rec: &MessageRecord) -> Value {
+    json!({
+        "id": rec.id,
+        "session": rec.session,
+        "kind": rec.kind,
+        "to": rec.to,
+        "status": status_name(rec.status),
+        "reason": rec.reason,
+        "wa_id": rec.wa_id,
+        "attempts": rec.attempts,
+        "created_at": rec.created_at,
+        "sent_at": rec.sent_at,
+        "delivered_at": rec.delivered_at,
+        "read_at": rec.read_at,
+        "failed_at": rec.failed_at,
+        "cancelled_at": rec.cancelled_at,
+    })
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            format!("Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+        )
+    };
+    let key = v.to_str().map_err(|_| bad())?.trim();
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(bad());
+    }
+    Ok(Some(key.to_string()))
+}
+
+async fn accept(
+    State(state): State<ApiState>,
+    Path((sid, kind)): Path<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let mgr = state.manager();
+    // An unknown session is 404 before anything about the body.
+    mgr.get(&sid).await?;
+    let key = idempotency_key(&headers)?;
+    let outgoing = compose::parse(&kind, &body)?;
+    let done = mgr.enqueue(&sid, &kind, &outgoing, None, key).await?;
+    // The first answer, again, for a replayed key.
+    let mut resp = (
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": done.record.id, "status": "queued" })),
+    )
+        .into_response();
+    if done.replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    if let Ok(loc) =
+        HeaderValue::from_str(&format!("/api/sessions/{sid}/messages/{}", done.record.id))
+    {
+        resp.headers_mut().insert(axum::http::header::LOCATION, loc);
+    }
+    Ok(resp)
+}
+
+fn no_message(id: &str) -> ApiError {
+    ApiError::not_found(
+        "message_not_found",
+        format!("no message '{id}' in this session"),
+    )
+}
+
+async fn show(
+    State(state): State<ApiState>,
+    Path((sid, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let mgr = state.manager();
+    mgr.get(&sid).await?;
+    let rec = mgr
+        .message(&sid, &id)
+        .await?
+        .ok_or_else(|| no_message(&id))?;
+    Ok(Json(view(&rec)))
+}
+
+async fn cancel(
+    State(state): State<ApiState>,
+    Path((sid, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let mgr = state.manager();
+    mgr.get(&sid).await?;
+    let (s, i) = (sid.clone(), id.clone());
+    let outcome = mgr
+        .store()
+        .write(move |t| queue::cancel(t, &s, &i, now_ms()))
+        .await?;
+    match outcome {
+        Cancel::Cancelled(rec) => Ok(Json(view(&rec))),
+        Cancel::TooLate(rec) => Err(ApiError::conflict(
+            "too_late",
+            format!(
+                "message '{id}' is {}: only a message that has not started sending can be cancelled",
+                status_name(rec.status)
+            ),
+        )),
+        Cancel::NotFound => Err(no_message(&id)),
+    }
+}

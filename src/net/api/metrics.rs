@@ -1,0 +1,158 @@
+//! `GET /metrics` (`admin`): Prometheus text format 0.0.4.
+//!
+//! Each room contributes families through [`Metrics`]: sessions, store and the API itself
+//! now; the send queue and the webhook forwarder add theirs in [`render`] as they land.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{Method, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use super::health::{STATES, count_states};
+use super::{Access, ApiError, ApiState, Route};
+use crate::auth::Scope;
+
+pub(super) fn routes() -> Vec<Route> {
+    vec![Route::new(
+        Method::GET,
+        "/metrics",
+        Access::Scope(Scope::Admin),
+        "Prometheus metrics",
+        get(metrics),
+    )]
+}
+
+/// A Prometheus text writer: one `family` call, then its samples.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    out: String,
+}
+
+impl Metrics {
+    pub fn family(&mut self, name: &str, kind: &str, help: &str) -> &mut Self {
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+        self
+    }
+
+    /// One sample; `labels` as `(name, value)` pairs (values are escaped).
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) -> &mut Self {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let v = v
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n");
+                let _ = write!(self.out, "{k}=\"{v}\"");
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+        self
+    }
+
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+pub(crate) async fn render(state: &ApiState) -> Result<String, ApiError> {
+    let mut m = Metrics::default();
+    m.family("wagate_build_info", "gauge", "Build information.")
+        .sample(
+            "wagate_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))],
+            1.0,
+        );
+    m.family(
+        "wagate_uptime_seconds",
+        "gauge",
+        "Seconds since the API started.",
+    )
+    .sample(
+        "wagate_uptime_seconds",
+        &[],
+        state.started().elapsed().as_secs_f64().floor(),
+    );
+    m.family(
+        "wagate_store_ok",
+        "gauge",
+        "1 while the store works, 0 once it has failed.",
+    )
+    .sample(
+        "wagate_store_ok",
+        &[],
+        if state.store().is_ok() { 1.0 } else { 0.0 },
+    );
+
+    // Sessions.
+    let sessions = state.manager().list().await?;
+    let by_state = count_states(&sessions);
+    m.family("wagate_sessions", "gauge", "Sessions by state.");
+    for s in STATES {
+        let n = by_state.get(s).copied().unwrap_or(0);
+        m.sample("wagate_sessions", &[("state", s)], n as f64);
+    }
+    m.family(
+        "wagate_session_up",
+        "gauge",
+        "1 while the session is connected to WhatsApp.",
+    );
+    for s in &sessions {
+        let up = matches!(s.state, crate::events::SessionState::Connected { .. });
+        m.sample(
+            "wagate_session_up",
+            &[("session", &s.id)],
+            if up { 1.0 } else { 0.0 },
+        );
+    }
+
+    // The API itself.
+    let c = state.counters();
+    m.family(
+        "wagate_http_responses_total",
+        "counter",
+        "API responses by status class.",
+    );
+    for (i, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
+        let n = c.responses[i].load(Ordering::Relaxed);
+        m.sample("wagate_http_responses_total", &[("code", class)], n as f64);
+    }
+    m.family("wagate_sse_clients", "gauge", "Open /api/events streams.")
+        .sample(
+            "wagate_sse_clients",
+            &[],
+            c.sse_clients.load(Ordering::Relaxed) as f64,
+        );
+    m.family(
+        "wagate_setup_pending",
+        "gauge",
+        "1 while first-boot setup waits for its code.",
+    )
+    .sample(
+        "wagate_setup_pending",
+        &[],
+        if state.setup().is_open() { 1.0 } else { 0.0 },
+    );
+    // The send queue and the webhook forwarder add their families here.
+    Ok(m.finish())
+}
+
+async fn metrics(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
+    let text = render(&state).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    ))
+}

@@ -1,0 +1,257 @@
+//! The LAN HTTP API (axum): one file per resource, one error type, one route table.
+//!
+//! # The route table
+//!
+//! Every resource module returns its [`Route`]s: method, path, who may call it ([`Access`]),
+//! a summary, and the handler. [`router`] builds the axum router from that table and wraps
+//! each protected route in the key check for its scope, so the access rule of a route is
+//! written once, beside it; [`routes`] lists the same table without handlers (the OpenAPI
+//! test and the auth matrix test walk it). A new resource (`messages.rs`, `webhooks.rs`) is
+//! one module with a `routes()` and one line in [`all_routes`].
+//!
+//! # Layers, outside in
+//!
+//! request counter (for `/metrics`) → store guard (503 once the store has failed; health
+//! answers for itself) → body limit (`api.body_limit_kb`) → per-route key check → handler.
+//! Unknown routes and wrong methods answer JSON errors too ([`error::ApiError`]).
+
+pub mod auth;
+pub mod error;
+mod events;
+mod health;
+mod keys;
+mod messages;
+mod metrics;
+mod openapi;
+mod sessions;
+mod setup;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::Method;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use tokio::sync::watch;
+
+use crate::auth::{Scope, Setup};
+use crate::engine::SessionManager;
+use crate::events::Bus;
+use crate::store::Store;
+
+pub use error::ApiError;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No key (health, setup).
+    Public,
+    /// Any valid key.
+    AnyKey,
+    /// A key with this scope (or `admin`).
+    Scope(Scope),
+}
+
+/// One route as the table lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub method: Method,
+    /// axum syntax: `/api/sessions/{sid}`.
+    pub path: &'static str,
+    pub access: Access,
+    pub summary: &'static str,
+}
+
+impl RouteInfo {
+    /// Whether the path names one session (`{sid}`): keys limited to sessions are checked
+    /// against it.
+    pub fn has_session(&self) -> bool {
+        self.path.contains("{sid}")
+    }
+}
+
+/// A route with its handler.
+pub(crate) struct Route {
+    pub info: RouteInfo,
+    pub handler: MethodRouter<ApiState>,
+}
+
+impl Route {
+    pub fn new(
+        method: Method,
+        path: &'static str,
+        access: Access,
+        summary: &'static str,
+        handler: MethodRouter<ApiState>,
+    ) -> Route {
+        Route {
+            info: RouteInfo {
+                method,
+                path,
+                access,
+                summary,
+            },
+            handler,
+        }
+    }
+}
+
+fn all_routes() -> Vec<Route> {
+    let mut v = Vec::new();
+    v.extend(health::routes());
+    v.extend(setup::routes());
+    v.extend(keys::routes());
+    v.extend(sessions::routes());
+    v.extend(messages::routes());
+    v.extend(events::routes());
+    v.extend(metrics::routes());
+    v.extend(openapi::routes());
+    v
+}
+
+/// Every route of the API: the table [`router`] is built from.
+pub fn routes() -> Vec<RouteInfo> {
+    all_routes().into_iter().map(|r| r.info).collect()
+}
+
+/// Counters the API keeps for `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct ApiCounters {
+    /// Responses by status class: 1xx..5xx.
+    pub responses: [AtomicU64; 5],
+    /// Open `/api/events` streams.
+    pub sse_clients: AtomicU64,
+}
+
+struct Inner {
+    mgr: SessionManager,
+    store: Store,
+    bus: Bus,
+    setup: Setup,
+    body_limit: usize,
+    started: Instant,
+    counters: ApiCounters,
+    /// Set when the server shuts down: open event streams end.
+    closing: watch::Sender<bool>,
+}
+
+/// What every handler can reach. Cloning shares it.
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+impl ApiState {
+    /// `body_limit`: the largest request body in bytes (`api.body_limit_kb * 1024`).
+    pub fn new(mgr: SessionManager, setup: Setup, body_limit: usize) -> ApiState {
+        let (closing, _) = watch::channel(false);
+        ApiState {
+            inner: Arc::new(Inner {
+                store: mgr.store().clone(),
+                bus: mgr.bus().clone(),
+                mgr,
+                setup,
+                body_limit,
+                started: Instant::now(),
+                counters: ApiCounters::default(),
+                closing,
+            }),
+        }
+    }
+
+    pub fn manager(&self) -> &SessionManager {
+        &self.inner.mgr
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.inner.bus
+    }
+
+    pub fn setup(&self) -> &Setup {
+        &self.inner.setup
+    }
+
+    pub fn started(&self) -> Instant {
+        self.inner.started
+    }
+
+    pub(crate) fn counters(&self) -> &ApiCounters {
+        &self.inner.counters
+    }
+
+    pub(crate) fn closing(&self) -> watch::Receiver<bool> {
+        self.inner.closing.subscribe()
+    }
+
+    /// End open event streams (graceful shutdown waits for every connection).
+    pub fn close_streams(&self) {
+        self.inner.closing.send_replace(true);
+    }
+}
+
+/// The API router, every route of [`routes`] with its access check.
+pub fn router(state: ApiState) -> Router {
+    let mut router: Router<ApiState> = Router::new();
+    for route in all_routes() {
+        let handler = match route.info.access {
+            Access::Public => route.handler,
+            access => route.handler.route_layer(middleware::from_fn_with_state(
+                (state.clone(), access),
+                auth::require,
+            )),
+        };
+        router = router.route(route.info.path, handler);
+    }
+    router
+        .fallback(|| async { ApiError::route_not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(state.inner.body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), store_guard))
+        .layer(middleware::from_fn_with_state(state.clone(), count))
+        .with_state(state)
+}
+
+/// 503 for every route but health once the store has failed.
+async fn store_guard(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    if !state.store().is_ok() && req.uri().path() != "/api/health" {
+        return ApiError::store_unavailable().into_response();
+    }
+    next.run(req).await
+}
+
+async fn count(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let class = (resp.status().as_u16() / 100).clamp(1, 5) as usize - 1;
+    state.counters().responses[class].fetch_add(1, Ordering::Relaxed);
+    resp
+}
+
+/// Serve the API on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, state: ApiState) -> std::io::Result<()> {
+    serve_with_shutdown(listener, state, std::future::pending()).await
+}
+
+/// Serve the API until `shutdown` resolves, then finish the requests in flight (event
+/// streams end at once) and return.
+pub async fn serve_with_shutdown(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            state.close_streams();
+        })
+        .await
+}

@@ -1,0 +1,539 @@
+//! `GET /api/openapi.json` (any valid key): the OpenAPI 3.0 document of every route.
+//!
+//! Built from the route table ([`super::routes`]): paths, methods, summaries and security
+//! come from it, so a route cannot be missing; request and response shapes are written here
+//! per route (a route this file does not know yet still appears, with the generic answers).
+
+use axum::Json;
+use axum::http::Method;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::{Access, Route, RouteInfo};
+
+pub(super) fn routes() -> Vec<Route> {
+    vec![Route::new(
+        Method::GET,
+        "/api/openapi.json",
+        Access::AnyKey,
+        "This OpenAPI document",
+        get(|| async { Json(document()) }),
+    )]
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn json_content(schema: Value) -> Value {
+    json!({ "application/json": { "schema": schema } })
+}
+
+fn error_response(description: &str) -> Value {
+    json!({ "description": description, "content": json_content(schema_ref("Error")) })
+}
+
+fn ok(status: &str, description: &str, schema: Option<Value>) -> (String, Value) {
+    let mut r = json!({ "description": description });
+    if let Some(s) = schema {
+        r["content"] = json_content(s);
+    }
+    (status.to_string(), r)
+}
+
+fn components() -> Value {
+    let nullable_string = json!({"type": "string", "nullable": true});
+    let nullable_int = json!({"type": "integer", "format": "int64", "nullable": true});
+    let scopes = json!({
+        "type": "array",
+        "items": {"type": "string", "enum": ["admin", "sessions:read", "sessions:write", "messages:send", "webhooks:manage"]}
+    });
+    json!({
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API key: wgk_<id>_<secret>"
+            }
+        },
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {
+                            "code": {"type": "string", "description": "Stable snake_case code", "example": "session_not_found"},
+                            "message": {"type": "string", "description": "For people"}
+                        }
+                    }
+                }
+            },
+            "Health": {
+                "type": "object",
+                "required": ["status", "version", "uptime_s", "sessions", "clock_synced", "store_ok", "setup_pending"],
+                "properties": {
+                    "status": {"type": "string", "enum": ["ok", "store_failed"]},
+                    "version": {"type": "string"},
+                    "uptime_s": {"type": "integer", "format": "int64"},
+                    "sessions": {
+                        "type": "object", "nullable": true,
+                        "description": "Sessions per state; null when the store cannot be read",
+                        "additionalProperties": {"type": "integer"}
+                    },
+                    "clock_synced": {"type": "boolean", "nullable": true, "description": "From adjtimex(2); null when unknown"},
+                    "store_ok": {"type": "boolean"},
+                    "setup_pending": {"type": "boolean"}
+                }
+            },
+            "SetupStatus": {
+                "type": "object", "required": ["open"],
+                "properties": {"open": {"type": "boolean"}}
+            },
+            "SetupClaim": {
+                "type": "object", "required": ["code"], "additionalProperties": false,
+                "properties": {"code": {"type": "string", "example": "7KQ2-M9XD", "description": "Dashes, spaces and case do not matter"}}
+            },
+            "KeyCreate": {
+                "type": "object", "required": ["scopes"], "additionalProperties": false,
+                "properties": {
+                    "scopes": scopes,
+                    "sessions": {"type": "array", "nullable": true, "items": {"type": "string"}, "description": "Limit the key to these sessions (not with admin)"},
+                    "name": {"type": "string", "nullable": true, "maxLength": 64}
+                }
+            },
+            "Key": {
+                "type": "object",
+                "required": ["id", "name", "scopes", "sessions", "prefix", "created_at", "revoked_at"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": nullable_string,
+                    "scopes": scopes,
+                    "sessions": {"type": "array", "nullable": true, "items": {"type": "string"}},
+                    "prefix": {"type": "string", "example": "wgk_k3j9x2m4qa_"},
+                    "created_at": {"type": "integer", "format": "int64", "description": "Unix milliseconds"},
+                    "revoked_at": nullable_int
+                }
+            },
+            "CreatedKey": {
+                "allOf": [
+                    schema_ref("Key"),
+                    {
+                        "type": "object", "required": ["key"],
+                        "properties": {"key": {"type": "string", "description": "The whole key, shown this once"}}
+                    }
+                ]
+            },
+            "SessionCreate": {
+                "type": "object", "required": ["id"], "additionalProperties": false,
+                "properties": {"id": {"type": "string", "pattern": "^[a-z0-9_-]{1,32}$"}}
+            },
+            "Session": {
+                "type": "object",
+                "required": ["id", "state", "reason", "phone", "lid", "enabled", "created_at"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "state": {"type": "string", "enum": ["stopped", "connecting", "qr", "connected", "disconnected", "failed"]},
+                    "reason": {
+                        "type": "string", "nullable": true,
+                        "enum": ["logged_out", "banned", "qr_exhausted", "client_outdated", "replaced", "pair_failed", "storage", null],
+                        "description": "Why the session failed; null unless state is failed"
+                    },
+                    "phone": nullable_string,
+                    "lid": nullable_string,
+                    "enabled": {"type": "boolean", "description": "Whether it runs (and starts at boot)"},
+                    "created_at": {"type": "integer", "format": "int64"},
+                    "code": {"type": "string", "description": "qr: the QR payload"},
+                    "expires_at": {"type": "integer", "format": "int64", "description": "qr: when this code expires (unix ms)"},
+                    "pair_code": {"type": "string", "description": "qr: the phone-number link code, once asked for"},
+                    "since": {"type": "integer", "format": "int64", "description": "connected / disconnected: since when"},
+                    "attempts": {"type": "integer", "description": "disconnected: reconnect attempts so far"},
+                    "until": {"type": "integer", "format": "int64", "description": "failed (banned): when the ban ends"},
+                    "message": {"type": "string", "description": "failed: details"}
+                }
+            },
+            "QrCode": {
+                "type": "object", "required": ["code", "expires_at"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "expires_at": {"type": "integer", "format": "int64"},
+                    "pair_code": {"type": "string"}
+                }
+            },
+            "PairCodeRequest": {
+                "type": "object", "required": ["phone"], "additionalProperties": false,
+                "properties": {"phone": {"type": "string", "example": "+44 7700 900123", "description": "With the country code"}}
+            },
+            "PairCode": {
+                "type": "object", "required": ["code"],
+                "properties": {"code": {"type": "string", "example": "ABCD1234"}}
+            },
+            "MessageRequest": {
+                "type": "object", "required": ["to"],
+                "description": "The kind's fields beside `to` (a phone number with country code or a JID); see docs/message-kinds.md. Media: exactly one of `url`, `base64`.",
+                "properties": {"to": {"type": "string", "example": "447700900123"}},
+                "additionalProperties": true
+            },
+            "MessageAccepted": {
+                "type": "object", "required": ["id", "status"],
+                "properties": {
+                    "id": {"type": "string", "example": "msg_01JF8ZK3Q4W5E6R7T8Y9U0I1O2"},
+                    "status": {"type": "string", "enum": ["queued"]}
+                }
+            },
+            "Message": {
+                "type": "object", "required": ["id", "session", "kind", "to", "status"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "session": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "to": {"type": "string"},
+                    "status": {"type": "string", "enum": ["queued", "held", "sent", "delivered", "read", "cancelled", "failed"]},
+                    "reason": nullable_string.clone(),
+                    "wa_id": nullable_string.clone(),
+                    "attempts": {"type": "integer"},
+                    "created_at": {"type": "integer", "format": "int64"},
+                    "sent_at": nullable_int.clone(),
+                    "delivered_at": nullable_int.clone(),
+                    "read_at": nullable_int.clone(),
+                    "failed_at": nullable_int.clone(),
+                    "cancelled_at": nullable_int.clone()
+                }
+            }
+        }
+    })
+}
+
+/// What one route takes and answers: the request body schema's name, the success
+/// responses, and the route's own error responses (status, description).
+type Specifics = (
+    Option<&'static str>,
+    Vec<(String, Value)>,
+    Vec<(&'static str, &'static str)>,
+);
+
+fn specifics(r: &RouteInfo) -> Specifics {
+    let session = Some(schema_ref("Session"));
+    match (r.method.as_str(), r.path) {
+        ("GET", "/api/health") => (
+            None,
+            vec![
+                ok("200", "Healthy", Some(schema_ref("Health"))),
+                ok("503", "The store has failed", Some(schema_ref("Health"))),
+            ],
+            vec![],
+        ),
+        ("GET", "/api/setup") => (
+            None,
+            vec![ok("200", "Setup state", Some(schema_ref("SetupStatus")))],
+            vec![],
+        ),
+        ("POST", "/api/setup") => (
+            Some("SetupClaim"),
+            vec![ok(
+                "201",
+                "The first admin key (shown once)",
+                Some(schema_ref("CreatedKey")),
+            )],
+            vec![
+                ("403", "Wrong setup code"),
+                ("410", "Setup is closed"),
+                ("429", "Too many wrong codes; see Retry-After"),
+            ],
+        ),
+        ("POST", "/api/keys") => (
+            Some("KeyCreate"),
+            vec![ok(
+                "201",
+                "The key (shown once)",
+                Some(schema_ref("CreatedKey")),
+            )],
+            vec![(
+                "422",
+                "Unknown scope, bad session id, or an admin key limited to sessions",
+            )],
+        ),
+        ("GET", "/api/keys") => (
+            None,
+            vec![ok(
+                "200",
+                "Every key, revoked ones included",
+                Some(json!({"type": "array", "items": schema_ref("Key")})),
+            )],
+            vec![],
+        ),
+        ("GET", "/api/keys/{id}") => (
+            None,
+            vec![ok("200", "The key", Some(schema_ref("Key")))],
+            vec![("404", "No such key")],
+        ),
+        ("DELETE", "/api/keys/{id}") => (
+            None,
+            vec![ok("204", "Revoked (also when it already was)", None)],
+            vec![("404", "No such key"), ("409", "The last active admin key")],
+        ),
+        ("GET", "/api/sessions") => (
+            None,
+            vec![ok(
+                "200",
+                "Sessions the key may see",
+                Some(json!({"type": "array", "items": schema_ref("Session")})),
+            )],
+            vec![],
+        ),
+        ("POST", "/api/sessions") => (
+            Some("SessionCreate"),
+            vec![ok("201", "Created; pairing has started", session)],
+            vec![
+                ("409", "A session with this id exists"),
+                ("422", "Invalid session id"),
+            ],
+        ),
+        ("GET", "/api/sessions/{sid}") => (
+            None,
+            vec![ok("200", "The session", session)],
+            vec![("404", "No such session")],
+        ),
+        ("DELETE", "/api/sessions/{sid}") => (
+            None,
+            vec![ok("204", "Deleted, with every key it held", None)],
+            vec![("404", "No such session")],
+        ),
+        ("POST", p) if p.ends_with("/start") || p.ends_with("/stop") || p.ends_with("/logout") => (
+            None,
+            vec![ok("200", "The session after the change", session)],
+            vec![("404", "No such session")],
+        ),
+        ("GET", "/api/sessions/{sid}/qr") => {
+            let mut content = serde_json::Map::new();
+            content.insert(
+                "image/png".into(),
+                json!({"schema": {"type": "string", "format": "binary"}}),
+            );
+            content.insert(
+                "image/svg+xml".into(),
+                json!({"schema": {"type": "string"}}),
+            );
+            content.insert(
+                "application/json".into(),
+                json!({"schema": schema_ref("QrCode")}),
+            );
+            content.insert(
+                "text/plain".into(),
+                json!({"schema": {"type": "string"}, "description": "?format=text"}),
+            );
+            (
+                None,
+                vec![(
+                    "200".into(),
+                    json!({"description": "The current QR code (chosen by Accept or ?format=)", "content": content}),
+                )],
+                vec![
+                    ("404", "No such session"),
+                    ("406", "No acceptable format"),
+                    ("409", "The session is not waiting for a scan"),
+                ],
+            )
+        }
+        ("POST", "/api/sessions/{sid}/pair-code") => (
+            Some("PairCodeRequest"),
+            vec![ok(
+                "200",
+                "The code to type on the phone",
+                Some(schema_ref("PairCode")),
+            )],
+            vec![
+                ("404", "No such session"),
+                ("409", "The session is not waiting for a scan"),
+                ("422", "Invalid phone number, or WhatsApp refused"),
+            ],
+        ),
+        ("POST", "/api/sessions/{sid}/messages/{id}") => (
+            Some("MessageRequest"),
+            vec![ok(
+                "202",
+                "Queued: the message is durable in the session's queue",
+                Some(schema_ref("MessageAccepted")),
+            )],
+            vec![
+                ("400", "Bad JSON, or a missing or invalid field (named)"),
+                (
+                    "404",
+                    "No such session, or an unknown kind (the kinds are listed)",
+                ),
+                ("409", "The session has failed; start it again first"),
+                ("413", "Body or media too large"),
+                ("415", "Not JSON"),
+                ("422", "Not a phone number or JID"),
+            ],
+        ),
+        ("GET", "/api/sessions/{sid}/messages/{id}") => (
+            None,
+            vec![ok("200", "The message", Some(schema_ref("Message")))],
+            vec![("404", "No such session or message")],
+        ),
+        ("DELETE", "/api/sessions/{sid}/messages/{id}") => (
+            None,
+            vec![ok("200", "Cancelled", Some(schema_ref("Message")))],
+            vec![
+                ("404", "No such session or message"),
+                ("409", "Too late: already sending or sent"),
+            ],
+        ),
+        ("GET", "/api/events") => (
+            None,
+            vec![(
+                "200".into(),
+                json!({
+                    "description": "An endless text/event-stream. Event names: state, resync, and the domain event types (session.connected, message.received, ...)",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}
+                }),
+            )],
+            vec![],
+        ),
+        ("GET", "/metrics") => (
+            None,
+            vec![(
+                "200".into(),
+                json!({"description": "Prometheus text format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}),
+            )],
+            vec![],
+        ),
+        ("GET", "/api/openapi.json") => (
+            None,
+            vec![ok("200", "This document", Some(json!({"type": "object"})))],
+            vec![],
+        ),
+        _ => (None, vec![ok("200", "Success", None)], vec![]),
+    }
+}
+
+fn parameters(r: &RouteInfo) -> Vec<Value> {
+    let mut params = Vec::new();
+    for seg in r.path.split('/') {
+        if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            params.push(
+                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}),
+            );
+        }
+    }
+    match (r.method.as_str(), r.path) {
+        ("GET", "/api/sessions/{sid}/qr") => params.push(json!({
+            "name": "format", "in": "query", "required": false,
+            "schema": {"type": "string", "enum": ["png", "svg", "json", "text"]},
+            "description": "Overrides Accept"
+        })),
+        ("GET", "/api/events") => {
+            params.push(json!({"name": "session", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Comma list of session ids"}));
+            params.push(json!({"name": "type", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Comma list of event names"}));
+        }
+        _ => {}
+    }
+    params
+}
+
+fn operation(r: &RouteInfo) -> Value {
+    let (body, success, errors) = specifics(r);
+    let mut responses = serde_json::Map::new();
+    for (status, v) in success {
+        responses.insert(status, v);
+    }
+    if body.is_some() {
+        responses.insert(
+            "400".into(),
+            error_response("Malformed JSON or a wrong field (named in the message)"),
+        );
+        responses.insert(
+            "413".into(),
+            error_response("Body larger than api.body_limit_kb"),
+        );
+        responses.insert(
+            "415".into(),
+            error_response("Content-Type is not application/json"),
+        );
+    }
+    match r.access {
+        Access::Public => {}
+        Access::AnyKey => {
+            responses.insert(
+                "401".into(),
+                error_response("Missing, malformed, unknown or revoked key"),
+            );
+        }
+        Access::Scope(_) => {
+            responses.insert(
+                "401".into(),
+                error_response("Missing, malformed, unknown or revoked key"),
+            );
+            responses.insert(
+                "403".into(),
+                error_response("The key lacks the scope, or may not use this session"),
+            );
+        }
+    }
+    for (status, description) in errors {
+        responses.insert(status.into(), error_response(description));
+    }
+    if r.path != "/api/health" {
+        responses.insert("503".into(), error_response("The store has failed"));
+    }
+    let id = format!(
+        "{}{}",
+        r.method.as_str().to_ascii_lowercase(),
+        r.path
+            .split(['/', '{', '}', '-', '.'])
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let mut c = s.chars();
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
+            })
+            .collect::<String>()
+    );
+    let mut op = json!({
+        "operationId": id,
+        "summary": r.summary,
+        "responses": responses,
+    });
+    let params = parameters(r);
+    if !params.is_empty() {
+        op["parameters"] = Value::Array(params);
+    }
+    if let Some(schema) = body {
+        op["requestBody"] = json!({"required": true, "content": json_content(schema_ref(schema))});
+    }
+    match r.access {
+        Access::Public => op["security"] = json!([]),
+        Access::AnyKey => {}
+        Access::Scope(scope) => {
+            op["x-wagate-scope"] = json!(scope.as_str());
+            op["description"] = json!(format!(
+                "Needs a key with the `{scope}` scope (or `admin`)."
+            ));
+        }
+    }
+    op
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for r in super::routes() {
+        let item = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
+        item[r.method.as_str().to_ascii_lowercase()] = operation(&r);
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "wagate",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The LAN HTTP API of wagate, the WhatsApp gateway appliance. Errors answer {\"error\":{\"code\",\"message\"}}."
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": components(),
+    })
+}

@@ -200,6 +200,35 @@ fn fourteen_kinds_arrive_as_the_right_protocol_messages() {
     let bytes = mock_rt.block_on(b.client.download(&img)).unwrap();
     assert_eq!(bytes, png);
 
+    // image again, as a multipart upload (`curl -F to=... -F caption=... -F file=@pic.png`).
+    let boundary = "wagate-test-boundary";
+    let mut form = Vec::new();
+    for (name, value) in [("to", b_jid.as_str()), ("caption", "uploaded")] {
+        form.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    form.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"pic.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes(),
+    );
+    form.extend_from_slice(&png);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let r = common::call(
+        "POST",
+        &server.url("/api/sessions/a/messages/image"),
+        k,
+        &[],
+        Some((&format!("multipart/form-data; boundary={boundary}"), form)),
+    );
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let (_, m) = mock_rt.block_on(received(&mut b, "uploaded image"));
+    let img = m.image_message.as_option().expect("image_message").clone();
+    assert_eq!(img.caption.as_deref(), Some("uploaded"));
+    assert_eq!(mock_rt.block_on(b.client.download(&img)).unwrap(), png);
+
     // video
     let mp4: Vec<u8> = [&b"\0\0\0\x18ftypmp42"[..], &[1u8; 2000]].concat();
     send(

@@ -3,7 +3,7 @@
 //! cancels it while it has not started sending.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -114,18 +114,139 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_string()))
 }
 
+/// A send request: JSON, or multipart/form-data with the media as a file part.
+struct SendBody {
+    fields: Value,
+    blob: Option<Vec<u8>>,
+}
+
+fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        })
+}
+
+/// Form fields that are not text in the JSON form.
+const BOOL_FIELDS: &[&str] = &["voice", "gif", "multiple", "from_me"];
+const NUMBER_FIELDS: &[&str] = &[
+    "seconds",
+    "width",
+    "height",
+    "page_count",
+    "latitude",
+    "longitude",
+    "selectable_count",
+];
+
+/// Read a multipart send: one `file` part (the media) and text parts for the other fields
+/// (`to`, `caption`, ...). The file part's type and name fill `mimetype` and `file_name` when
+/// the form does not give them.
+async fn read_multipart(mut form: Multipart) -> Result<SendBody, ApiError> {
+    let bad = |m: String| ApiError::bad_request("invalid_multipart", m);
+    let mut fields = serde_json::Map::new();
+    let mut blob = None;
+    let (mut part_type, mut part_name) = (None, None);
+    while let Some(field) = form.next_field().await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is larger than api.body_limit_kb allows",
+            )
+        } else {
+            bad(e.body_text())
+        }
+    })? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "file" {
+            if blob.is_some() {
+                return Err(bad("only one `file` part is allowed".into()));
+            }
+            part_type = field
+                .content_type()
+                .map(str::to_string)
+                .filter(|t| t != "application/octet-stream");
+            part_name = field.file_name().map(str::to_string);
+            blob = Some(
+                field
+                    .bytes()
+                    .await
+                    .map_err(|e| bad(e.body_text()))?
+                    .to_vec(),
+            );
+            continue;
+        }
+        if name.is_empty() || fields.contains_key(&name) {
+            return Err(bad(format!("form field '{name}' is unnamed or repeated")));
+        }
+        let text = field.text().await.map_err(|e| bad(e.body_text()))?;
+        let value = if BOOL_FIELDS.contains(&name.as_str()) {
+            match text.as_str() {
+                "true" | "1" => Value::Bool(true),
+                "false" | "0" => Value::Bool(false),
+                _ => return Err(bad(format!("{name}: true or false"))),
+            }
+        } else if NUMBER_FIELDS.contains(&name.as_str()) {
+            serde_json::from_str::<serde_json::Number>(&text)
+                .map(Value::Number)
+                .map_err(|_| bad(format!("{name}: a number")))?
+        } else {
+            Value::String(text)
+        };
+        fields.insert(name, value);
+    }
+    let Some(bytes) = blob else {
+        return Err(bad(
+            "a multipart send needs a `file` part with the media".into()
+        ));
+    };
+    fields.insert("upload".into(), Value::String("file".into()));
+    if let Some(t) = part_type {
+        fields.entry("mimetype").or_insert(Value::String(t));
+    }
+    if let Some(n) = part_name {
+        fields.entry("file_name").or_insert(Value::String(n));
+    }
+    Ok(SendBody {
+        fields: Value::Object(fields),
+        blob: Some(bytes),
+    })
+}
+
 async fn accept(
     State(state): State<ApiState>,
     Path((sid, kind)): Path<(String, String)>,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody<Value>,
+    req: Request,
 ) -> Result<Response, ApiError> {
+    let headers = req.headers().clone();
     let mgr = state.manager();
     // An unknown session is 404 before anything about the body.
     mgr.get(&sid).await?;
     let key = idempotency_key(&headers)?;
-    let outgoing = compose::parse(&kind, &body)?;
-    let done = mgr.enqueue(&sid, &kind, &outgoing, None, key).await?;
+    let body = if is_multipart(&headers) {
+        let form = Multipart::from_request(req, &state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
+        read_multipart(form).await?
+    } else {
+        let JsonBody(fields) = JsonBody::<Value>::from_request(req, &state).await?;
+        SendBody { fields, blob: None }
+    };
+    let mut fields = body.fields;
+    // `file_name` is a document field; an uploaded file's name means nothing to other kinds.
+    if kind != "document"
+        && let Some(obj) = fields.as_object_mut()
+        && body.blob.is_some()
+    {
+        obj.remove("file_name");
+    }
+    let outgoing = compose::parse(&kind, &fields)?;
+    let done = mgr.enqueue(&sid, &kind, &outgoing, body.blob, key).await?;
     // The first answer, again, for a replayed key.
     let mut resp = (
         StatusCode::ACCEPTED,

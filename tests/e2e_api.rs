@@ -440,6 +440,21 @@ fn fourteen_kinds_arrive_as_the_right_protocol_messages() {
     .json();
     assert_eq!(v["wa_id"], text_wa_id);
     assert!(v["sent_at"].is_i64() && v["delivered_at"].is_i64());
+
+    // The counters saw it: 15 sends, at least one delivery, an empty queue.
+    let metrics = String::from_utf8(get(&server.url("/metrics"), k).body).unwrap();
+    let sample = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
+    };
+    assert_eq!(sample("wagate_messages_total{event=\"sent\"}"), 15.0);
+    assert!(sample("wagate_messages_total{event=\"delivered\"}") >= 1.0);
+    assert_eq!(sample("wagate_queue_depth{session=\"a\"}"), 0.0);
+    assert!(sample("wagate_store_commits_total") > 15.0);
     drop(server);
     mock_rt.block_on(mock.shutdown());
 }

@@ -11,7 +11,7 @@ use whatsapp_rust::Client;
 
 use super::sender::Sender;
 use super::session::{self, ClientSlot, Command, SessionCtx};
-use super::{EngineConfig, EngineError, startable, valid_session_id};
+use super::{EngineConfig, EngineError, EngineStats, startable, valid_session_id};
 use crate::events::{Bus, SessionState, now_ms};
 use crate::store::Store;
 use crate::store::queue::{self, MessageRecord};
@@ -41,6 +41,7 @@ struct Handle {
 }
 
 struct Inner {
+    stats: Arc<EngineStats>,
     store: Store,
     bus: Bus,
     cfg: Arc<EngineConfig>,
@@ -64,6 +65,7 @@ impl SessionManager {
     ) -> Result<Self, EngineError> {
         let mgr = SessionManager {
             inner: Arc::new(Inner {
+                stats: Arc::default(),
                 store,
                 bus,
                 cfg: Arc::new(cfg),
@@ -79,6 +81,11 @@ impl SessionManager {
         }
         drop(map);
         Ok(mgr)
+    }
+
+    /// Message counters since start.
+    pub fn stats(&self) -> &EngineStats {
+        &self.inner.stats
     }
 
     pub fn store(&self) -> &Store {
@@ -108,6 +115,7 @@ impl SessionManager {
             cfg: self.inner.cfg.clone(),
             state_tx,
             client: client.clone(),
+            stats: self.inner.stats.clone(),
         };
         let wake = Arc::new(Notify::new());
         let sender = Sender {
@@ -117,6 +125,7 @@ impl SessionManager {
             state: ctx.state_tx.subscribe(),
             client: client.clone(),
             wake: wake.clone(),
+            stats: self.inner.stats.clone(),
         };
         let task = tokio::spawn(session::run(ctx, rx, start));
         let sender = tokio::spawn(sender.run());

@@ -14,6 +14,22 @@ pub use manager::{SessionInfo, SessionManager};
 use crate::events::SessionState;
 use crate::store::StoreError;
 
+/// Message counters since start, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    pub sent: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+    pub delivered: std::sync::atomic::AtomicU64,
+    pub read: std::sync::atomic::AtomicU64,
+    pub received: std::sync::atomic::AtomicU64,
+}
+
+impl EngineStats {
+    pub(crate) fn bump(counter: &std::sync::atomic::AtomicU64) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// What the engine needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {

@@ -18,6 +18,7 @@ use whatsapp_rust::Client;
 use whatsapp_rust::send::SendOptions;
 use whatsapp_rust::upload::UploadOptions;
 
+use super::EngineStats;
 use super::compose::{self, MediaSource, Outgoing, UploadedMedia};
 use super::session::ClientSlot;
 use crate::events::{Bus, Event, EventKind, MessageUpdate, Notice, SessionState, now_ms};
@@ -43,6 +44,7 @@ pub(crate) struct Sender {
     pub state: watch::Receiver<SessionState>,
     pub client: ClientSlot,
     pub wake: Arc<Notify>,
+    pub stats: Arc<EngineStats>,
 }
 
 /// Why one attempt did not end the message.
@@ -104,7 +106,10 @@ impl Sender {
                         .write(move |t| queue::mark_failed(t, &sid, &id, &why, now_ms()))
                         .await;
                     match res {
-                        Ok(rec) => self.publish(&rec, EventKind::MessageFailed).await,
+                        Ok(rec) => {
+                            EngineStats::bump(&self.stats.failed);
+                            self.publish(&rec, EventKind::MessageFailed).await
+                        }
                         Err(e) => {
                             tracing::error!(session = %self.id, error = %e, "cannot record a failure")
                         }
@@ -167,6 +172,7 @@ impl Sender {
             .write(move |t| queue::mark_sent(t, &sid, &id, now_ms()))
             .await?;
         tracing::info!(session = %self.id, msg = %sent.id, wa_id = %wa_id, "sent");
+        EngineStats::bump(&self.stats.sent);
         self.publish(&sent, EventKind::MessageSent).await;
         Ok(())
     }

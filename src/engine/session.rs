@@ -19,7 +19,7 @@ use whatsapp_rust::types::events::{Event as WaEvent, EventHandler, EventInterest
 use whatsapp_rust::{Client, Jid};
 
 use super::sender::message_update;
-use super::{EngineConfig, EngineError, normalize_phone};
+use super::{EngineConfig, EngineError, EngineStats, normalize_phone};
 use crate::events::{
     Bus, Event, EventKind as DomainKind, FailReason, MessageReceived, Notice, SessionState, now_ms,
 };
@@ -51,6 +51,7 @@ pub(crate) struct SessionCtx {
     pub cfg: Arc<EngineConfig>,
     pub state_tx: watch::Sender<SessionState>,
     pub client: ClientSlot,
+    pub stats: Arc<EngineStats>,
 }
 
 /// Forwards the client's events, in dispatch order, to the session task.
@@ -386,8 +387,10 @@ impl SessionCtx {
                         Ok(Some(rec)) => {
                             let update = message_update(Some(&running.client), &rec).await;
                             let kind = if status == MessageStatus::Read {
+                                EngineStats::bump(&self.stats.read);
                                 DomainKind::MessageRead(update)
                             } else {
+                                EngineStats::bump(&self.stats.delivered);
                                 DomainKind::MessageDelivered(update)
                             };
                             self.bus.publish(Notice::Event(Event::new(&self.id, kind)));
@@ -405,6 +408,7 @@ impl SessionCtx {
                         continue;
                     }
                     let received = message_received(m);
+                    EngineStats::bump(&self.stats.received);
                     self.bus.publish(Notice::Event(Event::new(
                         &self.id,
                         DomainKind::MessageReceived(received),

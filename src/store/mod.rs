@@ -90,7 +90,16 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Commit counts and time, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    pub commits: std::sync::atomic::AtomicU64,
+    /// Microseconds spent in `commit` (the fsync), summed.
+    pub commit_micros: std::sync::atomic::AtomicU64,
+}
+
 struct Inner {
+    commits: CommitStats,
     /// `None` once closed.
     db: std::sync::RwLock<Option<Database>>,
     path: PathBuf,
@@ -157,12 +166,18 @@ impl Store {
         let (failed_tx, _) = watch::channel(false);
         Ok(Store {
             inner: Arc::new(Inner {
+                commits: CommitStats::default(),
                 db: std::sync::RwLock::new(Some(db)),
                 path: path.to_path_buf(),
                 failed: AtomicBool::new(false),
                 failed_tx,
             }),
         })
+    }
+
+    /// How many write transactions committed, and how long their commits took.
+    pub fn commit_stats(&self) -> &CommitStats {
+        &self.inner.commits
     }
 
     pub fn path(&self) -> &Path {
@@ -213,7 +228,12 @@ impl Store {
             let db = self.inner.db.read().map_err(|_| StoreError::Closed)?;
             let txn = db.as_ref().ok_or(StoreError::Closed)?.begin_write()?;
             let out = f(&txn)?;
+            let t = std::time::Instant::now();
             txn.commit()?;
+            let c = &self.inner.commits;
+            c.commits.fetch_add(1, Ordering::Relaxed);
+            c.commit_micros
+                .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
             Ok(out)
         })();
         self.note(r)

@@ -116,6 +116,60 @@ pub(crate) async fn render(state: &ApiState) -> Result<String, ApiError> {
     }
 
     // The API itself.
+    m.family(
+        "wagate_queue_depth",
+        "gauge",
+        "Messages waiting in each session's send queue.",
+    );
+    for s in &sessions {
+        let sid = s.id.clone();
+        let depth = state
+            .store()
+            .read(move |t| crate::store::queue::depth(t, &sid))
+            .await?;
+        m.sample("wagate_queue_depth", &[("session", &s.id)], depth as f64);
+    }
+    let st = state.manager().stats();
+    m.family(
+        "wagate_messages_total",
+        "counter",
+        "Messages since start: sent and failed sends, delivery and read receipts, received.",
+    );
+    for (event, n) in [
+        ("sent", &st.sent),
+        ("failed", &st.failed),
+        ("delivered", &st.delivered),
+        ("read", &st.read),
+        ("received", &st.received),
+    ] {
+        m.sample(
+            "wagate_messages_total",
+            &[("event", event)],
+            n.load(Ordering::Relaxed) as f64,
+        );
+    }
+    let commits = state.store().commit_stats();
+    m.family(
+        "wagate_store_commits_total",
+        "counter",
+        "redb write transactions committed.",
+    )
+    .sample(
+        "wagate_store_commits_total",
+        &[],
+        commits.commits.load(Ordering::Relaxed) as f64,
+    );
+    m.family(
+        "wagate_store_commit_seconds_total",
+        "counter",
+        "Time spent committing (fsync) them; divide by the count for the mean commit latency.",
+    )
+    .sample(
+        "wagate_store_commit_seconds_total",
+        &[],
+        commits.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
+    );
+
     let c = state.counters();
     m.family(
         "wagate_http_responses_total",

@@ -5,13 +5,13 @@
 # the idle cost of a session, not traffic.
 #
 # usage: bench/footprint.sh            (builds the release binary first)
-#        WAGATE_BIN=path bench/footprint.sh
+#        FOOTPRINT_BIN=path bench/footprint.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TMPDIR:-/tmp}/wagate-target}"
-if [ -z "${WAGATE_BIN:-}" ]; then
+if [ -z "${FOOTPRINT_BIN:-}" ]; then
   cargo build --release -p wagate >&2
-  WAGATE_BIN="$CARGO_TARGET_DIR/release/wagate"
+  FOOTPRINT_BIN="$CARGO_TARGET_DIR/release/wagate"
 fi
 SETTLE="${SETTLE:-8}"      # seconds after start before sampling
 WINDOW="${WINDOW:-10}"     # seconds of CPU accounting while idle
@@ -32,25 +32,25 @@ measure() {
   dir=$(mktemp -d)
   export WAGATE_DATA_DIR="$dir"
   # Claim the device (sessions only start once an API key exists).
-  "$WAGATE_BIN" key create --scope admin >/dev/null
-  for i in $(seq 1 "$n"); do "$WAGATE_BIN" session add "s$i" >/dev/null; done
-  "$WAGATE_BIN" session list >/dev/null
-  for i in $(seq 1 "$n"); do "$WAGATE_BIN" session start "s$i" >/dev/null; done
-  "$WAGATE_BIN" run 2>/dev/null &
+  "$FOOTPRINT_BIN" key create --scope admin >/dev/null
+  for i in $(seq 1 "$n"); do "$FOOTPRINT_BIN" session add "s$i" >/dev/null; done
+  "$FOOTPRINT_BIN" session list >/dev/null
+  for i in $(seq 1 "$n"); do "$FOOTPRINT_BIN" session start "s$i" >/dev/null; done
+  "$FOOTPRINT_BIN" run 2>/dev/null &
   local pid=$!
   sleep "$SETTLE"
   local rss c0 c1
   rss=$(rss_kib "$pid")
   c0=$(cpu_ticks "$pid"); sleep "$WINDOW"; c1=$(cpu_ticks "$pid")
   local states
-  states=$("$WAGATE_BIN" session list | awk '{print $2}' | sort | uniq -c | tr -s ' ' | tr '\n' ',' )
+  states=$("$FOOTPRINT_BIN" session list | awk '{print $2}' | sort | uniq -c | tr -s ' ' | tr '\n' ',' )
   kill -TERM "$pid"; wait "$pid" || true
   rm -rf "$dir"
   printf '| %-8s | %8s MiB | %6.2f %% | %s\n' "$n" "$(awk -v k="$rss" 'BEGIN{printf "%.1f", k/1024}')" \
     "$(awk -v d=$((c1 - c0)) -v t="$tick" -v w="$WINDOW" 'BEGIN{printf "%.2f", 100*d/t/w}')" "$states"
 }
 
-size=$(stat -c %s "$WAGATE_BIN")
+size=$(stat -c %s "$FOOTPRINT_BIN")
 echo "wagate footprint  ($(date -u +%Y-%m-%d), $(uname -m), $(nproc) cores)"
 printf 'stripped release binary: %s bytes (%.2f MiB)\n\n' "$size" "$(awk -v s="$size" 'BEGIN{print s/1048576}')"
 echo "| sessions | RSS          | CPU idle | states"

@@ -317,14 +317,7 @@ async fn session(cfg: Config, verb: SessionVerb) -> Result<()> {
     let response = match control::call(&cfg.socket_path(), &req).await? {
         Some(r) => r,
         None => {
-            let store = match Store::open(&cfg.db_path(), cfg.cache_bytes()) {
-                Err(StoreError::Locked) => bail!(
-                    "the store is in use by a running daemon, but its control socket {} does \
-                     not answer",
-                    cfg.socket_path().display()
-                ),
-                other => other.context("opening the store")?,
-            };
+            let store = open_store_for_cli(&cfg)?;
             let mgr =
                 SessionManager::open(store, Bus::default(), engine_config(&cfg), false).await?;
             let r = control::execute(&mgr, None, req, false).await;
@@ -334,6 +327,17 @@ async fn session(cfg: Config, verb: SessionVerb) -> Result<()> {
         }
     };
     print_response(response, list)
+}
+
+/// The store for a CLI verb when no daemon answers on the control socket.
+fn open_store_for_cli(cfg: &Config) -> Result<Store> {
+    match Store::open(&cfg.db_path(), cfg.cache_bytes()) {
+        Err(StoreError::Locked) => bail!(
+            "the store is in use by a running daemon, but its control socket {} does not answer",
+            cfg.socket_path().display()
+        ),
+        other => other.context("opening the store"),
+    }
 }
 
 /// `wagate key create ...`: through the daemon when it runs, else on the store directly.
@@ -365,14 +369,7 @@ async fn key(cfg: Config, verb: KeyVerb) -> Result<()> {
                 .context("the daemon's answer holds no key")?
         }
         None => {
-            let store = match Store::open(&cfg.db_path(), cfg.cache_bytes()) {
-                Err(StoreError::Locked) => bail!(
-                    "the store is in use by a running daemon, but its control socket {} does \
-                     not answer",
-                    cfg.socket_path().display()
-                ),
-                other => other.context("opening the store")?,
-            };
+            let store = open_store_for_cli(&cfg)?;
             auth::create_key(&store, spec).await?.token
         }
     };

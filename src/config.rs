@@ -408,6 +408,14 @@ impl TryFrom<LineRepr> for GpioLine {
     type Error = String;
 
     fn try_from(v: LineRepr) -> Result<Self, Self::Error> {
+        // A number in a string too: an env override of a key whose default is "none" arrives
+        // as text (WAGATE_DISPLAY__BUTTON_PIN=21).
+        let v = match v {
+            LineRepr::Word(w) if !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()) => {
+                w.parse().map(LineRepr::Number).unwrap_or(LineRepr::Word(w))
+            }
+            v => v,
+        };
         match v {
             LineRepr::Number(n) => u32::try_from(n)
                 .ok()
@@ -1482,6 +1490,61 @@ default_session = "main-1"
         assert!("2..3".parse::<WaVersion>().is_err());
         assert!("2.3.99999999999".parse::<WaVersion>().is_err());
         assert_eq!(WaVersion(1, 2, 3).to_string(), "1.2.3");
+    }
+
+    #[test]
+    fn config_display_keys() {
+        let (_d, p) = file(
+            "[display]\nbackend = \"spi\"\nmodel = \"st7789-320x240\"\nrotation = 90\n\
+             spi_device = \"/dev/spidev0.1\"\ndc_pin = 9\nrst_pin = \"none\"\n\
+             backlight_pin = 13\nbutton_pin = 5\ninvert = false\n",
+        );
+        let c = load_test(Some(&p), &[]).unwrap();
+        let d = &c.display;
+        assert_eq!(d.model, PanelModel::St7789_320x240);
+        assert_eq!(d.rst_pin, GpioLine(None));
+        assert_eq!(d.button_pin, GpioLine(Some(5)));
+        assert_eq!(d.frame_size(), (240, 320));
+        assert!(!d.invert());
+        assert!(!d.bgr());
+        // Round trip, "none" included.
+        let text = c.to_toml_string().unwrap();
+        assert!(text.contains("rst_pin = \"none\""), "{text}");
+        let (_d2, p2) = file(&text);
+        assert_eq!(load_test(Some(&p2), &[]).unwrap(), c);
+
+        // Defaults: png at 240x240; environment overrides.
+        let c = load_test(None, &[("WAGATE_DISPLAY__SIZE", "320x240")]).unwrap();
+        assert_eq!(c.display.frame_size(), (320, 240));
+        let c = load_test(None, &[("WAGATE_DISPLAY__BACKLIGHT_PIN", "none")]).unwrap();
+        assert_eq!(c.display.backlight_pin, GpioLine(None));
+        assert_eq!(Config::default().display.frame_size(), (240, 240));
+    }
+
+    #[test]
+    fn config_display_refusals() {
+        let e = err(None, &[("WAGATE_DISPLAY__ROTATION", "45")]);
+        assert_eq!(e.key(), Some("display.rotation"), "{e}");
+        let e = err(None, &[("WAGATE_DISPLAY__SIZE", "240by240")]);
+        assert_eq!(e.key(), Some("display.size"), "{e}");
+        let e = err(None, &[("WAGATE_DISPLAY__SIZE", "128x128")]);
+        assert_eq!(e.key(), Some("display.size"), "{e}");
+        let e = err(None, &[("WAGATE_DISPLAY__RST_PIN", "off")]);
+        assert_eq!(e.key(), Some("display.rst_pin"), "{e}");
+        assert!(e.to_string().contains("\"none\""), "{e}");
+        let spi = ("WAGATE_DISPLAY__BACKEND", "spi");
+        let e = err(None, &[spi, ("WAGATE_DISPLAY__BUTTON_PIN", "25")]);
+        assert_eq!(e.key(), Some("display.button_pin"), "{e}");
+        assert!(e.to_string().contains("display.dc_pin"), "{e}");
+        let e = err(None, &[spi, ("WAGATE_DISPLAY__SIZE", "320x240")]);
+        assert_eq!(e.key(), Some("display.size"), "{e}");
+        assert!(e.to_string().contains("st7789-240x240"), "{e}");
+        let e = err(None, &[spi, ("WAGATE_DISPLAY__SPI_SPEED_HZ", "0")]);
+        assert_eq!(e.key(), Some("display.spi_speed_hz"), "{e}");
+        let e = err(None, &[spi, ("WAGATE_DISPLAY__MODEL", "st7735")]);
+        assert_eq!(e.key(), Some("display.model"), "{e}");
+        // The SPI keys are not checked for other backends.
+        load_test(None, &[("WAGATE_DISPLAY__SPI_SPEED_HZ", "0")]).unwrap();
     }
 
     #[test]

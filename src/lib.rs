@@ -10,8 +10,9 @@
 //!   session namespace, the session registry.
 //! - [`engine`]: the only room that imports whatsapp-rust: the session manager and one task
 //!   per session that owns its client, QR lifecycle and failure states.
-//! - [`display`]: pixels for people: the pairing QR in the terminal (the SPI screen comes
-//!   later).
+//! - [`display`]: pixels for people: the setup, pairing QR, status and failure screens,
+//!   drawn by one pure renderer into a framebuffer a panel shows (SPI, PNG file, none), and the
+//!   pairing QR in the terminal.
 //! - [`control`]: the unix socket through which CLI verbs reach a running daemon (redb
 //!   locks its file to one process).
 

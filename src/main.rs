@@ -40,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         verb: ConfigVerb,
     },
+    /// Draw the display's screens without hardware.
+    Display {
+        #[command(subcommand)]
+        verb: DisplayVerb,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -60,6 +65,24 @@ enum SessionVerb {
 enum ConfigVerb {
     /// Validate the configuration and print the effective values.
     Check,
+}
+
+#[derive(Subcommand, Debug)]
+enum DisplayVerb {
+    /// Render one screen as PNG: the running daemon's sessions, else a sample state.
+    Render {
+        /// setup, pairing, status or failure.
+        #[arg(long, default_value = "status")]
+        screen: wagate::display::Screen,
+        /// WIDTHxHEIGHT: 240x240, 320x240, 240x320 (240..=480 a side).
+        #[arg(long, default_value = "240x240")]
+        size: wagate::config::DisplaySize,
+        #[arg(long, default_value = "display.png")]
+        out: PathBuf,
+        /// Draw the sample state even when a daemon runs.
+        #[arg(long)]
+        sample: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -94,6 +117,7 @@ fn main() -> ExitCode {
                 print!("{}", cfg.to_toml_string()?);
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Display { verb } => display_cmd(cfg, verb).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {
@@ -147,6 +171,7 @@ async fn run(cfg: Config) -> Result<ExitCode> {
         tracing::info!(session = %id, "created the default session");
     }
     let control = control::serve(&cfg.socket_path(), mgr.clone())?;
+    let _display = start_display(&cfg, &bus, &mgr); // the screen; stops when dropped
 
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -247,4 +272,66 @@ fn print_response(response: Response, list: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&value)?);
     }
     Ok(())
+}
+
+/// `wagate display render`: one screen to a PNG file, from the daemon's sessions when it runs.
+async fn display_cmd(cfg: Config, verb: DisplayVerb) -> Result<()> {
+    let DisplayVerb::Render {
+        screen,
+        size,
+        out,
+        sample,
+    } = verb;
+    let live = match sample {
+        true => None,
+        false => control::call(&cfg.socket_path(), &Request::SessionList)
+            .await
+            .ok()
+            .flatten(),
+    };
+    let sessions = live.and_then(|r| r.result);
+    let state = wagate::display::render_state(screen, &cfg, sessions.as_ref());
+    let png = wagate::display::render_png(screen, &state, size.0, size.1)?;
+    std::fs::write(&out, png).with_context(|| format!("writing {}", out.display()))?;
+    let from = if sessions.is_some() {
+        "the running daemon"
+    } else {
+        "a sample state"
+    };
+    println!("{} ({size}, {from}) -> {}", screen.name(), out.display());
+    Ok(())
+}
+
+/// The display task for `[display]` (png, none, or spi when built with it). A display that
+/// cannot start is logged, never fatal: the gateway runs without its screen.
+fn start_display(
+    cfg: &Config,
+    bus: &Bus,
+    mgr: &SessionManager,
+) -> Option<wagate::display::DisplayHandle> {
+    let (list, start) = (mgr.clone(), mgr.clone());
+    let hooks = wagate::display::Hooks {
+        sessions: Box::new(move || {
+            let m = list.clone();
+            Box::pin(async move {
+                let all = m.list().await.unwrap_or_default();
+                all.iter().map(Into::into).collect()
+            })
+        }),
+        restart_pairing: Box::new(move |id| {
+            let m = start.clone();
+            Box::pin(async move {
+                if let Err(e) = m.start(&id).await {
+                    tracing::warn!(session = %id, error = %e, "cannot restart pairing");
+                }
+            })
+        }),
+    };
+    match wagate::display::spawn(cfg, bus, hooks) {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::error!(error = %e, "display unavailable");
+            None
+        }
+    }
 }

@@ -51,6 +51,8 @@ pub enum DisplayError {
     PngDecode(String),
     #[error("the frame is {got:?} but the panel is {want:?}")]
     Size { got: Size, want: Size },
+    #[error("unsupported frame size {0}x{1}: 240..=480 pixels a side")]
+    UnsupportedSize(u32, u32),
     #[error("SPI panel: {0}")]
     Spi(String),
     #[error("GPIO: {0}")]
@@ -369,7 +371,7 @@ async fn run(
                     match selector.press(&state) {
                         Press::RestartPairing(id) => {
                             tracing::info!(session = %id, "button: restarting pairing");
-                            (hooks.restart_pairing)(id.to_string()).await;
+                            tokio::spawn((hooks.restart_pairing)(id.to_string()));
                         }
                         Press::Show(s) => tracing::debug!(screen = s.name(), "button"),
                     }
@@ -433,7 +435,7 @@ async fn resync(state: &mut DisplayState, hooks: &Hooks) {
 }
 
 /// Apply a bus notice; true when the screen may change.
-pub fn apply(state: &mut DisplayState, notice: Notice) -> bool {
+fn apply(state: &mut DisplayState, notice: Notice) -> bool {
     match notice {
         Notice::State { session, state: s } => {
             match state.session_mut(&session) {
@@ -550,4 +552,58 @@ impl From<&crate::engine::SessionInfo> for SessionView {
         v.phone = i.phone.as_deref().map(screens::short);
         v
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `wagate display render`
+// ---------------------------------------------------------------------------------------------
+
+/// The state `wagate display render` draws: the running daemon's sessions (`sessions`, the
+/// JSON of its session list) with this device's name and addresses, or the sample for
+/// `screen` when no daemon answered.
+pub fn render_state(
+    screen: Screen,
+    cfg: &Config,
+    sessions: Option<&serde_json::Value>,
+) -> DisplayState {
+    let Some(rows) = sessions.and_then(|v| v.as_array()) else {
+        return screens::sample(screen);
+    };
+    let mut state = DisplayState {
+        device_name: hostname(),
+        addresses: lan_addresses(cfg.api.addr.ip()),
+        api_port: cfg.api.addr.port(),
+        tls: cfg.api.tls != crate::config::TlsMode::Off,
+        has_button: cfg.display.button_pin.0.is_some(),
+        now_ms: now_ms(),
+        ..DisplayState::default()
+    };
+    for row in rows {
+        let (Some(id), Ok(st)) = (
+            row.get("id").and_then(|v| v.as_str()),
+            serde_json::from_value::<crate::events::SessionState>(row.clone()),
+        ) else {
+            continue;
+        };
+        let mut v = SessionView::new(id, st);
+        v.phone = row
+            .get("phone")
+            .and_then(|p| p.as_str())
+            .map(screens::short);
+        state.upsert(v);
+    }
+    state
+}
+
+/// Render `screen` for `state` at `width`x`height` as PNG bytes (sizes 240..=480 a side).
+pub fn render_png(
+    screen: Screen,
+    state: &DisplayState,
+    width: u32,
+    height: u32,
+) -> Result<Vec<u8>, DisplayError> {
+    if !(240..=480).contains(&width) || !(240..=480).contains(&height) {
+        return Err(DisplayError::UnsupportedSize(width, height));
+    }
+    png::encode(&render(screen, state, Size::new(width, height)))
 }

@@ -411,7 +411,7 @@ mod tests {
         // The exact bytes are pinned by the ST7789 test; this one checks the reset line, the
         // landscape size and the transfer limit.
         let mut panel = SpiPanel::from_parts(
-            Recorder::default(),
+            Recorder,
             NullPin,
             Some(rst.clone()),
             None::<NullPin>,
@@ -434,7 +434,6 @@ mod tests {
     }
 
     /// An SPI device that accepts everything and checks the transfer size.
-    #[derive(Default)]
     struct Recorder;
 
     impl embedded_hal::spi::ErrorType for Recorder {

@@ -215,6 +215,9 @@ impl From<WaVersion> for String {
 }
 
 /// `[display]`: the pairing/status screen.
+///
+/// The SPI keys (`model` .. `button_pin`) matter only with `backend = "spi"`; their defaults
+/// are the Waveshare 1.3" LCD HAT (ST7789, 240x240) on a Raspberry Pi.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DisplayConfig {
@@ -224,6 +227,34 @@ pub struct DisplayConfig {
     /// Where the `png` backend writes frames; empty = `data_dir/display.png`
     /// (use [`Config::png_path`]).
     pub png_path: PathBuf,
+    /// Frame size `WxH`; unset: the panel's size after `rotation` (spi), else 240x240.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<DisplaySize>,
+    /// The panel: controller and size as mounted.
+    pub model: PanelModel,
+    /// Clockwise rotation from the model's orientation: 0, 90, 180 or 270.
+    pub rotation: u16,
+    /// The spidev device (its chip select is part of the name: `spidev0.1` is CE1).
+    pub spi_device: PathBuf,
+    /// SPI clock in Hz.
+    pub spi_speed_hz: u32,
+    /// The GPIO chip, by label (`gpioinfo` shows it): `pinctrl-bcm2835` on Pi Zero 2 W to
+    /// Pi 4 (`pinctrl-bcm2711` on some Pi 4 kernels), `pinctrl-rp1` on Pi 5.
+    pub gpio_chip: String,
+    /// Data/command line (BCM numbering).
+    pub dc_pin: u32,
+    /// Reset line, or `"none"` (then a software reset).
+    pub rst_pin: GpioLine,
+    /// Backlight line (driven high), or `"none"`.
+    pub backlight_pin: GpioLine,
+    /// A push button to ground (with the pull-up set in config.txt), or `"none"`.
+    pub button_pin: GpioLine,
+    /// Invert colours; unset: the model's default (on for ST7789, off for ILI9341).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invert: Option<bool>,
+    /// BGR subpixel order; unset: the model's default (RGB for ST7789, BGR for ILI9341).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bgr: Option<bool>,
 }
 
 impl Default for DisplayConfig {
@@ -232,7 +263,38 @@ impl Default for DisplayConfig {
             backend: DisplayBackend::Png,
             terminal_qr: true,
             png_path: PathBuf::new(),
+            size: None,
+            model: PanelModel::St7789_240x240,
+            rotation: 0,
+            spi_device: PathBuf::from("/dev/spidev0.0"),
+            spi_speed_hz: 40_000_000,
+            gpio_chip: "pinctrl-bcm2835".to_owned(),
+            dc_pin: 25,
+            rst_pin: GpioLine(Some(27)),
+            backlight_pin: GpioLine(Some(24)),
+            button_pin: GpioLine(None),
+            invert: None,
+            bgr: None,
         }
+    }
+}
+
+impl DisplayConfig {
+    /// The frame size: `size`, else the panel's after `rotation` (spi), else 240x240.
+    pub fn frame_size(&self) -> (u32, u32) {
+        match (self.size, self.backend) {
+            (Some(s), _) => (s.0, s.1),
+            (None, DisplayBackend::Spi) => self.model.size_at(self.rotation),
+            (None, _) => (240, 240),
+        }
+    }
+
+    pub fn invert(&self) -> bool {
+        self.invert.unwrap_or(self.model.default_invert())
+    }
+
+    pub fn bgr(&self) -> bool {
+        self.bgr.unwrap_or(self.model.default_bgr())
     }
 }
 
@@ -247,6 +309,142 @@ pub enum DisplayBackend {
     /// No display.
     None,
 }
+
+/// The SPI panels wagate drives (controller and size as mounted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PanelModel {
+    /// ST7789, 240x240 (Waveshare 1.3" LCD HAT).
+    #[serde(rename = "st7789-240x240")]
+    St7789_240x240,
+    /// ST7789, 320x240 landscape (Pimoroni Display HAT Mini).
+    #[serde(rename = "st7789-320x240")]
+    St7789_320x240,
+    /// ILI9341, 320x240 landscape (the common 2.4"/2.8" modules).
+    #[serde(rename = "ili9341-320x240")]
+    Ili9341_320x240,
+}
+
+impl PanelModel {
+    /// Width and height at rotation 0.
+    pub fn size(self) -> (u32, u32) {
+        match self {
+            PanelModel::St7789_240x240 => (240, 240),
+            PanelModel::St7789_320x240 | PanelModel::Ili9341_320x240 => (320, 240),
+        }
+    }
+
+    /// Width and height at `rotation` degrees.
+    pub fn size_at(self, rotation: u16) -> (u32, u32) {
+        let (w, h) = self.size();
+        if rotation % 180 == 90 { (h, w) } else { (w, h) }
+    }
+
+    pub fn default_invert(self) -> bool {
+        matches!(
+            self,
+            PanelModel::St7789_240x240 | PanelModel::St7789_320x240
+        )
+    }
+
+    pub fn default_bgr(self) -> bool {
+        matches!(self, PanelModel::Ili9341_320x240)
+    }
+}
+
+/// A frame size `WxH`; written as that string in TOML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DisplaySize(pub u32, pub u32);
+
+impl fmt::Display for DisplaySize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}", self.0, self.1)
+    }
+}
+
+impl FromStr for DisplaySize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("invalid size {s:?}: expected \"WIDTHxHEIGHT\", e.g. \"240x240\"");
+        let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+        let num = |p: &str| {
+            if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+                p.parse::<u32>().ok()
+            } else {
+                None
+            }
+        };
+        match (num(w), num(h)) {
+            (Some(w), Some(h)) => Ok(DisplaySize(w, h)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl TryFrom<String> for DisplaySize {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<DisplaySize> for String {
+    fn from(v: DisplaySize) -> String {
+        v.to_string()
+    }
+}
+
+/// A GPIO line offset on `display.gpio_chip`, or none: an integer or `"none"` in TOML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "LineRepr", into = "LineRepr")]
+pub struct GpioLine(pub Option<u32>);
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum LineRepr {
+    Number(i64),
+    Word(String),
+}
+
+impl TryFrom<LineRepr> for GpioLine {
+    type Error = String;
+
+    fn try_from(v: LineRepr) -> Result<Self, Self::Error> {
+        // A number in a string too: an env override of a key whose default is "none" arrives
+        // as text (WAGATE_DISPLAY__BUTTON_PIN=21).
+        let v = match v {
+            LineRepr::Word(w) if !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()) => {
+                w.parse().map(LineRepr::Number).unwrap_or(LineRepr::Word(w))
+            }
+            v => v,
+        };
+        match v {
+            LineRepr::Number(n) => u32::try_from(n)
+                .ok()
+                .filter(|n| *n < MAX_GPIO_LINE)
+                .map(|n| GpioLine(Some(n)))
+                .ok_or_else(|| format!("GPIO line {n} is out of range 0..{MAX_GPIO_LINE}")),
+            LineRepr::Word(w) if w.eq_ignore_ascii_case("none") => Ok(GpioLine(None)),
+            LineRepr::Word(w) => Err(format!(
+                "invalid GPIO line {w:?}: expected a line number or \"none\""
+            )),
+        }
+    }
+}
+
+impl From<GpioLine> for LineRepr {
+    fn from(v: GpioLine) -> LineRepr {
+        match v.0 {
+            Some(n) => LineRepr::Number(i64::from(n)),
+            None => LineRepr::Word("none".to_owned()),
+        }
+    }
+}
+
+/// GPIO line offsets are below this (a Pi's chips have 54 or 58 lines).
+const MAX_GPIO_LINE: u32 = 512;
 
 /// `[log]`: tracing output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -735,6 +933,8 @@ impl Config {
             Some(_) => {}
         }
 
+        self.validate_display()?;
+
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(("log.level", e.to_string()));
         }
@@ -745,6 +945,71 @@ impl Config {
                 "sessions.default_session",
                 format!("{name:?} must match ^[a-z0-9_-]{{1,32}}$"),
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_display(&self) -> Result<(), (&'static str, String)> {
+        let d = &self.display;
+        if !matches!(d.rotation, 0 | 90 | 180 | 270) {
+            return Err((
+                "display.rotation",
+                format!("{} is not one of 0, 90, 180, 270", d.rotation),
+            ));
+        }
+        if let Some(size) = d.size {
+            if !(240..=480).contains(&size.0) || !(240..=480).contains(&size.1) {
+                return Err((
+                    "display.size",
+                    format!("{size}: width and height must be in 240..=480"),
+                ));
+            }
+            let panel = d.model.size_at(d.rotation);
+            if d.backend == DisplayBackend::Spi && (size.0, size.1) != panel {
+                return Err((
+                    "display.size",
+                    format!(
+                        "{size} does not match the panel: {} at rotation {} is {}x{}",
+                        serde_variant(&d.model),
+                        d.rotation,
+                        panel.0,
+                        panel.1
+                    ),
+                ));
+            }
+        }
+        if d.backend != DisplayBackend::Spi {
+            return Ok(());
+        }
+        if !(100_000..=100_000_000).contains(&d.spi_speed_hz) {
+            return Err((
+                "display.spi_speed_hz",
+                format!("{} is out of range 100000..=100000000", d.spi_speed_hz),
+            ));
+        }
+        if d.spi_device.as_os_str().is_empty() {
+            return Err(("display.spi_device", "must not be empty".to_owned()));
+        }
+        if d.gpio_chip.is_empty() {
+            return Err(("display.gpio_chip", "must not be empty".to_owned()));
+        }
+        if d.dc_pin >= MAX_GPIO_LINE {
+            return Err((
+                "display.dc_pin",
+                format!("GPIO line {} is out of range 0..{MAX_GPIO_LINE}", d.dc_pin),
+            ));
+        }
+        let pins = [
+            ("display.dc_pin", Some(d.dc_pin)),
+            ("display.rst_pin", d.rst_pin.0),
+            ("display.backlight_pin", d.backlight_pin.0),
+            ("display.button_pin", d.button_pin.0),
+        ];
+        for (i, (key, pin)) in pins.iter().enumerate() {
+            let Some(pin) = pin else { continue };
+            if let Some((other, _)) = pins[..i].iter().find(|(_, p)| *p == Some(*pin)) {
+                return Err((key, format!("GPIO line {pin} is already {other}")));
+            }
         }
         Ok(())
     }
@@ -794,6 +1059,14 @@ fn is_valid_session_id(s: &str) -> bool {
     (1..=32).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// The name serde gives a unit variant (`"st7789-240x240"`), for messages.
+fn serde_variant<T: Serialize>(v: &T) -> String {
+    toml::Value::try_from(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1228,6 +1501,61 @@ default_session = "main-1"
         assert!("2..3".parse::<WaVersion>().is_err());
         assert!("2.3.99999999999".parse::<WaVersion>().is_err());
         assert_eq!(WaVersion(1, 2, 3).to_string(), "1.2.3");
+    }
+
+    #[test]
+    fn config_display_keys() {
+        let (_d, p) = file(
+            "[display]\nbackend = \"spi\"\nmodel = \"st7789-320x240\"\nrotation = 90\n\
+             spi_device = \"/dev/spidev0.1\"\ndc_pin = 9\nrst_pin = \"none\"\n\
+             backlight_pin = 13\nbutton_pin = 5\ninvert = false\n",
+        );
+        let c = load_test(Some(&p), &[]).unwrap();
+        let d = &c.display;
+        assert_eq!(d.model, PanelModel::St7789_320x240);
+        assert_eq!(d.rst_pin, GpioLine(None));
+        assert_eq!(d.button_pin, GpioLine(Some(5)));
+        assert_eq!(d.frame_size(), (240, 320));
+        assert!(!d.invert());
+        assert!(!d.bgr());
+        // Round trip, "none" included.
+        let text = c.to_toml_string().unwrap();
+        assert!(text.contains("rst_pin = \"none\""), "{text}");
+        let (_d2, p2) = file(&text);
+        assert_eq!(load_test(Some(&p2), &[]).unwrap(), c);
+
+        // Defaults: png at 240x240; environment overrides.
+        let c = load_test(None, &[("WAGATE_DISPLAY__SIZE", "320x240")]).unwrap();
+        assert_eq!(c.display.frame_size(), (320, 240));
+        let c = load_test(None, &[("WAGATE_DISPLAY__BACKLIGHT_PIN", "none")]).unwrap();
+        assert_eq!(c.display.backlight_pin, GpioLine(None));
+        assert_eq!(Config::default().display.frame_size(), (240, 240));
+    }
+
+    #[test]
+    fn config_display_refusals() {
+        let e = err(None, &[("WAGATE_DISPLAY__ROTATION", "45")]);
+        assert_eq!(e.key(), Some("display.rotation"), "{e}");
+        let e = err(None, &[("WAGATE_DISPLAY__SIZE", "240by240")]);
+        assert_eq!(e.key(), Some("display.size"), "{e}");
+        let e = err(None, &[("WAGATE_DISPLAY__SIZE", "128x128")]);
+        assert_eq!(e.key(), Some("display.size"), "{e}");
+        let e = err(None, &[("WAGATE_DISPLAY__RST_PIN", "off")]);
+        assert_eq!(e.key(), Some("display.rst_pin"), "{e}");
+        assert!(e.to_string().contains("\"none\""), "{e}");
+        let spi = ("WAGATE_DISPLAY__BACKEND", "spi");
+        let e = err(None, &[spi, ("WAGATE_DISPLAY__BUTTON_PIN", "25")]);
+        assert_eq!(e.key(), Some("display.button_pin"), "{e}");
+        assert!(e.to_string().contains("display.dc_pin"), "{e}");
+        let e = err(None, &[spi, ("WAGATE_DISPLAY__SIZE", "320x240")]);
+        assert_eq!(e.key(), Some("display.size"), "{e}");
+        assert!(e.to_string().contains("st7789-240x240"), "{e}");
+        let e = err(None, &[spi, ("WAGATE_DISPLAY__SPI_SPEED_HZ", "0")]);
+        assert_eq!(e.key(), Some("display.spi_speed_hz"), "{e}");
+        let e = err(None, &[spi, ("WAGATE_DISPLAY__MODEL", "st7735")]);
+        assert_eq!(e.key(), Some("display.model"), "{e}");
+        // The SPI keys are not checked for other backends.
+        load_test(None, &[("WAGATE_DISPLAY__SPI_SPEED_HZ", "0")]).unwrap();
     }
 
     #[test]

@@ -13,9 +13,11 @@
 //!   session namespace, the session registry, API keys (hashes only).
 //! - [`engine`]: the only room that imports whatsapp-rust: the session manager and one task
 //!   per session that owns its client, QR lifecycle and failure states.
-//! - [`display`]: pixels for people: the pairing QR in the terminal, as PNG and as SVG (the
-//!   SPI screen comes later).
-//! - [`net`]: the only room that speaks HTTP: the LAN API (axum), one file per resource.
+//! - [`display`]: pixels for people: the setup, pairing QR, status and failure screens,
+//!   drawn by one pure renderer into a framebuffer a panel shows (SPI, PNG file, none), and the
+//!   pairing QR in the terminal.
+//! - [`net`]: the only room that speaks HTTP: the LAN API (axum), one file per resource, and
+//!   media fetched by URL for sends.
 //! - [`control`]: the unix socket through which CLI verbs reach a running daemon (redb
 //!   locks its file to one process).
 

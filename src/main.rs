@@ -10,6 +10,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use wagate::auth::{self, KeySpec, Scope, Setup};
 use wagate::config::{self, Config, TlsMode};
 use wagate::control::{self, Request, Response};
+use wagate::display::Update;
 use wagate::engine::{EngineConfig, SessionManager};
 use wagate::events::{Bus, Notice, SessionState};
 use wagate::net::api::{self, ApiState};
@@ -46,6 +47,11 @@ enum Command {
     Config {
         #[command(subcommand)]
         verb: ConfigVerb,
+    },
+    /// Draw the display's screens without hardware.
+    Display {
+        #[command(subcommand)]
+        verb: DisplayVerb,
     },
 }
 
@@ -86,6 +92,24 @@ enum ConfigVerb {
     Check,
 }
 
+#[derive(Subcommand, Debug)]
+enum DisplayVerb {
+    /// Render one screen as PNG: the running daemon's sessions, else a sample state.
+    Render {
+        /// setup, pairing, status or failure.
+        #[arg(long, default_value = "status")]
+        screen: wagate::display::Screen,
+        /// WIDTHxHEIGHT: 240x240, 320x240, 240x320 (240..=480 a side).
+        #[arg(long, default_value = "240x240")]
+        size: wagate::config::DisplaySize,
+        #[arg(long, default_value = "display.png")]
+        out: PathBuf,
+        /// Draw the sample state even when a daemon runs.
+        #[arg(long)]
+        sample: bool,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let cfg = match config::load(cli.config.as_deref()) {
@@ -119,6 +143,7 @@ fn main() -> ExitCode {
                 print!("{}", cfg.to_toml_string()?);
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Display { verb } => display_cmd(cfg, verb).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {
@@ -214,6 +239,24 @@ async fn run(cfg: Config) -> Result<ExitCode> {
         cfg.clone(),
     ));
     let control = control::serve(&cfg.socket_path(), mgr.clone(), setup.clone())?;
+    let display = start_display(&cfg, &bus, &mgr); // the screen; stops when dropped
+    if let Some(d) = &display {
+        // The setup screen shows the one-time code until the device is claimed.
+        d.update(Update::Setup {
+            code: setup.code(),
+            fingerprint: None,
+        });
+        let (s, d2) = (setup.clone(), d.updates());
+        tokio::spawn(async move {
+            s.wait_closed().await;
+            let _ = d2
+                .send(Update::Setup {
+                    code: None,
+                    fingerprint: None,
+                })
+                .await;
+        });
+    }
 
     let listener = tokio::net::TcpListener::bind(cfg.api.addr)
         .await
@@ -224,6 +267,9 @@ async fn run(cfg: Config) -> Result<ExitCode> {
         setup.clone(),
         cfg.api.body_limit_kb as usize * 1024,
     );
+    if let Some(d) = &display {
+        api_state.set_display(d.last_frame());
+    }
     let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api = tokio::spawn(api::serve_with_shutdown(listener, api_state, async move {
         let _ = api_stopped.await;
@@ -403,4 +449,66 @@ fn print_response(response: Response, list: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&value)?);
     }
     Ok(())
+}
+
+/// `wagate display render`: one screen to a PNG file, from the daemon's sessions when it runs.
+async fn display_cmd(cfg: Config, verb: DisplayVerb) -> Result<()> {
+    let DisplayVerb::Render {
+        screen,
+        size,
+        out,
+        sample,
+    } = verb;
+    let live = match sample {
+        true => None,
+        false => control::call(&cfg.socket_path(), &Request::SessionList)
+            .await
+            .ok()
+            .flatten(),
+    };
+    let sessions = live.and_then(|r| r.result);
+    let state = wagate::display::render_state(screen, &cfg, sessions.as_ref());
+    let png = wagate::display::render_png(screen, &state, size.0, size.1)?;
+    std::fs::write(&out, png).with_context(|| format!("writing {}", out.display()))?;
+    let from = if sessions.is_some() {
+        "the running daemon"
+    } else {
+        "a sample state"
+    };
+    println!("{} ({size}, {from}) -> {}", screen.name(), out.display());
+    Ok(())
+}
+
+/// The display task for `[display]` (png, none, or spi when built with it). A display that
+/// cannot start is logged, never fatal: the gateway runs without its screen.
+fn start_display(
+    cfg: &Config,
+    bus: &Bus,
+    mgr: &SessionManager,
+) -> Option<wagate::display::DisplayHandle> {
+    let (list, start) = (mgr.clone(), mgr.clone());
+    let hooks = wagate::display::Hooks {
+        sessions: Box::new(move || {
+            let m = list.clone();
+            Box::pin(async move {
+                let all = m.list().await.unwrap_or_default();
+                all.iter().map(Into::into).collect()
+            })
+        }),
+        restart_pairing: Box::new(move |id| {
+            let m = start.clone();
+            Box::pin(async move {
+                if let Err(e) = m.start(&id).await {
+                    tracing::warn!(session = %id, error = %e, "cannot restart pairing");
+                }
+            })
+        }),
+    };
+    match wagate::display::spawn(cfg, bus, hooks) {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::error!(error = %e, "display unavailable");
+            None
+        }
+    }
 }

@@ -23,6 +23,7 @@ mod keys;
 mod messages;
 mod metrics;
 mod openapi;
+mod screen;
 mod sessions;
 mod setup;
 
@@ -108,6 +109,7 @@ fn all_routes() -> Vec<Route> {
     v.extend(keys::routes());
     v.extend(sessions::routes());
     v.extend(messages::routes());
+    v.extend(screen::routes());
     v.extend(events::routes());
     v.extend(metrics::routes());
     v.extend(openapi::routes());
@@ -138,6 +140,8 @@ struct Inner {
     counters: ApiCounters,
     /// Set when the server shuts down: open event streams end.
     closing: watch::Sender<bool>,
+    /// The screen's last frame, when a display runs.
+    display: std::sync::OnceLock<crate::display::LastFrame>,
 }
 
 /// What every handler can reach. Cloning shares it.
@@ -160,8 +164,18 @@ impl ApiState {
                 started: Instant::now(),
                 counters: ApiCounters::default(),
                 closing,
+                display: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Serve this display's frames at `GET /api/display.png`.
+    pub fn set_display(&self, frames: crate::display::LastFrame) {
+        let _ = self.inner.display.set(frames);
+    }
+
+    pub(crate) fn display(&self) -> Option<&crate::display::LastFrame> {
+        self.inner.display.get()
     }
 
     pub fn manager(&self) -> &SessionManager {

@@ -382,6 +382,14 @@ fn specifics(r: &RouteInfo) -> Specifics {
                 ("409", "Too late: already sending or sent"),
             ],
         ),
+        ("GET", "/api/display.png") => (
+            None,
+            vec![(
+                "200".into(),
+                json!({"description": "The frame the screen shows", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}),
+            )],
+            vec![("404", "No frame drawn yet, or no display runs")],
+        ),
         ("GET", "/api/events") => (
             None,
             vec![(

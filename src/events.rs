@@ -221,6 +221,11 @@ pub enum Notice {
         state: SessionState,
     },
     Event(Event),
+    /// A session's send queue changed length.
+    Queue {
+        session: String,
+        depth: u64,
+    },
 }
 
 /// The broadcast bus. Cloning shares the channel.

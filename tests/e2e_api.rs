@@ -487,6 +487,12 @@ fn idempotency_bad_input_and_cancel() {
     assert_eq!(again.json()["id"], first.json()["id"]);
     assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
     let id = first.json()["id"].as_str().unwrap().to_string();
+    let metrics =
+        String::from_utf8(get(&server.url("/metrics"), Some(&server.admin())).body).unwrap();
+    assert!(
+        metrics.contains("wagate_queue_depth{session=\"default\"} 1"),
+        "one queued message (the replay added none):\n{metrics}"
+    );
     let shown = get(
         &server.url(&format!("/api/sessions/default/messages/{id}")),
         k,

@@ -480,6 +480,13 @@ fn apply(state: &mut DisplayState, notice: Notice) -> bool {
             }
             _ => false,
         },
+        Notice::Queue { session, depth } => match state.session_mut(&session) {
+            Some(v) => {
+                v.queue_depth = u32::try_from(depth).unwrap_or(u32::MAX);
+                true
+            }
+            None => false,
+        },
     }
 }
 

@@ -339,8 +339,23 @@ impl SessionManager {
             .await?;
         if !done.replayed {
             self.wake(id).await;
+            super::sender::publish_depth(&self.inner.store, &self.inner.bus, id).await;
         }
         Ok(done)
+    }
+
+    /// Cancel a message that has not started sending.
+    pub async fn cancel(&self, id: &str, msg: &str) -> Result<queue::Cancel, EngineError> {
+        let (sid, m) = (id.to_string(), msg.to_string());
+        let outcome = self
+            .inner
+            .store
+            .write(move |t| queue::cancel(t, &sid, &m, now_ms()))
+            .await?;
+        if matches!(outcome, queue::Cancel::Cancelled(_)) {
+            super::sender::publish_depth(&self.inner.store, &self.inner.bus, id).await;
+        }
+        Ok(outcome)
     }
 
     /// A message of the session by wagate id.

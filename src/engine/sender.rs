@@ -214,10 +214,24 @@ impl Sender {
         }
     }
 
+    /// Publish what happened to a message that left the queue, and the new queue depth.
     async fn publish(&self, rec: &MessageRecord, kind: fn(MessageUpdate) -> EventKind) {
         let update = message_update(self.client().as_deref(), rec).await;
         self.bus
             .publish(Notice::Event(Event::new(&self.id, kind(update))));
+        publish_depth(&self.store, &self.bus, &self.id).await;
+    }
+}
+
+/// Tell the bus how long the session's queue is now (the display and SSE show it).
+pub(crate) async fn publish_depth(store: &Store, bus: &Bus, session: &str) {
+    let sid = session.to_string();
+    match store.read(move |t| queue::depth(t, &sid)).await {
+        Ok(depth) => bus.publish(Notice::Queue {
+            session: session.to_string(),
+            depth,
+        }),
+        Err(e) => tracing::warn!(session, error = %e, "cannot read the queue depth"),
     }
 }
 

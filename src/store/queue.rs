@@ -16,6 +16,8 @@
 //! - `msg_idem`  (session, Idempotency-Key) -> msg id
 //! - `msg_wa`    (session, WhatsApp id) -> msg id: receipts find their message
 //! - `msg_blob`  (session, msg id) -> media bytes, dropped once sent
+//! - `msg_depth` session -> how many rows `msg_queue` holds for it (kept in step, so the
+//!   depth is one read, not a count)
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -28,6 +30,7 @@ const SEQ: TableDefinition<&str, u64> = TableDefinition::new("msg_seq");
 const IDEM: TableDefinition<(&str, &str), &str> = TableDefinition::new("msg_idem");
 const WA: TableDefinition<(&str, &str), &str> = TableDefinition::new("msg_wa");
 const BLOB: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("msg_blob");
+const DEPTH: TableDefinition<&str, u64> = TableDefinition::new("msg_depth");
 
 pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(MSG)?;
@@ -36,6 +39,14 @@ pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(IDEM)?;
     txn.open_table(WA)?;
     txn.open_table(BLOB)?;
+    txn.open_table(DEPTH)?;
+    Ok(())
+}
+
+fn add_depth(txn: &WriteTransaction, session: &str, delta: i64) -> Result<()> {
+    let mut t = txn.open_table(DEPTH)?;
+    let now = t.get(session)?.map(|v| v.value()).unwrap_or(0);
+    t.insert(session, now.saturating_add_signed(delta))?;
     Ok(())
 }
 
@@ -195,6 +206,7 @@ pub fn enqueue(txn: &WriteTransaction, session: &str, new: NewMessage) -> Result
     put(txn, &record)?;
     txn.open_table(QUEUE)?
         .insert((session, seq), record.id.as_str())?;
+    add_depth(txn, session, 1)?;
     if let Some(key) = &record.idempotency_key {
         txn.open_table(IDEM)?
             .insert((session, key.as_str()), record.id.as_str())?;
@@ -250,13 +262,8 @@ pub fn next(txn: &ReadTransaction, session: &str) -> Result<Option<MessageRecord
 
 /// How many messages wait in the session's queue (held ones included).
 pub fn depth(txn: &ReadTransaction, session: &str) -> Result<u64> {
-    let q = txn.open_table(QUEUE)?;
-    let mut n = 0;
-    for row in q.range((session, 0u64)..=(session, u64::MAX))? {
-        row?;
-        n += 1;
-    }
-    Ok(n)
+    let t = txn.open_table(DEPTH)?;
+    Ok(t.get(session)?.map(|v| v.value()).unwrap_or(0))
 }
 
 /// The media bytes of a message, while it has them.
@@ -270,8 +277,13 @@ fn must(txn: &WriteTransaction, session: &str, id: &str) -> Result<MessageRecord
 }
 
 fn dequeue(txn: &WriteTransaction, rec: &MessageRecord) -> Result<()> {
-    txn.open_table(QUEUE)?
-        .remove((rec.session.as_str(), rec.seq))?;
+    let was_queued = txn
+        .open_table(QUEUE)?
+        .remove((rec.session.as_str(), rec.seq))?
+        .is_some();
+    if was_queued {
+        add_depth(txn, &rec.session, -1)?;
+    }
     txn.open_table(BLOB)?
         .remove((rec.session.as_str(), rec.id.as_str()))?;
     Ok(())
@@ -414,6 +426,7 @@ pub(crate) fn delete_session(txn: &WriteTransaction, session: &str) -> Result<()
     txn.open_table(QUEUE)?
         .retain_in((session, 0u64)..=(session, u64::MAX), |_, _| false)?;
     txn.open_table(SEQ)?.remove(session)?;
+    txn.open_table(DEPTH)?.remove(session)?;
     Ok(())
 }
 

@@ -112,6 +112,15 @@ impl Wanted {
                     .json_data(ev)
                     .ok()
             }
+            Notice::Queue { session, depth } => {
+                if !self.session(session) || !self.kind("queue") {
+                    return None;
+                }
+                SseEvent::default()
+                    .event("queue")
+                    .json_data(serde_json::json!({ "session": session, "depth": depth }))
+                    .ok()
+            }
         }
     }
 }

@@ -13,8 +13,7 @@ use super::error::JsonBody;
 use super::{Access, ApiError, ApiState, Route};
 use crate::auth::Scope;
 use crate::engine::compose::{self, ComposeError};
-use crate::events::now_ms;
-use crate::store::queue::{self, Cancel, MessageRecord, MessageStatus};
+use crate::store::queue::{Cancel, MessageRecord, MessageStatus};
 
 /// The longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
@@ -291,11 +290,7 @@ async fn cancel(
 ) -> Result<Json<Value>, ApiError> {
     let mgr = state.manager();
     mgr.get(&sid).await?;
-    let (s, i) = (sid.clone(), id.clone());
-    let outcome = mgr
-        .store()
-        .write(move |t| queue::cancel(t, &s, &i, now_ms()))
-        .await?;
+    let outcome = mgr.cancel(&sid, &id).await?;
     match outcome {
         Cancel::Cancelled(rec) => Ok(Json(view(&rec))),
         Cancel::TooLate(rec) => Err(ApiError::conflict(

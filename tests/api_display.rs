@@ -20,7 +20,9 @@ fn the_display_frame_is_served_as_png() {
 
     let mut cfg = Config::default();
     cfg.display.backend = DisplayBackend::None;
-    let handle = server.block_on(async { display::spawn(&cfg, &Bus::default(), Hooks::none()) });
+    // The bus must outlive the display: the task ends when the bus closes.
+    let bus = Bus::default();
+    let handle = server.block_on(async { display::spawn(&cfg, &bus, Hooks::none()) });
     let handle = handle.unwrap();
     server.state.set_display(handle.last_frame());
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -398,36 +398,3 @@ async fn frames_are_rate_limited() {
     let max = 1 + elapsed.as_millis() as usize / display::MIN_FRAME_MS as usize;
     assert!(seen <= max, "{seen} frames in {elapsed:?}");
 }
-
-/// Figures: render + PNG flush per frame, and PNG sizes. Not a pass/fail test:
-/// `cargo test --release --test display frame_timing -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn frame_timing() {
-    use wagate::display::Panel as _;
-    let dir = tempfile::tempdir().unwrap();
-    for (w, h) in SIZES {
-        for screen in Screen::ALL {
-            let st = sample(screen);
-            let size = Size::new(w, h);
-            let mut panel = png::PngPanel::new(dir.path().join("d.png"), size);
-            let n = 50;
-            let t0 = std::time::Instant::now();
-            for _ in 0..n {
-                let _ = render(screen, &st, size);
-            }
-            let render_t = t0.elapsed() / n;
-            let frame = render(screen, &st, size);
-            let t1 = std::time::Instant::now();
-            for _ in 0..n {
-                panel.flush(&frame).unwrap();
-            }
-            let flush_t = t1.elapsed() / n;
-            let bytes = std::fs::metadata(dir.path().join("d.png")).unwrap().len();
-            println!(
-                "{w}x{h} {:<8} render {render_t:>10.2?}  png flush {flush_t:>10.2?}  {bytes} bytes",
-                screen.name()
-            );
-        }
-    }
-}

@@ -86,6 +86,15 @@ impl ApiError {
         }
     }
 
+    /// The body is over `api.body_limit_kb`.
+    pub fn body_too_large() -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the request body is larger than api.body_limit_kb allows",
+        )
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
@@ -238,11 +247,7 @@ where
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    "the request body is larger than api.body_limit_kb allows",
-                )
+                ApiError::body_too_large()
             } else {
                 ApiError::bad_request("unreadable_body", r.body_text())
             }

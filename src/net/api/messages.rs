@@ -152,11 +152,7 @@ async fn read_multipart(mut form: Multipart) -> Result<SendBody, ApiError> {
     let (mut part_type, mut part_name) = (None, None);
     while let Some(field) = form.next_field().await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body is larger than api.body_limit_kb allows",
-            )
+            ApiError::body_too_large()
         } else {
             bad(e.body_text())
         }

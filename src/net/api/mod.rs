@@ -26,6 +26,7 @@ mod openapi;
 mod screen;
 mod sessions;
 mod setup;
+mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -109,6 +110,7 @@ fn all_routes() -> Vec<Route> {
     v.extend(keys::routes());
     v.extend(sessions::routes());
     v.extend(messages::routes());
+    v.extend(webhooks::routes());
     v.extend(screen::routes());
     v.extend(events::routes());
     v.extend(metrics::routes());
@@ -142,6 +144,8 @@ struct Inner {
     closing: watch::Sender<bool>,
     /// The screen's last frame, when a display runs.
     display: std::sync::OnceLock<crate::display::LastFrame>,
+    /// The webhook forwarder, when one runs.
+    webhooks: std::sync::OnceLock<crate::net::webhook::Webhooks>,
 }
 
 /// What every handler can reach. Cloning shares it.
@@ -165,6 +169,7 @@ impl ApiState {
                 counters: ApiCounters::default(),
                 closing,
                 display: std::sync::OnceLock::new(),
+                webhooks: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -176,6 +181,15 @@ impl ApiState {
 
     pub(crate) fn display(&self) -> Option<&crate::display::LastFrame> {
         self.inner.display.get()
+    }
+
+    /// Use this forwarder: the webhook routes wake it, health reports its clock gate.
+    pub fn set_webhooks(&self, webhooks: crate::net::webhook::Webhooks) {
+        let _ = self.inner.webhooks.set(webhooks);
+    }
+
+    pub(crate) fn webhooks(&self) -> Option<&crate::net::webhook::Webhooks> {
+        self.inner.webhooks.get()
     }
 
     pub fn manager(&self) -> &SessionManager {

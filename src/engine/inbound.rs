@@ -49,16 +49,18 @@ impl whatsapp_rust::InboundDurabilityHook for Durable {
 /// Write the events of messages that are not in the outbox yet (the hook did not see them).
 pub(crate) async fn record_missing(
     session: &str,
+    client: &Client,
     store: &Store,
     bus: &Bus,
     stats: &EngineStats,
     batch: &[InboundMessage],
 ) {
-    let events: Vec<Event> = batch
-        .iter()
-        .filter(|m| !m.info.source.is_from_me)
-        .map(|m| received_event(session, m))
-        .collect();
+    let mut events = Vec::new();
+    for m in batch.iter().filter(|m| !m.info.source.is_from_me) {
+        let mut e = received_event(session, m);
+        complete_addresses(client, &mut e).await;
+        events.push(e);
+    }
     if events.is_empty() {
         return;
     }
@@ -116,6 +118,26 @@ async fn write(
         bus.publish(Notice::Event(e));
     }
     Ok(())
+}
+
+/// Fill in the sender's phone number or LID from the client's mapping when the stanza named
+/// only one of them.
+async fn complete_addresses(client: &Client, e: &mut Event) {
+    let EventKind::MessageReceived(m) = &mut e.kind else {
+        return;
+    };
+    if m.from_phone.is_some() && m.from_lid.is_some() {
+        return;
+    }
+    let Ok(jid) = m.from.parse::<whatsapp_rust::Jid>() else {
+        return;
+    };
+    if let Ok(Some(entry)) = client.get_lid_pn_entry(&jid).await {
+        m.from_lid
+            .get_or_insert_with(|| format!("{}@lid", entry.lid));
+        m.from_phone
+            .get_or_insert_with(|| format!("{}@s.whatsapp.net", entry.phone_number));
+    }
 }
 
 fn jid_string(j: &whatsapp_rust::Jid) -> String {

@@ -433,6 +433,7 @@ impl SessionCtx {
                 // hands over without it (newsletters, placeholder recoveries).
                 inbound::record_missing(
                     &self.id,
+                    &running.client,
                     &self.store,
                     &self.bus,
                     &self.stats,

@@ -124,6 +124,13 @@ pub fn headers(
     h
 }
 
+/// What one look at a due delivery came to.
+enum Step {
+    /// Nothing to post any more; dropped with this reason.
+    Expire(&'static str),
+    Posted(Outcome),
+}
+
 /// The forwarder's settings, from `[webhooks]`.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -355,7 +362,9 @@ impl Webhooks {
         });
     }
 
-    /// Post an endpoint's due deliveries, in order, until none is due.
+    /// Post an endpoint's due deliveries, in order, until none is due. A batch's attempts are
+    /// recorded in one transaction after it (one fsync per batch, not per post); a crash
+    /// before that commit posts the batch again, with the same delivery ids.
     fn work(&self, endpoint: &str) {
         let inner = &self.inner;
         loop {
@@ -374,20 +383,28 @@ impl Webhooks {
                     return;
                 }
             };
+            let mut steps = Vec::with_capacity(due.len());
             for d in due {
                 if inner.stop.load(Ordering::Acquire) {
-                    return;
+                    break;
                 }
-                if let Err(e) = self.deliver(&d) {
-                    tracing::error!(delivery = %d.id, error = %e, "webhooks: cannot record an attempt");
-                    return;
+                match self.attempt(&d) {
+                    Ok(step) => steps.push((d, step)),
+                    Err(e) => {
+                        tracing::error!(delivery = %d.id, error = %e, "webhooks: cannot read a delivery");
+                        break;
+                    }
                 }
+            }
+            if let Err(e) = self.record(steps) {
+                tracing::error!(endpoint, error = %e, "webhooks: cannot record attempts");
+                return;
             }
         }
     }
 
-    /// One attempt at one delivery, recorded.
-    fn deliver(&self, d: &Delivery) -> Result<(), StoreError> {
+    /// Post one delivery (or find it has nothing left to post).
+    fn attempt(&self, d: &Delivery) -> Result<Step, StoreError> {
         let inner = &self.inner;
         let (event_id, ep_id) = (d.event_id.clone(), d.endpoint.clone());
         let (body, ep) = inner.store.read_blocking(|t| {
@@ -398,57 +415,63 @@ impl Webhooks {
         })?;
         let now = inner.clock.now_ms();
         let (Some(body), Some(ep)) = (body, ep) else {
-            inner.store.write_blocking(|t| {
-                outbox::expire(t, &d.id, "its event or endpoint is gone", now)
-            })?;
-            return Ok(());
+            return Ok(Step::Expire("its event or endpoint is gone"));
         };
         if let Ok(event) = serde_json::from_slice::<Event>(&body)
             && let Some(at) = outbox::expired_at(&event, now)
         {
             tracing::info!(delivery = %d.id, expired_at = at, "webhooks: QR code expired; delivery dropped");
-            inner.status.expired.fetch_add(1, Ordering::Relaxed);
-            inner.store.write_blocking(|t| {
-                outbox::expire(t, &d.id, "the QR code expired before delivery", now)
-            })?;
+            return Ok(Step::Expire("the QR code expired before delivery"));
+        }
+        inner.status.attempts.fetch_add(1, Ordering::Relaxed);
+        Ok(Step::Posted(self.post(&ep, d, &body, now)))
+    }
+
+    /// Record a batch's outcomes in one transaction, then count and log them.
+    fn record(&self, steps: Vec<(Delivery, Step)>) -> Result<(), StoreError> {
+        if steps.is_empty() {
             return Ok(());
         }
-        let outcome = self.post(&ep, d, &body, now);
-        inner.status.attempts.fetch_add(1, Ordering::Relaxed);
-        let code = outcome.attempt.status_code;
+        let inner = &self.inner;
+        let retries = &inner.settings.retries_ms;
+        let now = inner.clock.now_ms();
         let after = inner.store.write_blocking(|t| {
-            outbox::attempted(
-                t,
-                &d.id,
-                outcome.clone(),
-                &inner.settings.retries_ms,
-                inner.clock.now_ms(),
-            )
+            let mut out = Vec::with_capacity(steps.len());
+            for (d, step) in &steps {
+                out.push(match step {
+                    Step::Expire(why) => outbox::expire(t, &d.id, why, now)?,
+                    Step::Posted(o) => outbox::attempted(t, &d.id, o.clone(), retries, now)?,
+                });
+            }
+            Ok(out)
         })?;
-        match after {
-            Some(a) if a.status == outbox::DeliveryStatus::Delivered => {
+        for ((d, step), a) in steps.iter().zip(after) {
+            let (Some(a), Step::Posted(o)) = (a, step) else {
+                inner.status.expired.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            if a.status == outbox::DeliveryStatus::Delivered {
                 inner.status.delivered.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(delivery = %d.id, endpoint = %ep.id, "webhook delivered");
+                tracing::debug!(delivery = %d.id, endpoint = %d.endpoint, "webhook delivered");
+                continue;
             }
-            Some(a) => {
-                inner.status.failed_attempts.fetch_add(1, Ordering::Relaxed);
-                if a.status == outbox::DeliveryStatus::Failed {
-                    inner.status.failed.fetch_add(1, Ordering::Relaxed);
-                }
-                tracing::warn!(
-                    delivery = %d.id,
-                    endpoint = %ep.id,
-                    status = ?code,
-                    error = ?outcome.attempt.error,
-                    next_at = ?a.next_at,
-                    state = a.status.as_str(),
-                    "webhook attempt failed"
-                );
-                if code == Some(410) {
-                    tracing::warn!(endpoint = %ep.id, "receiver answered 410 Gone: endpoint disabled");
-                }
+            inner.status.failed_attempts.fetch_add(1, Ordering::Relaxed);
+            if a.status == outbox::DeliveryStatus::Failed {
+                inner.status.failed.fetch_add(1, Ordering::Relaxed);
             }
-            None => {}
+            let code = o.attempt.status_code;
+            tracing::warn!(
+                delivery = %d.id,
+                endpoint = %d.endpoint,
+                status = ?code,
+                error = ?o.attempt.error,
+                next_at = ?a.next_at,
+                state = a.status.as_str(),
+                "webhook attempt failed"
+            );
+            if code == Some(410) {
+                tracing::warn!(endpoint = %d.endpoint, "receiver answered 410 Gone: endpoint disabled");
+            }
         }
         Ok(())
     }

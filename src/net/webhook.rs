@@ -39,8 +39,9 @@ use crate::store::{Store, StoreError};
 /// The prefix of every webhook secret.
 pub const SECRET_PREFIX: &str = "whsec_";
 
-/// How many deliveries a worker takes from the outbox at a time.
-const BATCH: usize = 32;
+/// How many deliveries a worker takes from the outbox at a time; their attempts are recorded
+/// together, so a crash repeats at most this many posts (same delivery ids).
+pub const BATCH: usize = 32;
 
 /// The longest the scheduler sleeps without looking at the outbox.
 const IDLE: Duration = Duration::from_secs(30);

@@ -254,6 +254,11 @@ pub enum Notice {
         session: String,
         depth: u64,
     },
+    /// How many of a session's webhook deliveries are `failed` now.
+    Deliveries {
+        session: String,
+        failed: u64,
+    },
 }
 
 /// The broadcast bus. Cloning shares the channel.

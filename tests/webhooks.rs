@@ -355,6 +355,7 @@ fn the_schedule_ends_in_failed_and_redeliver_starts_it_again() {
     let rx = Receiver::start();
     rx.set_default(Reply::status(500));
     let (ep, _) = endpoint(&srv, &key, json!({"url": rx.url()}));
+    let mut bus = srv.state.bus().subscribe();
     let (_, dlv) = test_event(&srv, &key, &ep);
     for n in 1..=2 {
         wait_delivery(&srv, &key, &dlv, "retry scheduled", |d| {
@@ -368,6 +369,25 @@ fn the_schedule_ends_in_failed_and_redeliver_starts_it_again() {
     assert_eq!(d["last_error"], "HTTP 500");
     let failed = get(&srv.url("/api/deliveries?status=failed"), Some(&key)).json();
     assert_eq!(failed["deliveries"].as_array().unwrap().len(), 1);
+    // The status screen and SSE hear the count (a test event belongs to no session).
+    let heard = srv.block_on(async {
+        loop {
+            match tokio::time::timeout(WAIT, bus.recv()).await {
+                Ok(Ok(wagate::events::Notice::Deliveries { session, failed })) => {
+                    break (session, failed);
+                }
+                Ok(Ok(_)) => {}
+                other => panic!("no deliveries notice: {other:?}"),
+            }
+        }
+    });
+    assert_eq!(heard, (String::new(), 1));
+    let metrics = get(&srv.url("/metrics"), Some(&key)).text();
+    assert!(
+        metrics.contains("wagate_webhook_deliveries_ended_total{end=\"failed\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("wagate_webhook_attempts_total{outcome=\"failed\"} 3"));
 
     rx.set_default(Reply::status(204));
     let r = post_json(

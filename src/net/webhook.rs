@@ -180,6 +180,7 @@ pub struct Status {
 
 struct Inner {
     store: Store,
+    bus: Bus,
     settings: Settings,
     clock: Clock,
     wake: Notify,
@@ -216,6 +217,7 @@ impl Webhooks {
         let wh = Webhooks {
             inner: Arc::new(Inner {
                 store,
+                bus: bus.clone(),
                 settings,
                 clock,
                 wake: Notify::new(),
@@ -272,9 +274,36 @@ impl Webhooks {
         !self.inner.settings.require_clock_sync || crate::clock::synced() == Some(true)
     }
 
+    /// Tell the bus how many failed deliveries these sessions have now (the status screen
+    /// and SSE show it).
+    pub fn publish_failed(&self, sessions: impl IntoIterator<Item = String>) {
+        for session in sessions {
+            let s = session.clone();
+            match self
+                .inner
+                .store
+                .read_blocking(move |t| outbox::failed_count(t, &s))
+            {
+                Ok(failed) => self
+                    .inner
+                    .bus
+                    .publish(Notice::Deliveries { session, failed }),
+                Err(e) => tracing::warn!(error = %e, "webhooks: cannot count failed deliveries"),
+            }
+        }
+    }
+
     async fn run(self) {
         let inner = &self.inner;
         let mut last_prune: Option<Instant> = None;
+        match inner.store.read(outbox::failed_counts).await {
+            Ok(counts) => {
+                for (session, failed) in counts {
+                    inner.bus.publish(Notice::Deliveries { session, failed });
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "webhooks: cannot count failed deliveries"),
+        }
         while !inner.stop.load(Ordering::Acquire) {
             if !self.clock_ok() {
                 if !inner.status.waiting_for_clock.swap(true, Ordering::AcqRel) {
@@ -446,6 +475,7 @@ impl Webhooks {
             }
             Ok(out)
         })?;
+        let mut failed_sessions = std::collections::BTreeSet::new();
         for ((d, step), a) in steps.iter().zip(after) {
             let (Some(a), Step::Posted(o)) = (a, step) else {
                 inner.status.expired.fetch_add(1, Ordering::Relaxed);
@@ -459,6 +489,7 @@ impl Webhooks {
             inner.status.failed_attempts.fetch_add(1, Ordering::Relaxed);
             if a.status == outbox::DeliveryStatus::Failed {
                 inner.status.failed.fetch_add(1, Ordering::Relaxed);
+                failed_sessions.insert(d.session.clone());
             }
             let code = o.attempt.status_code;
             tracing::warn!(
@@ -474,6 +505,7 @@ impl Webhooks {
                 tracing::warn!(endpoint = %d.endpoint, "receiver answered 410 Gone: endpoint disabled");
             }
         }
+        self.publish_failed(failed_sessions);
         Ok(())
     }
 

@@ -19,7 +19,8 @@
 //!   out in event order, and a delivery waiting for a retry sits later in this index and
 //!   never blocks the ones behind it (nor another endpoint's)
 //! - `wh_pair`       (event id, endpoint id) -> delivery id: one delivery per pair
-//! - `wh_count`      "deliveries" -> how many rows `wh_delivery` holds
+//! - `wh_count`      "deliveries" -> how many rows `wh_delivery` holds; "failed/<session>" ->
+//!   how many of a session's deliveries are `failed` (the status screen shows it)
 
 use std::sync::Mutex;
 
@@ -317,6 +318,7 @@ pub fn delete_endpoint(txn: &WriteTransaction, id: &str, now: i64) -> Result<boo
             d.finished_at = Some(now);
             d.last_error = Some("endpoint deleted".into());
             put_delivery(txn, &d)?;
+            add_failed(txn, &d.session, 1)?;
         }
     }
     Ok(true)
@@ -531,11 +533,41 @@ fn unschedule(txn: &WriteTransaction, d: &Delivery) -> Result<()> {
     Ok(())
 }
 
-fn add_count(txn: &WriteTransaction, delta: i64) -> Result<()> {
+fn bump(txn: &WriteTransaction, key: &str, delta: i64) -> Result<()> {
     let mut t = txn.open_table(COUNT)?;
-    let n = t.get("deliveries")?.map(|v| v.value()).unwrap_or(0);
-    t.insert("deliveries", n.saturating_add_signed(delta))?;
+    let n = t.get(key)?.map(|v| v.value()).unwrap_or(0);
+    t.insert(key, n.saturating_add_signed(delta))?;
     Ok(())
+}
+
+fn add_count(txn: &WriteTransaction, delta: i64) -> Result<()> {
+    bump(txn, "deliveries", delta)
+}
+
+fn add_failed(txn: &WriteTransaction, session: &str, delta: i64) -> Result<()> {
+    bump(txn, &format!("failed/{session}"), delta)
+}
+
+/// Every session with failed deliveries, and how many.
+pub fn failed_counts(txn: &ReadTransaction) -> Result<Vec<(String, u64)>> {
+    let t = txn.open_table(COUNT)?;
+    let mut out = Vec::new();
+    for row in t.range("failed/".."failed0")? {
+        let (k, v) = row?;
+        if v.value() > 0 {
+            out.push((k.value()["failed/".len()..].to_string(), v.value()));
+        }
+    }
+    Ok(out)
+}
+
+/// How many of a session's deliveries are `failed` (until redelivered or pruned).
+pub fn failed_count(txn: &ReadTransaction, session: &str) -> Result<u64> {
+    Ok(txn
+        .open_table(COUNT)?
+        .get(format!("failed/{session}").as_str())?
+        .map(|v| v.value())
+        .unwrap_or(0))
 }
 
 fn new_delivery(
@@ -711,6 +743,7 @@ pub fn attempted(
     } else if code == Some(410) {
         d.status = DeliveryStatus::Failed;
         d.finished_at = Some(now);
+        add_failed(txn, &d.session, 1)?;
         set_enabled(
             txn,
             &d.endpoint,
@@ -732,6 +765,7 @@ pub fn attempted(
             _ => {
                 d.status = DeliveryStatus::Failed;
                 d.finished_at = Some(now);
+                add_failed(txn, &d.session, 1)?;
             }
         }
     }
@@ -765,6 +799,9 @@ pub fn redeliver(txn: &WriteTransaction, id: &str, now: i64) -> Result<Option<De
         )));
     }
     unschedule(txn, &d)?;
+    if d.status == DeliveryStatus::Failed {
+        add_failed(txn, &d.session, -1)?;
+    }
     d.status = DeliveryStatus::Pending;
     d.tries = 0;
     d.finished_at = None;
@@ -858,6 +895,9 @@ pub fn prune(txn: &WriteTransaction, older_than: i64, max_deliveries: u64) -> Re
         }
     }
     for d in &doomed {
+        if d.status == DeliveryStatus::Failed {
+            add_failed(txn, &d.session, -1)?;
+        }
         txn.open_table(DELIVERY)?.remove(d.id.as_str())?;
         txn.open_table(PAIR)?
             .remove((d.event_id.as_str(), d.endpoint.as_str()))?;

@@ -586,5 +586,9 @@ async fn redeliver(
         })?
         .ok_or_else(|| delivery_not_found(&id))?;
     wake(&state);
+    if let Some(w) = state.webhooks().cloned() {
+        let session = d.session.clone();
+        let _ = tokio::task::spawn_blocking(move || w.publish_failed([session])).await;
+    }
     Ok((StatusCode::ACCEPTED, Json(d)))
 }

@@ -247,12 +247,36 @@ fn retries_follow_the_schedule_then_fail() {
             }
         }
     }
-    assert_eq!(waits, [1_000, 5_000, 30_000, 300_000, 1_800_000]);
     assert!(
         s.read_blocking(|t| due(t, "whk_1", i64::MAX / 2, 10))
             .unwrap()
             .is_empty()
     );
+    assert_eq!(waits, [1_000, 5_000, 30_000, 300_000, 1_800_000]);
+    assert_eq!(s.read_blocking(|t| failed_count(t, "a")).unwrap(), 1);
+    assert_eq!(
+        s.read_blocking(failed_counts).unwrap(),
+        vec![("a".to_string(), 1)]
+    );
+    let d = s
+        .read_blocking(|t| {
+            list_deliveries(
+                t,
+                &DeliveryFilter {
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap()
+        .remove(0);
+    s.write_blocking(|t| redeliver(t, &d.id, now)).unwrap();
+    assert_eq!(
+        s.read_blocking(|t| failed_count(t, "a")).unwrap(),
+        0,
+        "redelivered: not failed any more"
+    );
+    assert!(s.read_blocking(failed_counts).unwrap().is_empty());
 }
 
 #[test]

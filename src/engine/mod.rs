@@ -5,12 +5,14 @@
 //! first, then published on the bus) and obeys commands (start, stop, logout, pair code).
 
 pub mod compose;
-mod inbound;
+pub mod inbound;
 pub mod manager;
+pub mod media;
 pub mod sender;
 pub mod session;
 
 pub use manager::{SessionInfo, SessionManager};
+pub use media::{MediaError, MediaFile};
 
 use crate::events::SessionState;
 use crate::store::StoreError;
@@ -44,6 +46,12 @@ pub struct EngineConfig {
     /// A PEM certificate the media HTTP client trusts instead of the public roots. Honoured
     /// only in a `trust-wa-mock` build (wa-mock's media host); ignored otherwise.
     pub trust_ca_pem: Option<Vec<u8>>,
+    /// Where downloaded media is cached; `None` = `media/` beside the redb file.
+    pub media_cache_dir: Option<std::path::PathBuf>,
+    /// The cache's size bound in bytes; the least recently used files go first beyond it.
+    pub media_cache_max_bytes: u64,
+    /// Media up to this size is embedded in `message.received` as base64 (0 = never).
+    pub inline_media_max_bytes: u64,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +61,9 @@ impl Default for EngineConfig {
             version: DEFAULT_VERSION,
             push_name: "wagate".into(),
             trust_ca_pem: None,
+            media_cache_dir: None,
+            media_cache_max_bytes: media::DEFAULT_CACHE_MAX_BYTES,
+            inline_media_max_bytes: 0,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod error;
 mod events;
 mod health;
+mod inbound;
 mod keys;
 mod messages;
 mod metrics;
@@ -110,6 +111,7 @@ fn all_routes() -> Vec<Route> {
     v.extend(keys::routes());
     v.extend(sessions::routes());
     v.extend(messages::routes());
+    v.extend(inbound::routes());
     v.extend(webhooks::routes());
     v.extend(screen::routes());
     v.extend(events::routes());

@@ -3,7 +3,7 @@
 //! metadata, and the device URL serves the exact bytes (downloaded and decrypted on first
 //! use, from the cache afterwards, even with the session stopped); a poll and the client's
 //! vote on it arrive with the vote decrypted to the chosen option; a quoted reply carries
-//! `reply_to`; `POST .../read` sends a read receipt the client sees. Needs
+//! `reply_to`; small media is embedded (`inline`) when configured; `POST .../read` sends a read receipt the client sees. Needs
 //! `--features trust-wa-mock`.
 #![cfg(feature = "trust-wa-mock")]
 
@@ -131,6 +131,8 @@ fn a_customer_writes_media_polls_and_replies() {
         engine: Some(EngineConfig {
             ws_url: mock.ws_url(),
             trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
+            // The image (70 kB) is embedded in its event too.
+            inline_media_max_bytes: 100_000,
             ..EngineConfig::default()
         }),
         ..Options::default()
@@ -210,6 +212,11 @@ fn a_customer_writes_media_polls_and_replies() {
     assert_eq!(img["text"], "my broken part", "text stays the caption");
     assert_eq!(img["from_phone"], c.jid.as_str());
     assert!(img.get("group").is_none(), "not a group: {img}");
+    use base64::Engine as _;
+    let inline = base64::engine::general_purpose::STANDARD
+        .decode(img["inline"].as_str().expect("inline media"))
+        .unwrap();
+    assert_eq!(inline, png);
     let id = img["id"].as_str().unwrap().to_string();
     assert_eq!(img["url"], format!("/api/sessions/a/messages/{id}/media"));
 

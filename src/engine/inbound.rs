@@ -28,6 +28,9 @@ use crate::events::{Bus, Event, EventKind, InboundContent, MessageReceived, Noti
 use crate::store::inbound::InboundRecord;
 use crate::store::{Store, inbound, outbox};
 
+/// The longest an inline media download may hold up a message's ack.
+const INLINE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// A received message as written: its event and its record.
 pub(crate) type Received = (Event, InboundRecord);
 
@@ -267,7 +270,13 @@ async fn enrich(
         && let Some(md) = data.content.media_mut()
         && md.size.is_some_and(|s| s <= limit)
     {
-        match media.download_small(client, rec, limit).await {
+        // This runs before the write, so before WhatsApp's ack: bounded in size (config) and
+        // in time; a download that fails or takes too long leaves `inline` out, not the event.
+        let fetch = media.download_small(client, rec, limit);
+        match tokio::time::timeout(INLINE_TIMEOUT, fetch)
+            .await
+            .unwrap_or_else(|_| Err(super::media::MediaError::Other("timed out".into())))
+        {
             Ok(bytes) => {
                 md.inline = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
             }

@@ -1,5 +1,9 @@
-//! The only room that speaks HTTP: the LAN API ([`api`]), media fetched by URL for
-//! sends ([`fetch`]); the webhook forwarder comes next.
+//! The only room that speaks HTTP: the LAN API ([`api`], HTTPS in [`api::tls`]), media
+//! fetched by URL for sends ([`fetch`]), the mDNS announcement ([`discovery`]), and the three started
+//! together by the daemon ([`lan`]); the webhook
+//! forwarder comes next.
 
 pub mod api;
+pub mod discovery;
 pub mod fetch;
+pub mod lan;

@@ -224,7 +224,7 @@ fn files_mode_with_an_unreadable_key_refuses_to_start_naming_it() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("missing-key.pem") && err.contains("api.tls"),
+        err.contains("missing-key.pem") && err.contains(r#"api.tls = "files""#),
         "{err}"
     );
 }

@@ -19,8 +19,16 @@ use crate::device::{self, DeviceError};
 pub enum LanError {
     #[error(transparent)]
     Device(#[from] DeviceError),
-    #[error("api.tls = {mode:?}: {source}")]
+    #[error("api.tls = \"{}\": {source}", tls_name(*.mode))]
     Tls { mode: TlsMode, source: TlsError },
+}
+
+fn tls_name(mode: TlsMode) -> &'static str {
+    match mode {
+        TlsMode::SelfSigned => "self-signed",
+        TlsMode::Files => "files",
+        TlsMode::Off => "off",
+    }
 }
 
 /// The device's id and certificate, and the announcement once started.
@@ -203,8 +211,7 @@ impl std::fmt::Display for DeviceInfo {
         }
         let tls = match self.tls {
             TlsMode::Off => "off (plain HTTP)",
-            TlsMode::SelfSigned => "self-signed",
-            TlsMode::Files => "files",
+            mode => tls_name(mode),
         };
         writeln!(f, "TLS:          {tls}")?;
         if self.tls != TlsMode::Off {

@@ -303,7 +303,11 @@ async fn host_guard(State(state): State<ApiState>, req: Request, next: Next) -> 
         )
     });
     if !ok {
-        tracing::info!(host = ?host, path = %req.uri().path(), "refused: Host does not name this device");
+        tracing::info!(
+            host = host.as_deref().unwrap_or("(none)"),
+            path = %req.uri().path(),
+            "refused: the Host header does not name this device"
+        );
         return ApiError::host_not_allowed(host.as_deref()).into_response();
     }
     next.run(req).await

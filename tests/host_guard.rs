@@ -107,9 +107,9 @@ fn setup_refuses_hosts_that_do_not_name_the_device() {
         let (status, body) = raw(&srv, "GET", "/api/setup", Some(&host), None);
         assert_eq!(status, 200, "{host}: {body}");
     }
-    // `/` passes the guard with a good name (no dashboard yet: a JSON 404).
+    // `/` (the dashboard) passes the guard with a good name.
     let (status, _) = raw(&srv, "GET", "/", Some(&format!("127.0.0.1:{port}")), None);
-    assert_eq!(status, 404);
+    assert_eq!(status, 200);
 
     let (status, body) = raw(
         &srv,

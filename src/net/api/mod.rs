@@ -124,6 +124,7 @@ fn all_routes() -> Vec<Route> {
     v.extend(events::routes());
     v.extend(metrics::routes());
     v.extend(openapi::routes());
+    v.extend(crate::net::dashboard::routes());
     v
 }
 

@@ -424,6 +424,24 @@ fn specifics(r: &RouteInfo) -> Specifics {
             vec![ok("200", "This document", Some(json!({"type": "object"})))],
             vec![],
         ),
+        ("GET", "/" | "/dashboard/app.js" | "/dashboard/app.css") => {
+            let media = match r.path {
+                "/" => "text/html",
+                "/dashboard/app.js" => "text/javascript",
+                _ => "text/css",
+            };
+            (
+                None,
+                vec![(
+                    "200".into(),
+                    json!({"description": "Embedded in the binary", "content": {media: {"schema": {"type": "string"}}}}),
+                )],
+                vec![(
+                    "421",
+                    "The Host header does not name this device (DNS-rebinding guard)",
+                )],
+            )
+        }
         _ => (None, vec![ok("200", "Success", None)], vec![]),
     }
 }

@@ -84,7 +84,9 @@
       key = null;
       sessionStorage.removeItem(KEY);
       show(false);
-      $('signin-error').textContent = e.message;
+      $('signin-error').textContent = e.status === 401
+        ? `That key was not accepted: ${e.message}`
+        : e.message;
     }
   }
 
@@ -321,8 +323,10 @@
   fetch('/api/health', { cache: 'no-store' })
     .then((r) => r.json())
     .then((h) => {
-      $('device').textContent = `device ${h.device_id || '?'} · v${h.version}`
-        + (h.cert_sha256 ? ` · certificate SHA-256 ${h.cert_sha256}` : '');
+      const parts = [`v${h.version}`];
+      if (h.device_id) parts.unshift(`device ${h.device_id}`);
+      if (h.cert_sha256) parts.push(`certificate SHA-256 ${h.cert_sha256}`);
+      $('device').textContent = parts.join(' · ');
     })
     .catch(() => {});
 

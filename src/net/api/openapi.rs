@@ -73,7 +73,7 @@ fn components() -> Value {
             },
             "Health": {
                 "type": "object",
-                "required": ["status", "version", "uptime_s", "sessions", "clock_synced", "store_ok", "setup_pending"],
+                "required": ["status", "version", "uptime_s", "sessions", "clock_synced", "store_ok", "setup_pending", "device_id", "tls", "cert_sha256", "webhooks"],
                 "properties": {
                     "status": {"type": "string", "enum": ["ok", "store_failed"]},
                     "version": {"type": "string"},
@@ -85,7 +85,20 @@ fn components() -> Value {
                     },
                     "clock_synced": {"type": "boolean", "nullable": true, "description": "From adjtimex(2); null when unknown"},
                     "store_ok": {"type": "boolean"},
-                    "setup_pending": {"type": "boolean"}
+                    "setup_pending": {"type": "boolean"},
+                    "device_id": {"type": "string", "nullable": true, "example": "3fa91c770b5ed248", "description": "This device's stable id (16 hex digits); null in an embedded server without one"},
+                    "tls": {"type": "boolean", "description": "The API speaks HTTPS"},
+                    "cert_sha256": {"type": "string", "nullable": true, "example": "3F:A9:1C:77:...:E4:7F", "description": "SHA-256 of the API certificate's DER as colon-separated hex pairs, for pinning; null without TLS"},
+                    "webhooks": {
+                        "type": "object", "nullable": true,
+                        "description": "The webhook forwarder; null when none runs",
+                        "required": ["waiting_for_clock", "require_clock_sync", "pending"],
+                        "properties": {
+                            "waiting_for_clock": {"type": "boolean", "description": "webhooks.require_clock_sync is on and the clock is not synchronized: deliveries wait"},
+                            "require_clock_sync": {"type": "boolean"},
+                            "pending": {"type": "integer", "nullable": true, "description": "Deliveries scheduled"}
+                        }
+                    }
                 }
             },
             "SetupStatus": {
@@ -228,7 +241,10 @@ fn specifics(r: &RouteInfo) -> Specifics {
         ("GET", "/api/setup") => (
             None,
             vec![ok("200", "Setup state", Some(schema_ref("SetupStatus")))],
-            vec![],
+            vec![(
+                "421",
+                "The Host header does not name this device (DNS-rebinding guard)",
+            )],
         ),
         ("POST", "/api/setup") => (
             Some("SetupClaim"),
@@ -240,6 +256,10 @@ fn specifics(r: &RouteInfo) -> Specifics {
             vec![
                 ("403", "Wrong setup code"),
                 ("410", "Setup is closed"),
+                (
+                    "421",
+                    "The Host header does not name this device (DNS-rebinding guard)",
+                ),
                 ("429", "Too many wrong codes; see Retry-After"),
             ],
         ),
@@ -414,6 +434,24 @@ fn specifics(r: &RouteInfo) -> Specifics {
             vec![ok("200", "This document", Some(json!({"type": "object"})))],
             vec![],
         ),
+        ("GET", "/" | "/dashboard/app.js" | "/dashboard/app.css") => {
+            let media = match r.path {
+                "/" => "text/html",
+                "/dashboard/app.js" => "text/javascript",
+                _ => "text/css",
+            };
+            (
+                None,
+                vec![(
+                    "200".into(),
+                    json!({"description": "Embedded in the binary", "content": {media: {"schema": {"type": "string"}}}}),
+                )],
+                vec![(
+                    "421",
+                    "The Host header does not name this device (DNS-rebinding guard)",
+                )],
+            )
+        }
         _ => (None, vec![ok("200", "Success", None)], vec![]),
     }
 }

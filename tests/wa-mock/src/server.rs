@@ -20,7 +20,7 @@ use crate::media::MediaHost;
 use crate::noise::ServerIdentity;
 use crate::phone;
 use crate::router;
-use crate::state::{DeviceAddr, Direction, LoginFailure, StanzaRecord, State};
+use crate::state::{DeviceAddr, Direction, Group, LoginFailure, StanzaRecord, State};
 
 /// How the mock behaves.
 #[derive(Debug, Clone)]
@@ -357,6 +357,10 @@ impl Inner {
             .collect()
     }
 
+    pub fn groups(&self) -> Vec<Group> {
+        self.lock().groups.values().cloned().collect()
+    }
+
     pub fn drop_connection(&self, addr: &DeviceAddr) -> bool {
         let mut st = self.lock();
         let Some(conn) = st.conn_of(addr).map(|c| c.id) else {
@@ -541,6 +545,11 @@ impl MockServer {
     /// All accounts and their devices.
     pub fn accounts(&self) -> Vec<AccountSummary> {
         self.inner.accounts()
+    }
+
+    /// The groups clients created (through the `w:g2` create IQ).
+    pub fn groups(&self) -> Vec<Group> {
+        self.inner.groups()
     }
 
     /// Closes a device's connection without a stream error (a network drop).

@@ -5,7 +5,9 @@
 //! first, then published on the bus) and obeys commands (start, stop, logout, pair code).
 
 pub mod compose;
+pub mod groups;
 pub mod manager;
+pub mod reply;
 pub mod sender;
 pub mod session;
 

@@ -18,6 +18,7 @@
 pub mod auth;
 pub mod error;
 mod events;
+mod groups;
 mod health;
 mod keys;
 mod messages;
@@ -109,6 +110,7 @@ fn all_routes() -> Vec<Route> {
     v.extend(keys::routes());
     v.extend(sessions::routes());
     v.extend(messages::routes());
+    v.extend(groups::routes());
     v.extend(screen::routes());
     v.extend(events::routes());
     v.extend(metrics::routes());

@@ -45,6 +45,13 @@
 //! Web and Desktop mostly show "open the message on your phone", and whether a personal
 //! (non-Business) account's interactive messages render at all is unconfirmed.
 //!
+//! # Groups, replies, mentions
+//!
+//! `to` may be a group JID. Every kind but `reaction` takes `reply_to` (+
+//! `reply_to_participant`, `reply_to_text`), kept as [`ReplyTo`] and resolved at send time
+//! (`engine::reply`); `text` takes `mentions` ([`Outgoing::mentions`]). Both become the
+//! message's `context_info` through [`context_info`] and [`with_context`].
+//!
 //! # Stored form
 //!
 //! [`Outgoing`] serializes to JSON like

@@ -9,9 +9,11 @@
 //! the sending device (device-qualified, so the pairwise part decrypts),
 //! that device's pairwise `enc` when there is one, then the `skmsg`.
 //!
-//! Groups are PN-addressed (`addressing_mode="pn"`); member LIDs travel as
-//! `lid` on `<participant>` and as `participant_lid` on messages, so a
-//! receiver learns both identities of the sender.
+//! A PN-addressed group (`addressing_mode="pn"`, the default) names members by
+//! phone number, with their LIDs as `lid` on `<participant>` and
+//! `participant_lid` on messages; a LID-addressed one (`MockConfig::lid_groups`)
+//! names them by LID, with `phone_number` and `participant_pn` beside. Either
+//! way a receiver learns both identities of the sender.
 
 use std::collections::HashMap;
 
@@ -22,13 +24,13 @@ use crate::stanza::{attr, attr_jid, first_child, iq_error, iq_result};
 use crate::state::{DeviceAddr, Group, GroupMember, State, now_secs};
 
 /// Answers an IQ in the `w:g2` namespace sent by `from`.
-pub fn on_iq(st: &mut State, from: &DeviceAddr, id: &str, node: &Node) -> Node {
+pub fn on_iq(st: &mut State, from: &DeviceAddr, id: &str, node: &Node, lid_groups: bool) -> Node {
     let Some(child) = first_child(node) else {
         return iq_error(id, 400, "bad-request");
     };
     let ty = attr(node, "type").unwrap_or_default();
     match (ty.as_str(), child.tag.as_ref()) {
-        ("set", "create") => create(st, from, id, child),
+        ("set", "create") => create(st, from, id, child, lid_groups),
         ("get", "query") => {
             let Some(to) = attr_jid(node, "to").filter(|j| j.server == Server::Group) else {
                 return iq_error(id, 400, "bad-request");
@@ -58,7 +60,7 @@ pub fn on_iq(st: &mut State, from: &DeviceAddr, id: &str, node: &Node) -> Node {
     }
 }
 
-fn create(st: &mut State, from: &DeviceAddr, id: &str, create: &Node) -> Node {
+fn create(st: &mut State, from: &DeviceAddr, id: &str, create: &Node, lid_addressed: bool) -> Node {
     let subject = attr(create, "subject").unwrap_or_default();
     if subject.trim().is_empty() {
         return iq_error(id, 400, "bad-request");
@@ -91,6 +93,7 @@ fn create(st: &mut State, from: &DeviceAddr, id: &str, create: &Node) -> Node {
         creator: from.phone.clone(),
         creation: now_secs(),
         members,
+        lid_addressed,
     };
     tracing::info!(group = %group.jid(), members = group.members.len(), "group created");
     let node = group_node(st, &group);
@@ -98,15 +101,31 @@ fn create(st: &mut State, from: &DeviceAddr, id: &str, create: &Node) -> Node {
     iq_result(id, vec![node])
 }
 
-/// `<group id subject creator creation addressing_mode="pn"><participant jid lid type/>..`.
+/// A member's JID in the group's address family (LID or PN), and the other one.
+fn member_jids(st: &State, g: &Group, phone: &str) -> (Jid, Option<Jid>) {
+    let pn = Jid::pn(phone);
+    let lid = st.accounts.get(phone).map(|a| Jid::lid(a.lid.as_str()));
+    match (g.lid_addressed, lid) {
+        (true, Some(lid)) => (lid, Some(pn)),
+        (_, lid) => (pn, lid),
+    }
+}
+
+/// `<group id subject creator creation addressing_mode><participant jid lid|phone_number type/>..`.
 pub fn group_node(st: &State, g: &Group) -> Node {
+    let (mode, other_attr) = if g.lid_addressed {
+        ("lid", "phone_number")
+    } else {
+        ("pn", "lid")
+    };
     let participants: Vec<Node> = g
         .members
         .iter()
         .map(|m| {
-            let mut b = NodeBuilder::new("participant").attr("jid", Jid::pn(m.phone.as_str()));
-            if let Some(acc) = st.accounts.get(&m.phone) {
-                b = b.attr("lid", Jid::lid(acc.lid.as_str()));
+            let (jid, other) = member_jids(st, g, &m.phone);
+            let mut b = NodeBuilder::new("participant").attr("jid", jid);
+            if let Some(other) = other {
+                b = b.attr(other_attr, other);
             }
             if let Some(role) = &m.role {
                 b = b.attr("type", role.clone());
@@ -114,17 +133,22 @@ pub fn group_node(st: &State, g: &Group) -> Node {
             b.build()
         })
         .collect();
-    NodeBuilder::new("group")
+    let (creator, creator_other) = member_jids(st, g, &g.creator);
+    let mut b = NodeBuilder::new("group")
         .attr("id", g.id.clone())
         .attr("subject", g.subject.clone())
         .attr("s_t", g.creation.to_string())
-        .attr("s_o", Jid::pn(g.creator.as_str()))
-        .attr("creator", Jid::pn(g.creator.as_str()))
+        .attr("s_o", creator.clone())
+        .attr("creator", creator)
         .attr("creation", g.creation.to_string())
-        .attr("addressing_mode", "pn")
-        .attr("size", g.members.len().to_string())
-        .children(participants)
-        .build()
+        .attr("addressing_mode", mode)
+        .attr("size", g.members.len().to_string());
+    if g.lid_addressed
+        && let Some(pn) = creator_other
+    {
+        b = b.attr("creator_pn", pn);
+    }
+    b.children(participants).build()
 }
 
 /// Fans a group message from `from` out to every other member device.
@@ -139,6 +163,7 @@ pub fn route_message(st: &mut State, from: &DeviceAddr, node: &Node, to: &Jid, t
         return false;
     }
     let members: Vec<String> = group.members.iter().map(|m| m.phone.clone()).collect();
+    let lid_addressed = group.lid_addressed;
     let id = attr(node, "id").unwrap_or_default();
     let ty = attr(node, "type").unwrap_or_else(|| "text".into());
     let edit = attr(node, "edit");
@@ -190,16 +215,24 @@ pub fn route_message(st: &mut State, from: &DeviceAddr, node: &Node, to: &Jid, t
             if children.is_empty() {
                 continue;
             }
-            let mut b = NodeBuilder::new("message")
-                .attr("from", to.clone())
-                .attr("participant", from.pn_jid())
-                .attr("addressing_mode", "pn")
+            let mut b = NodeBuilder::new("message").attr("from", to.clone());
+            b = match (lid_addressed, lid.is_empty()) {
+                (true, false) => b
+                    .attr("participant", Jid::lid_device(lid.as_str(), from.device))
+                    .attr("participant_pn", Jid::pn(from.phone.as_str()))
+                    .attr("addressing_mode", "lid"),
+                (false, false) => b
+                    .attr("participant", from.pn_jid())
+                    .attr("participant_lid", Jid::lid(lid.as_str()))
+                    .attr("addressing_mode", "pn"),
+                (_, true) => b
+                    .attr("participant", from.pn_jid())
+                    .attr("addressing_mode", "pn"),
+            };
+            b = b
                 .attr("id", id.clone())
                 .attr("type", ty.clone())
                 .attr("t", t.to_string());
-            if !lid.is_empty() {
-                b = b.attr("participant_lid", Jid::lid(lid.as_str()));
-            }
             if !push_name.is_empty() {
                 b = b.attr("notify", push_name.clone());
             }
@@ -232,6 +265,10 @@ pub fn route_receipt(st: &mut State, from: &DeviceAddr, node: &Node, group: &Jid
         return;
     }
     let id = attr(node, "id").unwrap_or_default();
+    let reader = match st.groups.get(group.user.as_str()) {
+        Some(g) if g.lid_addressed => st.jid_like(from, &Jid::lid("0")),
+        _ => from.pn_jid(),
+    };
     for device in st.device_ids(&phone) {
         let addr = DeviceAddr {
             phone: phone.clone(),
@@ -242,7 +279,7 @@ pub fn route_receipt(st: &mut State, from: &DeviceAddr, node: &Node, group: &Jid
         }
         let mut b = NodeBuilder::new("receipt")
             .attr("from", group.clone())
-            .attr("participant", from.pn_jid())
+            .attr("participant", reader.clone())
             .attr("id", id.clone())
             .attr(
                 "t",

@@ -296,7 +296,7 @@ fn on_iq(inner: &Inner, st: &mut State, conn: ConnId, node: &Node) {
         ("w:sync:app:state", "sync") => iq_result(&id, vec![app_state_sync(child)]),
         ("w:m", "media_conn") => iq_result(&id, vec![media_conn(inner)]),
         ("w:g2", _) => match sender(st, conn) {
-            Some(from) => crate::groups::on_iq(st, &from, &id, node),
+            Some(from) => crate::groups::on_iq(st, &from, &id, node, inner.cfg.lid_groups),
             None => iq_error(&id, 401, "not-authorized"),
         },
         ("md", "link_code_companion_reg") => match child {

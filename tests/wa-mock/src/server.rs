@@ -41,6 +41,10 @@ pub struct MockConfig {
     /// Fixed Noise static key (32 private bytes) so a restarted mock keeps
     /// serving IK to clients that cached its key; random when `None`.
     pub noise_private_key: Option<[u8; 32]>,
+    /// Create groups LID-addressed (`addressing_mode="lid"`: members and message
+    /// senders by LID, phone numbers beside them) instead of PN-addressed
+    /// (default false).
+    pub lid_groups: bool,
 }
 
 impl Default for MockConfig {
@@ -53,6 +57,7 @@ impl Default for MockConfig {
             pair_timeout: Duration::from_secs(30),
             media: true,
             noise_private_key: None,
+            lid_groups: false,
         }
     }
 }

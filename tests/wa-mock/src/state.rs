@@ -78,8 +78,9 @@ pub struct GroupMember {
     pub role: Option<String>,
 }
 
-/// A group the server keeps: PN-addressed (`addressing_mode="pn"`), like the
-/// groups WhatsApp created before the LID migration.
+/// A group the server keeps: PN-addressed (`addressing_mode="pn"`, members by
+/// phone number, as groups were before the LID migration) or LID-addressed
+/// (`addressing_mode="lid"`, members by LID, as WhatsApp creates them now).
 #[derive(Debug, Clone, Serialize)]
 pub struct Group {
     /// The user part of the group JID (`<id>@g.us`).
@@ -89,6 +90,8 @@ pub struct Group {
     pub creator: String,
     pub creation: u64,
     pub members: Vec<GroupMember>,
+    /// `addressing_mode="lid"`.
+    pub lid_addressed: bool,
 }
 
 impl Group {

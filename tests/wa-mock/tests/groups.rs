@@ -43,8 +43,25 @@ fn text(m: &wa::Message) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn group_messages_replies_media_and_poll_votes() {
-    let mock = mock().await;
+async fn pn_group_messages_replies_media_and_poll_votes() {
+    group_scenario(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lid_group_messages_replies_media_and_poll_votes() {
+    group_scenario(true).await;
+}
+
+/// The whole exchange in a PN- or LID-addressed group: receivers see the sender by the
+/// group's address family and the other identity beside it.
+async fn group_scenario(lid_groups: bool) {
+    init_tracing();
+    let mock = wa_mock::MockServer::start(wa_mock::MockConfig {
+        lid_groups,
+        ..wa_mock::MockConfig::default()
+    })
+    .await
+    .expect("mock starts");
     let ((mut a, a_info), (mut b, b_info), (mut c, c_info)) = tokio::join!(
         paired_client(&mock, Arc::new(InMemoryBackend::new())),
         paired_client(&mock, Arc::new(InMemoryBackend::new())),
@@ -56,6 +73,14 @@ async fn group_messages_replies_media_and_poll_votes() {
         jid(&b_info.user_jid()),
         jid(&c_info.user_jid()),
     );
+    // (the user a receiver sees as sender, the other identity), per the group's mode.
+    let seen = |info: &wa_mock::AccountInfo| {
+        if lid_groups {
+            (info.lid.clone(), info.phone.clone())
+        } else {
+            (info.phone.clone(), info.lid.clone())
+        }
+    };
 
     // A creates the group with B and C.
     let created = a
@@ -87,9 +112,15 @@ async fn group_messages_replies_media_and_poll_votes() {
     let a_member = meta
         .participants
         .iter()
-        .find(|p| p.jid.user == a_info.phone)
+        .find(|p| p.jid.user == seen(&a_info).0)
         .expect("A is a participant");
     assert!(a_member.is_admin());
+    let other = if lid_groups {
+        a_member.phone_number.as_ref()
+    } else {
+        a_member.lid.as_ref()
+    };
+    assert_eq!(other.map(|j| j.user.to_string()), Some(seen(&a_info).1));
     let info = c
         .client
         .groups()
@@ -121,11 +152,11 @@ async fn group_messages_replies_media_and_poll_votes() {
             .await;
         assert_eq!(body, "hello team");
         assert_eq!(id, sent.message_id);
-        assert_eq!(sender.user, a_info.phone, "{who}: participant is A");
+        assert_eq!(sender.user, seen(&a_info).0, "{who}: participant is A");
         assert_eq!(
             alt.map(|j| j.user.to_string()),
-            Some(a_info.lid.clone()),
-            "{who}: participant_lid is A's LID"
+            Some(seen(&a_info).1),
+            "{who}: A's other identity beside"
         );
     }
 
@@ -163,7 +194,7 @@ async fn group_messages_replies_media_and_poll_votes() {
             })
             .await;
         assert_eq!(id, reply_sent.message_id);
-        assert_eq!(sender.user, b_info.phone);
+        assert_eq!(sender.user, seen(&b_info).0);
         assert_eq!(ctx.stanza_id.as_deref(), Some(sent.message_id.as_str()));
         assert_eq!(ctx.participant.as_deref(), Some(a_pn.to_string().as_str()));
         assert_eq!(ctx.mentioned_jid, vec![a_pn.to_string()]);
@@ -228,13 +259,13 @@ async fn group_messages_replies_media_and_poll_votes() {
             })
         })
         .await;
-    assert_eq!(c_sender.user, c_info.phone);
+    assert_eq!(c_sender.user, seen(&c_info).0);
     b.client
         .polls()
         .vote(
             group.clone(),
             &poll.message_id,
-            &c_pn,
+            &c_sender.to_non_ad(),
             &secret,
             &["Friday".to_string()],
         )
@@ -252,7 +283,7 @@ async fn group_messages_replies_media_and_poll_votes() {
             })
         })
         .await;
-    assert_eq!(voter.user, b_info.phone);
+    assert_eq!(voter.user, seen(&b_info).0);
     let hashes = c
         .client
         .polls()
@@ -263,7 +294,7 @@ async fn group_messages_replies_media_and_poll_votes() {
             },
             &secret,
             &poll.message_id,
-            &c_pn,
+            &c_sender.to_non_ad(),
             &voter,
         )
         .await

@@ -2,7 +2,8 @@
 //! and a wagate session (paired through the API) form a group of three; wagate lists it,
 //! sends to it, replies to a member's message with a mention and quotes its own message; the
 //! members receive each with wagate's account as the participant and the quote's stanza id,
-//! author and content. Needs `--features trust-wa-mock`.
+//! author and content. Once with a PN-addressed group, once with a LID-addressed one. Needs
+//! `--features trust-wa-mock`.
 #![cfg(feature = "trust-wa-mock")]
 
 mod common;
@@ -102,21 +103,22 @@ async fn wait<T>(
 struct GroupMsg {
     id: String,
     sender: Jid,
-    sender_lid: Option<Jid>,
+    /// The sender's other identity (LID in a PN group, phone number in a LID group).
+    sender_alt: Option<Jid>,
     message: wa::Message,
 }
 
-/// The next message from `from_phone` in `group` that `peer` decrypts.
-async fn from_in_group(peer: &mut Peer, group: &Jid, from_phone: &str, what: &str) -> GroupMsg {
+/// The next message from user `from` (phone or LID) in `group` that `peer` decrypts.
+async fn from_in_group(peer: &mut Peer, group: &Jid, from: &str, what: &str) -> GroupMsg {
     wait(&mut peer.events, what, |e| match e {
         Event::Messages(batch) => batch
             .messages
             .iter()
-            .find(|m| m.info.source.chat == *group && m.info.source.sender.user == from_phone)
+            .find(|m| m.info.source.chat == *group && m.info.source.sender.user == from)
             .map(|m| GroupMsg {
                 id: m.info.id.to_string(),
                 sender: m.info.source.sender.clone(),
-                sender_lid: m.info.source.sender_alt.clone(),
+                sender_alt: m.info.source.sender_alt.clone(),
                 message: (*m.message).clone(),
             }),
         _ => None,
@@ -144,10 +146,24 @@ fn extended(m: &wa::Message) -> (String, wa::ContextInfo) {
 }
 
 #[test]
-fn wagate_sends_to_a_group_replies_and_mentions() {
+fn wagate_sends_to_a_pn_group_replies_and_mentions() {
+    group_scenario(false);
+}
+
+#[test]
+fn wagate_sends_to_a_lid_group_replies_and_mentions() {
+    group_scenario(true);
+}
+
+/// The whole exchange in a PN- or LID-addressed group. Members see wagate's account by the
+/// group's address family (its other identity beside); the quotes' authors follow it.
+fn group_scenario(lid_groups: bool) {
     let mock_rt = Runtime::new().unwrap();
     let mock = mock_rt
-        .block_on(MockServer::start(MockConfig::default()))
+        .block_on(MockServer::start(MockConfig {
+            lid_groups,
+            ..MockConfig::default()
+        }))
         .unwrap();
     let server = Server::start(Options {
         sessions: vec![],
@@ -189,7 +205,19 @@ fn wagate_sends_to_a_group_replies_and_mentions() {
     wait_until("a connected", || {
         get(&server.url("/api/sessions/a"), k).json()["state"] == "connected"
     });
-    let a_pn = format!("{}@s.whatsapp.net", a.phone);
+    // (the user members see as sender, the other identity, the JID quotes name), per mode.
+    let seen = |phone: &str, lid: &str| -> (String, String, String) {
+        if lid_groups {
+            (lid.to_string(), phone.to_string(), format!("{lid}@lid"))
+        } else {
+            (
+                phone.to_string(),
+                lid.to_string(),
+                format!("{phone}@s.whatsapp.net"),
+            )
+        }
+    };
+    let (a_user, a_other, a_quoted) = seen(&a.phone, &a.lid);
 
     // B creates a group with wagate's account and C.
     let (mut b, mut c) = mock_rt.block_on(async { tokio::join!(peer(&mock), peer(&mock)) });
@@ -217,6 +245,7 @@ fn wagate_sends_to_a_group_replies_and_mentions() {
     assert_eq!(g["subject"], "Orders");
     let members = g["participants"].as_array().unwrap();
     assert_eq!(members.len(), 3);
+    assert_eq!(g["addressing_mode"], if lid_groups { "lid" } else { "pn" });
     for (phone, lid, role) in [
         (&b.phone, &b.lid, "superadmin"),
         (&c.phone, &c.lid, "member"),
@@ -245,16 +274,16 @@ fn wagate_sends_to_a_group_replies_and_mentions() {
     let hello = send("text", json!({"to": group_s, "text": "order 17 is ready"}));
     let mut hello_wa_id = String::new();
     for (who, p) in [("B", &mut b), ("C", &mut c)] {
-        let m = mock_rt.block_on(from_in_group(p, &group, &a.phone, &format!("{who}: hello")));
+        let m = mock_rt.block_on(from_in_group(p, &group, &a_user, &format!("{who}: hello")));
         assert_eq!(
             m.message.conversation.as_deref(),
             Some("order 17 is ready"),
             "{who}"
         );
-        assert_eq!(m.sender.user, a.phone, "{who}");
+        assert_eq!(m.sender.user, a_user, "{who}");
         assert_eq!(
-            m.sender_lid.map(|j| j.user.to_string()),
-            Some(a.lid.clone()),
+            m.sender_alt.map(|j| j.user.to_string()),
+            Some(a_other.clone()),
             "{who}"
         );
         hello_wa_id = m.id;
@@ -279,7 +308,7 @@ fn wagate_sends_to_a_group_replies_and_mentions() {
                "reply_to_text": "when can I pick it up?"}),
     );
     for (who, p) in [("B", &mut b), ("C", &mut c)] {
-        let m = mock_rt.block_on(from_in_group(p, &group, &a.phone, &format!("{who}: reply")));
+        let m = mock_rt.block_on(from_in_group(p, &group, &a_user, &format!("{who}: reply")));
         let (text, ctx) = extended(&m.message);
         assert_eq!(text, reply_text, "{who}");
         assert_eq!(
@@ -305,12 +334,12 @@ fn wagate_sends_to_a_group_replies_and_mentions() {
         json!({"to": group_s, "latitude": 51.5, "longitude": -0.12, "name": "Shop",
                "reply_to": hello}),
     );
-    let m = mock_rt.block_on(from_in_group(&mut c, &group, &a.phone, "C: location"));
+    let m = mock_rt.block_on(from_in_group(&mut c, &group, &a_user, "C: location"));
     let loc = m.message.location_message.as_option().expect("a location");
     assert_eq!(loc.name.as_deref(), Some("Shop"));
     let ctx = loc.context_info.as_option().expect("context info");
     assert_eq!(ctx.stanza_id.as_deref(), Some(hello_wa_id.as_str()));
-    assert_eq!(ctx.participant.as_deref(), Some(a_pn.as_str()));
+    assert_eq!(ctx.participant.as_deref(), Some(a_quoted.as_str()));
     assert_eq!(
         ctx.quoted_message
             .as_option()

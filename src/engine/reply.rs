@@ -4,7 +4,7 @@
 //!
 //! An id is looked up in this session's queue first, as a wagate id and then as a WhatsApp
 //! id: a message the session sent is quoted with its own content and the session as its
-//! author. Any other id is taken as WhatsApp's id of a received message, quoted with the
+//! author (by LID in a LID-addressed group, else by phone-number JID). Any other id is taken as WhatsApp's id of a received message, quoted with the
 //! request's `reply_to_participant` (in a chat with one person, that person when absent)
 //! and `reply_to_text`.
 
@@ -53,6 +53,21 @@ pub(crate) async fn apply(
     })
 }
 
+/// The session's own JID as the author of a quote in `chat`: its LID in a LID-addressed
+/// group, its phone-number JID elsewhere.
+async fn own_jid(client: &Client, chat: &compose::Recipient) -> Result<String, ReplyError> {
+    let pn = client.pn().ok_or(ReplyError::NoOwnJid)?.to_non_ad();
+    if chat.is_group()
+        && let Ok(jid) = chat.as_str().parse::<whatsapp_rust::Jid>()
+        && let Ok(info) = client.groups().query_info(&jid).await
+        && info.addressing_mode == wacore::types::message::AddressingMode::Lid
+        && let Some(lid) = client.lid()
+    {
+        return Ok(lid.to_non_ad().to_string());
+    }
+    Ok(pn.to_string())
+}
+
 /// The context info `out` needs, or `None` when it neither replies nor mentions.
 pub(crate) async fn context(
     store: &Store,
@@ -97,10 +112,7 @@ pub(crate) async fn context(
                     chat: rec.to,
                 });
             }
-            let me = client
-                .pn()
-                .map(|j| j.to_non_ad().to_string())
-                .ok_or(ReplyError::NoOwnJid)?;
+            let me = own_jid(client, &out.to).await?;
             let quoted = serde_json::from_value::<Outgoing>(rec.content)
                 .ok()
                 .and_then(|o| compose::quoted_content(&o.content));

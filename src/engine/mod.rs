@@ -5,8 +5,10 @@
 //! first, then published on the bus) and obeys commands (start, stop, logout, pair code).
 
 pub mod compose;
+pub mod groups;
 mod inbound;
 pub mod manager;
+pub mod reply;
 pub mod sender;
 pub mod session;
 

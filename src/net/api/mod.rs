@@ -28,6 +28,7 @@
 pub mod auth;
 pub mod error;
 mod events;
+mod groups;
 mod health;
 mod keys;
 mod messages;
@@ -122,6 +123,7 @@ fn all_routes() -> Vec<Route> {
     v.extend(sessions::routes());
     v.extend(messages::routes());
     v.extend(webhooks::routes());
+    v.extend(groups::routes());
     v.extend(screen::routes());
     v.extend(events::routes());
     v.extend(metrics::routes());

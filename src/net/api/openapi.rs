@@ -185,8 +185,14 @@ fn components() -> Value {
             },
             "MessageRequest": {
                 "type": "object", "required": ["to"],
-                "description": "The kind's fields beside `to` (a phone number with country code or a JID); see docs/message-kinds.md. Media: exactly one of `url`, `base64`.",
-                "properties": {"to": {"type": "string", "example": "447700900123"}},
+                "description": "The kind's fields beside `to` (a phone number with country code or a JID: a person's, or a group's `<id>@g.us`); see docs/message-kinds.md. Media: exactly one of `url`, `base64`. Every kind but `reaction` takes the reply fields; `text` takes `mentions`.",
+                "properties": {
+                    "to": {"type": "string", "example": "447700900123"},
+                    "reply_to": {"type": "string", "description": "Quote a message: a wagate message id (msg_...) or a WhatsApp message id"},
+                    "reply_to_participant": {"type": "string", "description": "The quoted message's author (phone number or JID), for a message wagate did not send; needed in groups"},
+                    "reply_to_text": {"type": "string", "description": "The quoted text to show, for a message wagate did not send"},
+                    "mentions": {"type": "array", "items": {"type": "string"}, "description": "text only: people mentioned (phone numbers or person JIDs); write @<digits> in the text where each appears"}
+                },
                 "additionalProperties": true
             },
             "MessageAccepted": {
@@ -194,6 +200,24 @@ fn components() -> Value {
                 "properties": {
                     "id": {"type": "string", "example": "msg_01JF8ZK3Q4W5E6R7T8Y9U0I1O2"},
                     "status": {"type": "string", "enum": ["queued"]}
+                }
+            },
+            "Group": {
+                "type": "object", "required": ["id", "subject", "addressing_mode", "participants"],
+                "properties": {
+                    "id": {"type": "string", "example": "120363025246125486@g.us"},
+                    "subject": {"type": "string"},
+                    "addressing_mode": {"type": "string", "enum": ["pn", "lid"]},
+                    "created_at": {"type": "integer", "format": "int64", "nullable": true, "description": "Unix seconds"},
+                    "participants": {"type": "array", "items": {
+                        "type": "object", "required": ["jid", "role"],
+                        "properties": {
+                            "jid": {"type": "string", "description": "The JID the group knows the member by"},
+                            "phone": nullable_string.clone(),
+                            "lid": nullable_string.clone(),
+                            "role": {"type": "string", "enum": ["superadmin", "admin", "member"]}
+                        }
+                    }}
                 }
             },
             "Message": {
@@ -400,6 +424,19 @@ fn specifics(r: &RouteInfo) -> Specifics {
             vec![
                 ("404", "No such session or message"),
                 ("409", "Too late: already sending or sent"),
+            ],
+        ),
+        ("GET", "/api/sessions/{sid}/groups") => (
+            None,
+            vec![ok(
+                "200",
+                "The groups, sorted by id",
+                Some(json!({"type": "array", "items": schema_ref("Group")})),
+            )],
+            vec![
+                ("404", "No such session"),
+                ("409", "The session is not connected"),
+                ("502", "WhatsApp did not answer"),
             ],
         ),
         ("GET", "/api/display.png") => (

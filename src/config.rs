@@ -76,6 +76,7 @@ pub struct Config {
     pub log: LogConfig,
     pub sessions: SessionsConfig,
     pub webhooks: WebhooksConfig,
+    pub discovery: DiscoveryConfig,
 }
 
 /// `[store]`: the redb file and the control socket.
@@ -114,6 +115,9 @@ pub struct ApiConfig {
     pub tls_key: PathBuf,
     /// Request body limit in KiB, at least 1.
     pub body_limit_kb: u32,
+    /// Names the device answers to besides its addresses, `localhost`, its host name and
+    /// `<hostname>.local` (the DNS-rebinding guard; also put in a self-signed certificate).
+    pub host_names: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -124,6 +128,7 @@ impl Default for ApiConfig {
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
             body_limit_kb: 16384,
+            host_names: Vec::new(),
         }
     }
 }
@@ -481,6 +486,25 @@ impl Default for LogConfig {
 #[serde(rename_all = "kebab-case")]
 pub enum LogFormat {
     Text,
+}
+
+/// `[discovery]`: mDNS/DNS-SD announcement on the LAN.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// Announce `_wagate._tcp.local` (and `_https._tcp.local` with TLS).
+    pub enabled: bool,
+    /// The DNS-SD instance name; empty = the host name.
+    pub instance_name: String,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            enabled: true,
+            instance_name: String::new(),
+        }
+    }
 }
 
 /// `[sessions]`: what `wagate run` does with sessions at boot.
@@ -966,6 +990,25 @@ impl Config {
             }
         }
 
+        for name in &a.host_names {
+            if !is_dns_name(name) {
+                return Err((
+                    "api.host_names",
+                    format!(
+                        "{name:?} is not a DNS name (letters, digits and hyphens in dot-separated \
+                         labels of 1..=63, at most 253 in all)"
+                    ),
+                ));
+            }
+        }
+        let inst = &self.discovery.instance_name;
+        if inst.len() > 63 || inst.chars().any(char::is_control) {
+            return Err((
+                "discovery.instance_name",
+                "at most 63 bytes, no control characters".to_owned(),
+            ));
+        }
+
         let w = &self.whatsapp;
         let lower = w.url.to_ascii_lowercase();
         let host = lower
@@ -1137,6 +1180,20 @@ impl Config {
     }
 }
 
+/// A host name: dot-separated labels of letters, digits and inner hyphens (a trailing dot
+/// allowed), at most 253 bytes.
+fn is_dns_name(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
 /// `^[a-z0-9_-]{1,32}$`, the session id rule.
 fn is_valid_session_id(s: &str) -> bool {
     (1..=32).contains(&s.len())
@@ -1206,6 +1263,8 @@ mod tests {
         assert_eq!(c.log.format, LogFormat::Text);
         assert!(c.sessions.autostart);
         assert_eq!(c.sessions.default_session, "default");
+        assert!(c.api.host_names.is_empty());
+        assert!(c.discovery.enabled);
         assert_eq!(c.db_path(), Path::new("./data/wagate.redb"));
         assert_eq!(c.socket_path(), Path::new("./data/wagate.sock"));
         assert_eq!(c.png_path(), Path::new("./data/display.png"));
@@ -1224,6 +1283,10 @@ cache_size_mb = 16
 addr = "127.0.0.1:9000"
 tls = "self-signed"
 body_limit_kb = 1024
+host_names = ["gate.example.lan", "wagate.home."]
+[discovery]
+enabled = false
+instance_name = "Kitchen gateway"
 [whatsapp]
 url = "ws://127.0.0.1:7000/ws"
 version = "2.1.3"
@@ -1246,6 +1309,9 @@ default_session = "main-1"
         assert_eq!(c.api.addr, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(c.api.tls, TlsMode::SelfSigned);
         assert_eq!(c.api.body_limit_kb, 1024);
+        assert_eq!(c.api.host_names, ["gate.example.lan", "wagate.home."]);
+        assert!(!c.discovery.enabled);
+        assert_eq!(c.discovery.instance_name, "Kitchen gateway");
         assert_eq!(c.whatsapp.url, "ws://127.0.0.1:7000/ws");
         assert_eq!(c.whatsapp.version, WaVersion(2, 1, 3));
         assert_eq!(c.whatsapp.push_name, "shop");
@@ -1383,6 +1449,17 @@ default_session = "main-1"
             ("WAGATE_WHATSAPP__VERSION", "1.+2.3", "whatsapp.version"),
             ("WAGATE_API__TLS", "on", "api.tls"),
             ("WAGATE_API__BODY_LIMIT_KB", "0", "api.body_limit_kb"),
+            (
+                "WAGATE_API__HOST_NAMES",
+                r#"["gate.example.lan", "evil.com/x"]"#,
+                "api.host_names",
+            ),
+            ("WAGATE_API__HOST_NAMES", r#"["-gate"]"#, "api.host_names"),
+            (
+                "WAGATE_DISCOVERY__ENABLED",
+                "sometimes",
+                "discovery.enabled",
+            ),
             ("WAGATE_DISPLAY__BACKEND", "hdmi", "display.backend"),
             ("WAGATE_DISPLAY__TERMINAL_QR", "yes", "display.terminal_qr"),
             ("WAGATE_LOG__FORMAT", "json", "log.format"),

@@ -5,6 +5,8 @@
 //! - [`auth`]: API keys (format, scopes, hashes) and the first-boot setup code; what the
 //!   API checks and the CLI creates.
 //! - [`clock`]: whether the kernel says the clock is synchronized.
+//! - [`device`]: the device's stable id, host name, addresses, and the names a request may
+//!   call it by (the DNS-rebinding guard).
 //! - [`config`]: the TOML file, `WAGATE_*` environment overrides and dev defaults; bad keys
 //!   and values are refused at start with the key named.
 //! - [`events`]: the domain events every room speaks, and the broadcast bus that carries them
@@ -17,7 +19,8 @@
 //!   drawn by one pure renderer into a framebuffer a panel shows (SPI, PNG file, none), and the
 //!   pairing QR in the terminal.
 //! - [`net`]: the only room that speaks HTTP: the LAN API (axum), one file per resource, and
-//!   media fetched by URL for sends.
+//!   media fetched by URL for sends, HTTPS with a self-signed or given certificate, and the
+//!   mDNS/DNS-SD announcement.
 //! - [`control`]: the unix socket through which CLI verbs reach a running daemon (redb
 //!   locks its file to one process).
 
@@ -25,6 +28,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod device;
 pub mod display;
 pub mod engine;
 pub mod events;

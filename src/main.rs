@@ -9,12 +9,12 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use wagate::auth::{self, KeySpec, Scope, Setup};
 use wagate::clock::Clock;
-use wagate::config::{self, Config, TlsMode};
+use wagate::config::{self, Config};
 use wagate::control::{self, Request, Response};
 use wagate::display::Update;
 use wagate::engine::{EngineConfig, SessionManager};
 use wagate::events::{Bus, Notice, SessionState};
-use wagate::net::api::{self, ApiState};
+use wagate::net::api::ApiState;
 use wagate::net::webhook::{Settings as WebhookSettings, Webhooks};
 use wagate::store::{Store, StoreError};
 
@@ -54,6 +54,12 @@ enum Command {
     Display {
         #[command(subcommand)]
         verb: DisplayVerb,
+    },
+    /// Show the device id, version, addresses, API URL, certificate fingerprint, data dir.
+    Info {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -146,6 +152,7 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Display { verb } => display_cmd(cfg, verb).await.map(|()| ExitCode::SUCCESS),
+            Command::Info { json } => info(&cfg, json).map(|()| ExitCode::SUCCESS),
         }
     });
     match result {
@@ -212,12 +219,7 @@ async fn open_store_waiting(cfg: &Config) -> Result<Store> {
 
 /// The daemon.
 async fn run(cfg: Config) -> Result<ExitCode> {
-    if cfg.api.tls != TlsMode::Off {
-        bail!(
-            "api.tls = {:?} is not supported by this build yet; set api.tls = \"off\"",
-            cfg.api.tls
-        );
-    }
+    let mut lan = wagate::net::lan::Lan::prepare(&cfg)?; // device id, certificate
     let store = open_store_waiting(&cfg).await?;
     tracing::info!(path = %store.path().display(), "store open");
     let bus = Bus::default();
@@ -249,15 +251,15 @@ async fn run(cfg: Config) -> Result<ExitCode> {
         // The setup screen shows the one-time code until the device is claimed.
         d.update(Update::Setup {
             code: setup.code(),
-            fingerprint: None,
+            fingerprint: lan.fingerprint(),
         });
-        let (s, d2) = (setup.clone(), d.updates());
+        let (s, d2, fingerprint) = (setup.clone(), d.updates(), lan.fingerprint());
         tokio::spawn(async move {
             s.wait_closed().await;
             let _ = d2
                 .send(Update::Setup {
                     code: None,
-                    fingerprint: None,
+                    fingerprint,
                 })
                 .await;
         });
@@ -266,7 +268,9 @@ async fn run(cfg: Config) -> Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(cfg.api.addr)
         .await
         .with_context(|| format!("binding the API to {}", cfg.api.addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "HTTP API listening");
+    let local = listener.local_addr()?;
+    let scheme = if lan.tls.is_some() { "HTTPS" } else { "HTTP" };
+    tracing::info!(addr = %local, "{scheme} API listening");
     let api_state = ApiState::new(
         mgr.clone(),
         setup.clone(),
@@ -275,6 +279,7 @@ async fn run(cfg: Config) -> Result<ExitCode> {
     if let Some(d) = &display {
         api_state.set_display(d.last_frame());
     }
+    api_state.set_lan(lan.api_info(&cfg));
     let webhooks = Webhooks::spawn(
         store.clone(),
         mgr.bus(),
@@ -283,9 +288,10 @@ async fn run(cfg: Config) -> Result<ExitCode> {
     );
     api_state.set_webhooks(webhooks.clone());
     let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let api = tokio::spawn(api::serve_with_shutdown(listener, api_state, async move {
+    let api = tokio::spawn(lan.serve(listener, api_state, async move {
         let _ = api_stopped.await;
     }));
+    lan.announce(&cfg, local);
 
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -309,6 +315,7 @@ async fn run(cfg: Config) -> Result<ExitCode> {
         }
     };
     tracing::info!("shutting down");
+    lan.stop().await;
     let _ = api_stop.send(());
     match tokio::time::timeout(std::time::Duration::from_secs(5), api).await {
         Ok(Ok(Ok(()))) => {}
@@ -361,6 +368,18 @@ fn print_qr(session: &str, code: &str, expires_at: i64) {
         ),
         Err(e) => tracing::warn!(error = %e, "cannot draw the QR code"),
     }
+}
+
+/// `wagate info`: read from the data directory (safe while the daemon runs).
+fn info(cfg: &Config, json: bool) -> Result<()> {
+    let addresses = wagate::display::lan_addresses(cfg.api.addr.ip()).to_vec();
+    let info = wagate::net::lan::info(cfg, addresses)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        println!("{info}");
+    }
+    Ok(())
 }
 
 /// `wagate session ...`: through the daemon when it runs, else on the store directly.

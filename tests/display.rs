@@ -200,9 +200,7 @@ fn snapshots_of_other_states() {
     // Setup when claimed, with a fingerprint; failure variants; a crowded status screen.
     let mut claimed = sample(Screen::Setup);
     claimed.setup_code = None;
-    claimed.cert_fingerprint = Some(short(
-        "SHA256:3F:A9:1C:77:0B:5E:D2:48:9A:C3:11:F0:6D:2B:84:E7:55:19:AC:0D:73:BE:42:96:1F:C8:3A:60:DB:25:E4:7F",
-    ));
+    claimed.cert_fingerprint = Some(short(wagate::display::screens::SAMPLE_FINGERPRINT));
     let mut exhausted = sample(Screen::Status);
     exhausted.upsert(SessionView::new(
         "newbie",

@@ -156,6 +156,7 @@ async fn a_text_goes_from_a_to_b_and_comes_back_delivered_and_read() {
             text: "hello from a".into(),
         },
         reply_to: None,
+        mentions: Vec::new(),
     };
     let queued = g.mgr.enqueue("a", "text", &out, None, None).await.unwrap();
     let id = queued.record.id.clone();

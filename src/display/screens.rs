@@ -46,7 +46,7 @@ pub type Phone = heapless::String<48>;
 pub type DeviceName = heapless::String<32>;
 /// The one-time setup code.
 pub type SetupCode = heapless::String<16>;
-/// A certificate fingerprint (`SHA256:` + 64 hex digits in pairs fits).
+/// A certificate's SHA-256 fingerprint: 32 hex pairs joined by colons (95 characters).
 pub type Fingerprint = heapless::String<104>;
 /// One line of screen text.
 pub type Line = heapless::String<64>;
@@ -685,8 +685,9 @@ fn setup<D: DrawTarget<Color = Rgb565>>(state: &DisplayState, t: &mut D) -> Resu
     }
 
     if let Some(fp) = &state.cert_fingerprint {
-        y = label(t, "Certificate", x, y)?;
-        let max = chars_in(inner, &FONT_6X13);
+        y = label(t, "Certificate SHA-256", x, y)?;
+        // Break lines after a colon, so no hex pair is cut in two.
+        let max = chars_in(inner, &FONT_6X13) / 3 * 3;
         let mut rest: &str = fp;
         for _ in 0..3 {
             if rest.is_empty() {
@@ -1280,6 +1281,9 @@ pub fn sample_qr_payload(ref_len: usize) -> String {
     s
 }
 
+/// The sample certificate fingerprint.
+pub const SAMPLE_FINGERPRINT: &str = "3F:A9:1C:77:0B:5E:D2:48:9A:C3:11:F0:6D:2B:84:E7:55:19:AC:0D:73:BE:42:96:1F:C8:3A:60:DB:25:E4:7F";
+
 /// A plausible state that shows `screen` (for `wagate display render` and the snapshots).
 pub fn sample(screen: Screen) -> DisplayState {
     let now = SAMPLE_NOW_MS;
@@ -1331,6 +1335,9 @@ pub fn sample(screen: Screen) -> DisplayState {
     match screen {
         Screen::Setup => {
             st.setup_code = Some(short("K7P4-QX9M"));
+            st.tls = true;
+            st.api_port = 8443;
+            st.cert_fingerprint = Some(short(SAMPLE_FINGERPRINT));
         }
         Screen::Pairing => {
             st.upsert(shop);

@@ -45,6 +45,13 @@
 //! Web and Desktop mostly show "open the message on your phone", and whether a personal
 //! (non-Business) account's interactive messages render at all is unconfirmed.
 //!
+//! # Groups, replies, mentions
+//!
+//! `to` may be a group JID. Every kind but `reaction` takes `reply_to` (+
+//! `reply_to_participant`, `reply_to_text`), kept as [`ReplyTo`] and resolved at send time
+//! (`engine::reply`); `text` takes `mentions` ([`Outgoing::mentions`]). Both become the
+//! message's `context_info` through [`context_info`] and [`with_context`].
+//!
 //! # Stored form
 //!
 //! [`Outgoing`] serializes to JSON like
@@ -193,19 +200,29 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ComposeError
 pub struct Outgoing {
     pub to: Recipient,
     pub content: Content,
-    /// The message this one answers (a quote). Not offered by the API yet: always `None`.
+    /// The message this one answers (a quote), resolved at send time ([`ReplyTo`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<ReplyTo>,
+    /// People a text mentions, as person JIDs (`<digits>@s.whatsapp.net` or `@lid`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
 }
 
-/// A quoted message, for replies (reserved; the API does not take it yet).
+/// A quoted message, for replies: the request's `reply_to` (+ `reply_to_participant`,
+/// `reply_to_text`). The id is resolved when the message is sent: a message this session
+/// sent (by wagate id or WhatsApp id) is quoted with its own content and the session as its
+/// author; any other id is taken as the WhatsApp id of a received message, quoted with the
+/// given participant and text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyTo {
-    /// WhatsApp's id of the quoted message.
+    /// A wagate message id, or WhatsApp's id of the quoted message.
     pub message_id: String,
-    /// Its sender, in groups.
+    /// The quoted message's author (a person JID); in groups, needed for messages of others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participant: Option<String>,
+    /// The quoted text to show, for a message wagate does not have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// A chat to send to, as a canonical JID string: `<digits>@s.whatsapp.net`, `<id>@g.us` or
@@ -629,10 +646,18 @@ pub fn parse_with_limit(
     };
     let mut allowed = vec!["to"];
     allowed.extend(fields);
+    if kind != "reaction" {
+        allowed.extend(REPLY_FIELDS);
+    }
+    if kind == "text" {
+        allowed.push("mentions");
+    }
     let mut f = Fields::new(String::new(), body, &allowed)?;
 
     let to_raw = f.req_str("to")?;
     let to = parse_recipient(to_raw)?;
+    let reply_to = parse_reply_to(&mut f)?;
+    let mentions = parse_mentions(&mut f)?;
 
     let content = match kind {
         "text" => Content::Text {
@@ -744,8 +769,89 @@ pub fn parse_with_limit(
     Ok(Outgoing {
         to,
         content,
-        reply_to: None,
+        reply_to,
+        mentions,
     })
+}
+
+/// The reply fields every kind but `reaction` takes.
+const REPLY_FIELDS: [&str; 3] = ["reply_to", "reply_to_participant", "reply_to_text"];
+/// The most people one text may mention.
+pub const MAX_MENTIONS: usize = 256;
+
+/// A message id as WhatsApp (or wagate) writes them: 1-128 letters, digits, `-`, `_`, `.`.
+fn valid_message_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// A person (not a group) from a phone number or JID, for `field`.
+fn person(field: &str, raw: &str) -> Result<String, ComposeError> {
+    let r = parse_recipient(raw).map_err(|e| match e {
+        ComposeError::BadRecipient { reason, .. } => invalid(field, reason),
+        other => other,
+    })?;
+    if r.is_group() {
+        return Err(invalid(field, "a person, not a group"));
+    }
+    Ok(r.0)
+}
+
+fn parse_reply_to(f: &mut Fields<'_>) -> Result<Option<ReplyTo>, ComposeError> {
+    let id = f.opt_str("reply_to")?;
+    let participant = f.opt_str("reply_to_participant")?;
+    let text = f.opt_text("reply_to_text", MAX_TEXT_CHARS)?;
+    let Some(id) = id else {
+        if participant.is_some() {
+            return Err(invalid("reply_to_participant", "only with reply_to"));
+        }
+        if text.is_some() {
+            return Err(invalid("reply_to_text", "only with reply_to"));
+        }
+        return Ok(None);
+    };
+    let id = id.trim();
+    if !valid_message_id(id) {
+        return Err(invalid(
+            "reply_to",
+            "a message id (wagate's or WhatsApp's): 1-128 letters, digits, '-', '_' or '.'",
+        ));
+    }
+    let participant = participant
+        .map(|p| person("reply_to_participant", p))
+        .transpose()?;
+    Ok(Some(ReplyTo {
+        message_id: id.to_string(),
+        participant,
+        text,
+    }))
+}
+
+fn parse_mentions(f: &mut Fields<'_>) -> Result<Vec<String>, ComposeError> {
+    let Some(list) = f.opt_array("mentions")? else {
+        return Ok(Vec::new());
+    };
+    if list.len() > MAX_MENTIONS {
+        return Err(invalid(
+            "mentions",
+            format!("at most {MAX_MENTIONS} people"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for (i, v) in list.iter().enumerate() {
+        let field = format!("mentions[{i}]");
+        let Value::String(raw) = v else {
+            return Err(invalid(field, "expected a phone number or a person JID"));
+        };
+        let jid = person(&field, raw)?;
+        if !out.contains(&jid) {
+            out.push(jid);
+        }
+    }
+    Ok(out)
 }
 
 /// Parses a recipient: a phone number with its country code (`+44 7700 900123`; spaces,
@@ -1916,6 +2022,136 @@ pub fn build(
         (_, None) => return Err(ComposeError::MediaMismatch { kind, needs_media }),
     };
     Ok(msg)
+}
+
+/// The context info of a reply and/or mentions: the quoted message's WhatsApp id, its author
+/// and content (when known), and the mentioned JIDs.
+pub fn context_info(
+    stanza_id: Option<&str>,
+    participant: Option<&str>,
+    quoted: Option<wa::Message>,
+    mentions: &[String],
+) -> wa::ContextInfo {
+    wa::ContextInfo {
+        stanza_id: stanza_id.map(str::to_string),
+        participant: participant.map(str::to_string),
+        quoted_message: quoted.map(MessageField::some).unwrap_or_default(),
+        mentioned_jid: mentions.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// `msg` (as [`build`] made it) carrying `ctx`: on the inner message of its kind. Bare text
+/// (`conversation`) becomes an `extended_text_message`, the form that carries context. A
+/// reaction has no context and comes back unchanged.
+pub fn with_context(mut msg: wa::Message, ctx: wa::ContextInfo) -> wa::Message {
+    fn merge(slot: &mut MessageField<wa::ContextInfo>, ctx: wa::ContextInfo) {
+        let mut merged = slot.as_option().cloned().unwrap_or_default();
+        merged.stanza_id = ctx.stanza_id;
+        merged.participant = ctx.participant;
+        merged.quoted_message = ctx.quoted_message;
+        merged.mentioned_jid = ctx.mentioned_jid;
+        *slot = MessageField::some(merged);
+    }
+    if let Some(text) = msg.conversation.take() {
+        msg.extended_text_message = MessageField::some(wa::message::ExtendedTextMessage {
+            text: Some(text),
+            ..Default::default()
+        });
+    }
+    if let Some(m) = msg.extended_text_message.as_option_mut() {
+        merge(&mut m.context_info, ctx);
+    } else if let Some(m) = msg.image_message.as_option_mut() {
+        merge(&mut m.context_info, ctx);
+    } else if let Some(m) = msg.video_message.as_option_mut() {
+        merge(&mut m.context_info, ctx);
+    } else if let Some(m) = msg.audio_message.as_option_mut() {
+        merge(&mut m.context_info, ctx);
+    } else if let Some(m) = msg.document_message.as_option_mut() {
+        merge(&mut m.context_info, ctx);
+    } else if let Some(m) = msg
+        .document_with_caption_message
+        .as_option_mut()
+        .and_then(|w| w.message.as_option_mut())
+        .and_then(|inner| inner.document_message.as_option_mut())
+    {
+        merge(&mut m.context_info, ctx);
+    } else if let Some(m) = msg.sticker_message.as_option_mut() {
+        merge(&mut m.context_info, ctx);
+    } else if let Some(m) = msg.location_message.as_option_mut() {
+        merge(&mut m.context_info, ctx);
+    } else if let Some(m) = msg.contact_message.as_option_mut() {
+        merge(&mut m.context_info, ctx);
+    } else if let Some(m) = msg.poll_creation_message_v3.as_option_mut() {
+        merge(&mut m.context_info, ctx);
+    } else if let Some(m) = msg.poll_creation_message.as_option_mut() {
+        merge(&mut m.context_info, ctx);
+    } else if let Some(m) = msg.interactive_message.as_option_mut() {
+        merge(&mut m.context_info, ctx);
+    }
+    msg
+}
+
+/// What a quote of a message this session sent shows: its text, or for media its kind,
+/// mimetype and caption (the quote has no thumbnail: the uploaded media is not kept).
+/// `None` for a reaction, which is not a message bubble.
+pub fn quoted_content(content: &Content) -> Option<wa::Message> {
+    let caption = |c: &Option<String>| c.clone();
+    let mimetype = content.mimetype().map(str::to_string);
+    Some(match content {
+        Content::Reaction { .. } => return None,
+        Content::Image { caption: c, .. } => wa::Message {
+            image_message: MessageField::some(wa::message::ImageMessage {
+                caption: caption(c),
+                mimetype,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Content::Video { caption: c, .. } => wa::Message {
+            video_message: MessageField::some(wa::message::VideoMessage {
+                caption: caption(c),
+                mimetype,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Content::Audio { voice, .. } => wa::Message {
+            audio_message: MessageField::some(wa::message::AudioMessage {
+                mimetype,
+                ptt: Some(*voice),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Content::Document {
+            file_name,
+            caption: c,
+            ..
+        } => wa::Message {
+            document_message: MessageField::some(wa::message::DocumentMessage {
+                mimetype,
+                file_name: file_name.clone(),
+                title: file_name.clone(),
+                caption: caption(c),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Content::Sticker { .. } => wa::Message {
+            sticker_message: MessageField::some(wa::message::StickerMessage {
+                mimetype,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        other => {
+            let mut m = build(other, None).ok()?;
+            // A poll's fresh secret belongs to a new poll, not to its quote.
+            m.message_context_info = MessageField::none();
+            m
+        }
+    })
 }
 
 /// For a reaction: the target message's key and the emoji, for `Client::send_reaction(chat,

@@ -380,6 +380,19 @@ impl SessionManager {
             .await?)
     }
 
+    /// The groups the session's account is in (asked of WhatsApp each time).
+    pub async fn groups(&self, id: &str) -> Result<Vec<super::groups::GroupSummary>, EngineError> {
+        let connected = matches!(
+            *self.watch(id).await?.borrow(),
+            SessionState::Connected { .. }
+        );
+        let client = match (connected, self.client(id).await) {
+            (true, Some(c)) => c,
+            _ => return Err(EngineError::NotConnected(id.to_string())),
+        };
+        super::groups::list(&client).await
+    }
+
     /// Send read receipts for received messages (`wa_ids` are WhatsApp's ids, `chat` and, in
     /// groups, `sender` as the `message.received` event named them).
     pub async fn mark_read(

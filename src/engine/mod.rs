@@ -5,9 +5,11 @@
 //! first, then published on the bus) and obeys commands (start, stop, logout, pair code).
 
 pub mod compose;
+pub mod groups;
 pub mod inbound;
 pub mod manager;
 pub mod media;
+pub mod reply;
 pub mod sender;
 pub mod session;
 

@@ -170,6 +170,12 @@ impl Sender {
         };
         let message = compose::build(&outgoing.content, media.as_ref())
             .map_err(|e| Attempt::Fail(e.to_string()))?;
+        let message = super::reply::apply(&self.store, &self.id, &client, &outgoing, message)
+            .await
+            .map_err(|e| match e.is_transient() {
+                true => Attempt::Retry(e.to_string()),
+                false => Attempt::Fail(e.to_string()),
+            })?;
         client
             .send_message_with_options(to, message, SendOptions::default().with_message_id(&wa_id))
             .await

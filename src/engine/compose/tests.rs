@@ -194,10 +194,21 @@ fn unknown_fields_are_refused_before_missing_ones() {
         ),
         "captoin",
     );
-    // reply_to is reserved, not offered yet.
+    // A reaction answers a message already; it takes no reply_to.
     assert_invalid(
-        refuse("text", json!({"to": TO, "text": "hi", "reply_to": "ABC"})),
+        refuse(
+            "reaction",
+            json!({"to": TO, "message_id": "ABC", "emoji": "👍", "reply_to": "ABC"}),
+        ),
         "reply_to",
+    );
+    // mentions are for text.
+    assert_invalid(
+        refuse(
+            "location",
+            json!({"to": TO, "latitude": 1.0, "longitude": 2.0, "mentions": ["447700900123"]}),
+        ),
+        "mentions",
     );
 }
 
@@ -1394,11 +1405,12 @@ fn stored_json_shape() {
         json!({"to": CHAT, "content": {"kind": "video", "media": {"url": "https://x.test/v.mp4"},
                "gif": true}})
     );
-    // A reserved reply_to survives the queue.
+    // A reply_to survives the queue.
     let mut out = out;
     out.reply_to = Some(ReplyTo {
         message_id: "ABC".into(),
         participant: None,
+        text: Some("quoted".into()),
     });
     assert_json_roundtrip(&out);
 }
@@ -1561,4 +1573,239 @@ fn file_names_from_urls() {
     assert_eq!(file_name_from_url("https://x.test/"), None);
     assert_eq!(file_name_from_url("https://x.test"), None);
     assert_eq!(file_name_from_url("https://x.test/a%20b.pdf"), None);
+}
+
+/// The context info of a built message, wherever its kind keeps it.
+fn context_of(msg: &wa::Message) -> Option<&wa::ContextInfo> {
+    let doc_in_caption = msg
+        .document_with_caption_message
+        .as_option()
+        .and_then(|w| w.message.as_option())
+        .and_then(|m| m.document_message.as_option());
+    [
+        msg.extended_text_message
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+        msg.image_message
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+        msg.video_message
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+        msg.audio_message
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+        msg.document_message
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+        doc_in_caption.and_then(|m| m.context_info.as_option()),
+        msg.sticker_message
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+        msg.location_message
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+        msg.contact_message
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+        msg.poll_creation_message_v3
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+        msg.poll_creation_message
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+        msg.interactive_message
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+}
+
+#[test]
+fn every_kind_but_reaction_carries_a_reply() {
+    let reply = json!({"reply_to": "3EB0ABC", "reply_to_participant": "+1 555 123 4567",
+                       "reply_to_text": "the question"});
+    let with = |body: Value| {
+        let mut body = body;
+        for (k, v) in reply.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let bodies = [
+        ("text", json!({"to": GROUP, "text": "t"})),
+        (
+            "image",
+            json!({"to": GROUP, "base64": b64(JPEG), "caption": "c"}),
+        ),
+        ("video", json!({"to": GROUP, "url": "https://x.test/v.mp4"})),
+        (
+            "audio",
+            json!({"to": GROUP, "url": "https://x.test/a.ogg", "voice": true}),
+        ),
+        (
+            "document",
+            json!({"to": GROUP, "url": "https://x.test/a.pdf"}),
+        ),
+        (
+            "document",
+            json!({"to": GROUP, "url": "https://x.test/a.pdf", "caption": "c"}),
+        ),
+        ("sticker", json!({"to": GROUP, "base64": b64(WEBP)})),
+        (
+            "location",
+            json!({"to": GROUP, "latitude": 1.0, "longitude": 2.0}),
+        ),
+        (
+            "contact",
+            json!({"to": GROUP, "name": "N", "phones": ["15551234567"]}),
+        ),
+        (
+            "poll",
+            json!({"to": GROUP, "question": "q", "options": ["a", "b"]}),
+        ),
+        (
+            "poll",
+            json!({"to": GROUP, "question": "q", "options": ["a", "b"], "multiple": true}),
+        ),
+        (
+            "list",
+            json!({"to": GROUP, "text": "t", "button": "b",
+                         "sections": [{"rows": [{"id": "r", "title": "R"}]}]}),
+        ),
+        (
+            "buttons",
+            json!({"to": GROUP, "text": "t", "buttons": [{"id": "y", "title": "Yes"}]}),
+        ),
+        (
+            "template",
+            json!({"to": GROUP, "text": "t",
+                             "buttons": [{"type": "url", "title": "Go", "url": "https://x.test"}]}),
+        ),
+        (
+            "link_preview",
+            json!({"to": GROUP, "text": "t", "url": "https://x.test"}),
+        ),
+    ];
+    assert_eq!(
+        bodies.iter().map(|(k, _)| *k).collect::<HashSet<_>>().len(),
+        KINDS.len() - 1
+    );
+    for (kind, body) in bodies {
+        let (out, msg) = send(kind, with(body));
+        let r = out.reply_to.clone().expect("reply_to kept");
+        assert_eq!(r.message_id, "3EB0ABC");
+        assert_eq!(r.participant.as_deref(), Some("15551234567@s.whatsapp.net"));
+        let quoted = wa::Message {
+            conversation: r.text.clone(),
+            ..Default::default()
+        };
+        let ctx = context_info(
+            Some(&r.message_id),
+            r.participant.as_deref(),
+            Some(quoted),
+            &[],
+        );
+        let msg = with_context(msg, ctx);
+        assert_wire_roundtrip(&msg);
+        let got = context_of(&msg).unwrap_or_else(|| panic!("{kind}: no context info"));
+        assert_eq!(got.stanza_id.as_deref(), Some("3EB0ABC"), "{kind}");
+        assert_eq!(
+            got.participant.as_deref(),
+            Some("15551234567@s.whatsapp.net"),
+            "{kind}"
+        );
+        assert_eq!(
+            got.quoted_message
+                .as_option()
+                .and_then(|q| q.conversation.as_deref()),
+            Some("the question"),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn text_with_mentions_becomes_extended_text() {
+    let (out, msg) = send(
+        "text",
+        json!({"to": GROUP, "text": "hi @15551234567",
+               "mentions": ["+1 555 123 4567", "15551234567@s.whatsapp.net", "123456789@lid"]}),
+    );
+    // Duplicates collapse; phone numbers become JIDs.
+    assert_eq!(
+        out.mentions,
+        vec!["15551234567@s.whatsapp.net", "123456789@lid"]
+    );
+    assert!(msg.conversation.is_some());
+    let msg = with_context(msg, context_info(None, None, None, &out.mentions));
+    assert!(msg.conversation.is_none());
+    let x = msg.extended_text_message.as_option().expect("extended");
+    assert_eq!(x.text.as_deref(), Some("hi @15551234567"));
+    let ctx = x.context_info.as_option().expect("context");
+    assert_eq!(ctx.mentioned_jid, out.mentions);
+    assert!(ctx.stanza_id.is_none());
+}
+
+#[test]
+fn reply_and_mention_refusals_name_their_field() {
+    let t = |extra: Value| {
+        let mut body = json!({"to": GROUP, "text": "t"});
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        refuse("text", body)
+    };
+    assert_invalid(t(json!({"reply_to": ""})), "reply_to");
+    assert_invalid(t(json!({"reply_to": "a b"})), "reply_to");
+    assert_invalid(t(json!({"reply_to": 5})), "reply_to");
+    assert_invalid(
+        t(json!({"reply_to_participant": "15551234567"})),
+        "reply_to_participant",
+    );
+    assert_invalid(t(json!({"reply_to_text": "x"})), "reply_to_text");
+    assert_invalid(
+        t(json!({"reply_to": "A", "reply_to_participant": "120363000000000001@g.us"})),
+        "reply_to_participant",
+    );
+    assert_invalid(t(json!({"mentions": "15551234567"})), "mentions");
+    assert_invalid(t(json!({"mentions": [5]})), "mentions[0]");
+    assert_invalid(
+        t(json!({"mentions": ["15551234567", "120363000000000001@g.us"]})),
+        "mentions[1]",
+    );
+    assert_invalid(t(json!({"mentions": ["12"]})), "mentions[0]");
+    let many: Vec<String> = (0..=MAX_MENTIONS).map(|i| format!("1555{i:07}")).collect();
+    assert_invalid(t(json!({ "mentions": many })), "mentions");
+}
+
+#[test]
+fn quotes_of_sent_messages_show_their_content() {
+    let q = |kind: &str, body: Value| quoted_content(&parse(kind, &body).expect("parse").content);
+    let text = q("text", json!({"to": TO, "text": "hello"})).expect("text quote");
+    assert_eq!(text.conversation.as_deref(), Some("hello"));
+    let img = q(
+        "image",
+        json!({"to": TO, "url": "https://x.test/a.jpg", "caption": "cap"}),
+    )
+    .expect("image quote");
+    let im = img.image_message.as_option().expect("image");
+    assert_eq!(im.caption.as_deref(), Some("cap"));
+    assert!(im.direct_path.is_none(), "no media in a quote");
+    let poll = q(
+        "poll",
+        json!({"to": TO, "question": "q", "options": ["a", "b"]}),
+    )
+    .expect("poll quote");
+    assert!(poll.poll_creation_message_v3.is_set());
+    assert!(poll.message_context_info.is_unset(), "no secret in a quote");
+    assert!(
+        q(
+            "reaction",
+            json!({"to": TO, "message_id": "A", "emoji": "🙂"})
+        )
+        .is_none()
+    );
 }

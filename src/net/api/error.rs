@@ -106,6 +106,22 @@ impl ApiError {
         )
     }
 
+    /// The DNS-rebinding guard: the `Host` header does not name this device.
+    pub fn host_not_allowed(host: Option<&str>) -> Self {
+        let named = match host {
+            Some(h) => format!("the Host header {h:?} does not name this device"),
+            None => "the request has no Host header".to_owned(),
+        };
+        ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "host_not_allowed",
+            format!(
+                "{named}; use its address, host name or <hostname>.local, or add the name to \
+                 api.host_names"
+            ),
+        )
+    }
+
     pub fn method_not_allowed() -> Self {
         ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,

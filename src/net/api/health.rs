@@ -16,7 +16,7 @@ pub(super) fn routes() -> Vec<Route> {
         Method::GET,
         "/api/health",
         Access::Public,
-        "Health: version, uptime, sessions by state, clock, store",
+        "Health: version, uptime, sessions by state, clock, store, device id, certificate",
         get(health),
     )]
 }
@@ -53,6 +53,12 @@ struct Health {
     store_ok: bool,
     /// Whether first-boot setup still waits for its code (`POST /api/setup`).
     setup_pending: bool,
+    /// The device's stable id; `null` in a server embedded without one.
+    device_id: Option<String>,
+    /// Whether the API speaks HTTPS.
+    tls: bool,
+    /// SHA-256 of the API certificate (colon-separated hex pairs), for pinning.
+    cert_sha256: Option<String>,
     /// The webhook forwarder; `null` when none runs.
     webhooks: Option<WebhookHealth>,
 }
@@ -99,6 +105,9 @@ async fn health(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::
         clock_synced: crate::clock::synced(),
         store_ok,
         setup_pending: state.setup().is_open(),
+        device_id: state.lan().and_then(|l| l.device_id.clone()),
+        tls: state.lan().is_some_and(|l| l.cert_sha256.is_some()),
+        cert_sha256: state.lan().and_then(|l| l.cert_sha256.clone()),
         webhooks,
     };
     let status = if store_ok {

@@ -12,12 +12,23 @@
 //! # Layers, outside in
 //!
 //! request counter (for `/metrics`) → store guard (503 once the store has failed; health
-//! answers for itself) → body limit (`api.body_limit_kb`) → per-route key check → handler.
+//! answers for itself) → host guard (below) → body limit (`api.body_limit_kb`) → per-route key
+//! check → handler.
+//!
+//! # The DNS-rebinding guard
+//!
+//! A web page elsewhere can point a name it controls at this device's address and have the
+//! visitor's browser call the API as a same-origin page. Keys stop that for protected routes;
+//! the routes that need no key and change the device (first-boot setup) and the dashboard at
+//! `/` therefore answer only requests whose `Host` header names the device: one of its
+//! addresses, `localhost`, its host name, `<hostname>.local` or a name in `api.host_names`.
+//! Others get 421 `host_not_allowed`.
 //! Unknown routes and wrong methods answer JSON errors too ([`error::ApiError`]).
 
 pub mod auth;
 pub mod error;
 mod events;
+mod groups;
 mod health;
 mod inbound;
 mod keys;
@@ -27,6 +38,7 @@ mod openapi;
 mod screen;
 mod sessions;
 mod setup;
+pub mod tls;
 mod webhooks;
 
 use std::future::Future;
@@ -113,10 +125,12 @@ fn all_routes() -> Vec<Route> {
     v.extend(messages::routes());
     v.extend(inbound::routes());
     v.extend(webhooks::routes());
+    v.extend(groups::routes());
     v.extend(screen::routes());
     v.extend(events::routes());
     v.extend(metrics::routes());
     v.extend(openapi::routes());
+    v.extend(crate::net::dashboard::routes());
     v
 }
 
@@ -148,6 +162,19 @@ struct Inner {
     display: std::sync::OnceLock<crate::display::LastFrame>,
     /// The webhook forwarder, when one runs.
     webhooks: std::sync::OnceLock<crate::net::webhook::Webhooks>,
+    /// Who the device is (set by the daemon; an embedded server has none).
+    lan: std::sync::OnceLock<LanInfo>,
+}
+
+/// What the API tells about the device and how it recognizes its own names.
+#[derive(Debug, Clone, Default)]
+pub struct LanInfo {
+    /// The stable device id ([`crate::device`]).
+    pub device_id: Option<String>,
+    /// The API certificate's SHA-256 fingerprint when it serves HTTPS.
+    pub cert_sha256: Option<String>,
+    /// Names from `api.host_names` the host guard accepts besides the built-in ones.
+    pub host_names: Vec<String>,
 }
 
 /// What every handler can reach. Cloning shares it.
@@ -172,6 +199,7 @@ impl ApiState {
                 closing,
                 display: std::sync::OnceLock::new(),
                 webhooks: std::sync::OnceLock::new(),
+                lan: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -179,6 +207,15 @@ impl ApiState {
     /// Serve this display's frames at `GET /api/display.png`.
     pub fn set_display(&self, frames: crate::display::LastFrame) {
         let _ = self.inner.display.set(frames);
+    }
+
+    /// The device's id, certificate and extra names (once, before serving).
+    pub fn set_lan(&self, lan: LanInfo) {
+        let _ = self.inner.lan.set(lan);
+    }
+
+    pub fn lan(&self) -> Option<&LanInfo> {
+        self.inner.lan.get()
     }
 
     pub(crate) fn display(&self) -> Option<&crate::display::LastFrame> {
@@ -245,6 +282,7 @@ pub fn router(state: ApiState) -> Router {
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(state.inner.body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), host_guard))
         .layer(middleware::from_fn_with_state(state.clone(), store_guard))
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
@@ -254,6 +292,42 @@ pub fn router(state: ApiState) -> Router {
 async fn store_guard(State(state): State<ApiState>, req: Request, next: Next) -> Response {
     if !state.store().is_ok() && req.uri().path() != "/api/health" {
         return ApiError::store_unavailable().into_response();
+    }
+    next.run(req).await
+}
+
+/// Paths the DNS-rebinding guard covers: first-boot setup and the dashboard.
+fn host_guarded(path: &str) -> bool {
+    path == "/" || path == "/api/setup" || path.starts_with("/dashboard/")
+}
+
+/// 421 for a guarded path whose `Host` does not name this device (see the module docs).
+async fn host_guard(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    if !host_guarded(req.uri().path()) {
+        return next.run(req).await;
+    }
+    // HTTP/1.1 puts the authority in Host; an absolute-form request target carries it too.
+    let host = req
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    let extra = state.lan().map(|l| l.host_names.as_slice()).unwrap_or(&[]);
+    let ok = host.as_deref().is_some_and(|h| {
+        crate::device::host_is_device(
+            h,
+            &crate::device::device_names(extra),
+            &crate::device::all_addresses(),
+        )
+    });
+    if !ok {
+        tracing::info!(
+            host = host.as_deref().unwrap_or("(none)"),
+            path = %req.uri().path(),
+            "refused: the Host header does not name this device"
+        );
+        return ApiError::host_not_allowed(host.as_deref()).into_response();
     }
     next.run(req).await
 }
@@ -278,6 +352,23 @@ pub async fn serve_with_shutdown(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            state.close_streams();
+        })
+        .await
+}
+
+/// [`serve_with_shutdown`] over HTTPS with `config` (see [`tls`]).
+pub async fn serve_tls_with_shutdown(
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state.clone());
+    let listener = tls::TlsListener::new(listener, config)?;
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

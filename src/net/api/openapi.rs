@@ -73,7 +73,7 @@ fn components() -> Value {
             },
             "Health": {
                 "type": "object",
-                "required": ["status", "version", "uptime_s", "sessions", "clock_synced", "store_ok", "setup_pending"],
+                "required": ["status", "version", "uptime_s", "sessions", "clock_synced", "store_ok", "setup_pending", "device_id", "tls", "cert_sha256", "webhooks"],
                 "properties": {
                     "status": {"type": "string", "enum": ["ok", "store_failed"]},
                     "version": {"type": "string"},
@@ -85,7 +85,20 @@ fn components() -> Value {
                     },
                     "clock_synced": {"type": "boolean", "nullable": true, "description": "From adjtimex(2); null when unknown"},
                     "store_ok": {"type": "boolean"},
-                    "setup_pending": {"type": "boolean"}
+                    "setup_pending": {"type": "boolean"},
+                    "device_id": {"type": "string", "nullable": true, "example": "3fa91c770b5ed248", "description": "This device's stable id (16 hex digits); null in an embedded server without one"},
+                    "tls": {"type": "boolean", "description": "The API speaks HTTPS"},
+                    "cert_sha256": {"type": "string", "nullable": true, "example": "3F:A9:1C:77:...:E4:7F", "description": "SHA-256 of the API certificate's DER as colon-separated hex pairs, for pinning; null without TLS"},
+                    "webhooks": {
+                        "type": "object", "nullable": true,
+                        "description": "The webhook forwarder; null when none runs",
+                        "required": ["waiting_for_clock", "require_clock_sync", "pending"],
+                        "properties": {
+                            "waiting_for_clock": {"type": "boolean", "description": "webhooks.require_clock_sync is on and the clock is not synchronized: deliveries wait"},
+                            "require_clock_sync": {"type": "boolean"},
+                            "pending": {"type": "integer", "nullable": true, "description": "Deliveries scheduled"}
+                        }
+                    }
                 }
             },
             "SetupStatus": {
@@ -172,8 +185,14 @@ fn components() -> Value {
             },
             "MessageRequest": {
                 "type": "object", "required": ["to"],
-                "description": "The kind's fields beside `to` (a phone number with country code or a JID); see docs/message-kinds.md. Media: exactly one of `url`, `base64`.",
-                "properties": {"to": {"type": "string", "example": "447700900123"}},
+                "description": "The kind's fields beside `to` (a phone number with country code or a JID: a person's, or a group's `<id>@g.us`); see docs/message-kinds.md. Media: exactly one of `url`, `base64`. Every kind but `reaction` takes the reply fields; `text` takes `mentions`.",
+                "properties": {
+                    "to": {"type": "string", "example": "447700900123"},
+                    "reply_to": {"type": "string", "description": "Quote a message: a wagate message id (msg_...) or a WhatsApp message id"},
+                    "reply_to_participant": {"type": "string", "description": "The quoted message's author (phone number or JID), for a message wagate did not send; needed in groups"},
+                    "reply_to_text": {"type": "string", "description": "The quoted text to show, for a message wagate did not send"},
+                    "mentions": {"type": "array", "items": {"type": "string"}, "description": "text only: people mentioned (phone numbers or person JIDs); write @<digits> in the text where each appears"}
+                },
                 "additionalProperties": true
             },
             "MessageAccepted": {
@@ -181,6 +200,24 @@ fn components() -> Value {
                 "properties": {
                     "id": {"type": "string", "example": "msg_01JF8ZK3Q4W5E6R7T8Y9U0I1O2"},
                     "status": {"type": "string", "enum": ["queued"]}
+                }
+            },
+            "Group": {
+                "type": "object", "required": ["id", "subject", "addressing_mode", "participants"],
+                "properties": {
+                    "id": {"type": "string", "example": "120363025246125486@g.us"},
+                    "subject": {"type": "string"},
+                    "addressing_mode": {"type": "string", "enum": ["pn", "lid"]},
+                    "created_at": {"type": "integer", "format": "int64", "nullable": true, "description": "Unix seconds"},
+                    "participants": {"type": "array", "items": {
+                        "type": "object", "required": ["jid", "role"],
+                        "properties": {
+                            "jid": {"type": "string", "description": "The JID the group knows the member by"},
+                            "phone": nullable_string.clone(),
+                            "lid": nullable_string.clone(),
+                            "role": {"type": "string", "enum": ["superadmin", "admin", "member"]}
+                        }
+                    }}
                 }
             },
             "Message": {
@@ -228,7 +265,10 @@ fn specifics(r: &RouteInfo) -> Specifics {
         ("GET", "/api/setup") => (
             None,
             vec![ok("200", "Setup state", Some(schema_ref("SetupStatus")))],
-            vec![],
+            vec![(
+                "421",
+                "The Host header does not name this device (DNS-rebinding guard)",
+            )],
         ),
         ("POST", "/api/setup") => (
             Some("SetupClaim"),
@@ -240,6 +280,10 @@ fn specifics(r: &RouteInfo) -> Specifics {
             vec![
                 ("403", "Wrong setup code"),
                 ("410", "Setup is closed"),
+                (
+                    "421",
+                    "The Host header does not name this device (DNS-rebinding guard)",
+                ),
                 ("429", "Too many wrong codes; see Retry-After"),
             ],
         ),
@@ -409,6 +453,19 @@ fn specifics(r: &RouteInfo) -> Specifics {
                 ("409", "The session is not connected"),
             ],
         ),
+        ("GET", "/api/sessions/{sid}/groups") => (
+            None,
+            vec![ok(
+                "200",
+                "The groups, sorted by id",
+                Some(json!({"type": "array", "items": schema_ref("Group")})),
+            )],
+            vec![
+                ("404", "No such session"),
+                ("409", "The session is not connected"),
+                ("502", "WhatsApp did not answer"),
+            ],
+        ),
         ("GET", "/api/display.png") => (
             None,
             vec![(
@@ -441,6 +498,24 @@ fn specifics(r: &RouteInfo) -> Specifics {
             vec![ok("200", "This document", Some(json!({"type": "object"})))],
             vec![],
         ),
+        ("GET", "/" | "/dashboard/app.js" | "/dashboard/app.css") => {
+            let media = match r.path {
+                "/" => "text/html",
+                "/dashboard/app.js" => "text/javascript",
+                _ => "text/css",
+            };
+            (
+                None,
+                vec![(
+                    "200".into(),
+                    json!({"description": "Embedded in the binary", "content": {media: {"schema": {"type": "string"}}}}),
+                )],
+                vec![(
+                    "421",
+                    "The Host header does not name this device (DNS-rebinding guard)",
+                )],
+            )
+        }
         _ => (None, vec![ok("200", "Success", None)], vec![]),
     }
 }

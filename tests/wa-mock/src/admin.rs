@@ -12,6 +12,7 @@
 //! | `POST /admin/fail-next-login` | `{"phone"?, "failure":{"kind":"temp_ban","code":101,"expire_secs":3600}}` | connect failure on next login |
 //! | `POST /admin/refuse` | `{"secs"}` | refuse new connections for a while |
 //! | `POST /admin/remove-device` | `{"phone","device"}` | unlink a companion |
+//! | `GET /admin/groups` | | groups with subject and members |
 //! | `GET /admin/media-cert` | | the media host's certificate (PEM) |
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/admin/fail-next-login", post(fail_next_login))
         .route("/admin/refuse", post(refuse))
         .route("/admin/remove-device", post(remove_device))
+        .route("/admin/groups", get(groups))
         .route("/admin/media-cert", get(media_cert))
 }
 
@@ -162,6 +164,10 @@ async fn refuse(State(inner): State<Arc<Inner>>, Json(b): Json<RefuseBody>) -> R
 
 async fn remove_device(State(inner): State<Arc<Inner>>, Json(d): Json<DeviceAddr>) -> Response {
     done(inner.remove_device(&d))
+}
+
+async fn groups(State(inner): State<Arc<Inner>>) -> Response {
+    Json(inner.groups()).into_response()
 }
 
 async fn media_cert(State(inner): State<Arc<Inner>>) -> Response {

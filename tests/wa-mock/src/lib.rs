@@ -13,6 +13,8 @@
 //! - [`phone`]: the mock phone (account identity, ADV signing, QR / pair-code
 //!   linking crypto).
 //! - [`state`]: accounts, devices, keys, connections, faults, stanza record.
+//! - `groups`: the `w:g2` IQs (create, query, participating) and group
+//!   message / receipt fan-out.
 //! - [`media`]: the HTTPS media host for uploads and downloads.
 //! - `admin`: the admin HTTP API (`/admin/...`).
 //! - [`error`]: the error type.
@@ -26,6 +28,7 @@
 mod admin;
 mod conn;
 pub mod error;
+mod groups;
 pub mod media;
 pub mod noise;
 pub mod phone;
@@ -38,4 +41,4 @@ pub use error::{Error, Result};
 pub use server::{
     AccountInfo, AccountSummary, DeviceSummary, MockConfig, MockServer, StanzaFilter, StreamError,
 };
-pub use state::{DeviceAddr, Direction, LoginFailure, StanzaRecord};
+pub use state::{DeviceAddr, Direction, Group, GroupMember, LoginFailure, StanzaRecord};

@@ -19,6 +19,9 @@ struct Args {
     /// Noise static private key as 64 hex chars (keeps IK valid across restarts).
     #[arg(long)]
     noise_key: Option<String>,
+    /// Create groups LID-addressed (members by LID), as WhatsApp does now.
+    #[arg(long)]
+    lid_groups: bool,
 }
 
 #[tokio::main]
@@ -40,6 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listen: args.listen,
         qr_refs: args.qr_refs,
         noise_private_key,
+        lid_groups: args.lid_groups,
         ..MockConfig::default()
     })
     .await?;

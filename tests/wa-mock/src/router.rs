@@ -295,6 +295,10 @@ fn on_iq(inner: &Inner, st: &mut State, conn: ConnId, node: &Node) {
         ("privacy", _) if ty == "get" => iq_result(&id, vec![privacy_settings()]),
         ("w:sync:app:state", "sync") => iq_result(&id, vec![app_state_sync(child)]),
         ("w:m", "media_conn") => iq_result(&id, vec![media_conn(inner)]),
+        ("w:g2", _) => match sender(st, conn) {
+            Some(from) => crate::groups::on_iq(st, &from, &id, node, inner.cfg.lid_groups),
+            None => iq_error(&id, 401, "not-authorized"),
+        },
         ("md", "link_code_companion_reg") => match child {
             Some(reg) => match link_code(inner, st, conn, &id, reg) {
                 Some(n) => n,
@@ -825,6 +829,10 @@ fn on_message(st: &mut State, conn: ConnId, node: &Node) {
             .attr("t", t.clone())
             .build(),
     );
+    if to.server == Server::Group {
+        crate::groups::route_message(st, &from, node, &to, &t);
+        return;
+    }
     if !matches!(to.server, Server::Pn | Server::Lid) {
         tracing::debug!(to = %to, "message to a non-user chat: acked, not routed");
         return;
@@ -908,6 +916,10 @@ fn on_receipt(st: &mut State, conn: ConnId, node: &Node) {
     let Some(to) = attr_jid(node, "to") else {
         return;
     };
+    if to.server == Server::Group {
+        crate::groups::route_receipt(st, &from, node, &to);
+        return;
+    }
     let Some(phone) = st.phone_of(&to.to_non_ad()) else {
         return;
     };

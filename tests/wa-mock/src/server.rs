@@ -20,7 +20,7 @@ use crate::media::MediaHost;
 use crate::noise::ServerIdentity;
 use crate::phone;
 use crate::router;
-use crate::state::{DeviceAddr, Direction, LoginFailure, StanzaRecord, State};
+use crate::state::{DeviceAddr, Direction, Group, LoginFailure, StanzaRecord, State};
 
 /// How the mock behaves.
 #[derive(Debug, Clone)]
@@ -41,6 +41,10 @@ pub struct MockConfig {
     /// Fixed Noise static key (32 private bytes) so a restarted mock keeps
     /// serving IK to clients that cached its key; random when `None`.
     pub noise_private_key: Option<[u8; 32]>,
+    /// Create groups LID-addressed (`addressing_mode="lid"`: members and message
+    /// senders by LID, phone numbers beside them) instead of PN-addressed
+    /// (default false).
+    pub lid_groups: bool,
 }
 
 impl Default for MockConfig {
@@ -53,6 +57,7 @@ impl Default for MockConfig {
             pair_timeout: Duration::from_secs(30),
             media: true,
             noise_private_key: None,
+            lid_groups: false,
         }
     }
 }
@@ -357,6 +362,10 @@ impl Inner {
             .collect()
     }
 
+    pub fn groups(&self) -> Vec<Group> {
+        self.lock().groups.values().cloned().collect()
+    }
+
     pub fn drop_connection(&self, addr: &DeviceAddr) -> bool {
         let mut st = self.lock();
         let Some(conn) = st.conn_of(addr).map(|c| c.id) else {
@@ -541,6 +550,11 @@ impl MockServer {
     /// All accounts and their devices.
     pub fn accounts(&self) -> Vec<AccountSummary> {
         self.inner.accounts()
+    }
+
+    /// The groups clients created (through the `w:g2` create IQ).
+    pub fn groups(&self) -> Vec<Group> {
+        self.inner.groups()
     }
 
     /// Closes a device's connection without a stream error (a network drop).

@@ -70,6 +70,41 @@ pub struct Account {
     pub devices: BTreeMap<u16, DeviceRecord>,
 }
 
+/// A member of a mock group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupMember {
+    pub phone: String,
+    /// `superadmin` (the creator), `admin`, or `None` for a plain member.
+    pub role: Option<String>,
+}
+
+/// A group the server keeps: PN-addressed (`addressing_mode="pn"`, members by
+/// phone number, as groups were before the LID migration) or LID-addressed
+/// (`addressing_mode="lid"`, members by LID, as WhatsApp creates them now).
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    /// The user part of the group JID (`<id>@g.us`).
+    pub id: String,
+    pub subject: String,
+    /// Phone of the creator.
+    pub creator: String,
+    pub creation: u64,
+    pub members: Vec<GroupMember>,
+    /// `addressing_mode="lid"`.
+    pub lid_addressed: bool,
+}
+
+impl Group {
+    /// `<id>@g.us`.
+    pub fn jid(&self) -> Jid {
+        Jid::group(self.id.as_str())
+    }
+
+    pub fn has_member(&self, phone: &str) -> bool {
+        self.members.iter().any(|m| m.phone == phone)
+    }
+}
+
 /// Registration data a pairing client sent in its ClientPayload.
 #[derive(Debug, Clone)]
 pub struct Registration {
@@ -177,6 +212,9 @@ pub struct State {
     pub next_id: u64,
     pub next_seq: u64,
     pub media_blobs: HashMap<String, Vec<u8>>,
+    /// Groups by id (the user part of the group JID).
+    pub groups: BTreeMap<String, Group>,
+    pub next_group: u64,
 }
 
 pub fn now_secs() -> u64 {
@@ -209,6 +247,8 @@ impl State {
             next_id: 1,
             next_seq: 1,
             media_blobs: HashMap::new(),
+            groups: BTreeMap::new(),
+            next_group: 1,
         }
     }
 

@@ -65,7 +65,7 @@ pub async fn start_client_with(
     let builder = Bot::builder()
         .with_backend_arc(backend)
         .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(mock.ws_url()))
-        .with_http_client(UreqHttpClient::new())
+        .with_http_client(media_http_client(mock))
         .with_runtime(TokioRuntime)
         .with_version((2, 3000, 0))
         .on_event(move |e, _c| {
@@ -82,6 +82,21 @@ pub async fn start_client_with(
         client,
         events,
     }
+}
+
+/// An HTTP client that trusts the mock's media host (and nothing else), so
+/// bare clients can upload and download media through it.
+pub fn media_http_client(mock: &MockServer) -> UreqHttpClient {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    let Some(pem) = mock.media_cert_pem() else {
+        return UreqHttpClient::new();
+    };
+    let cert = Certificate::from_pem(pem.as_bytes()).expect("media cert is PEM");
+    let tls = TlsConfig::builder()
+        .root_certs(RootCerts::new_with_certs(&[cert.to_owned()]))
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).build().into();
+    UreqHttpClient::with_agent(agent)
 }
 
 impl TestClient {

@@ -1,0 +1,375 @@
+//! Groups, replies and mentions end to end through wa-mock: two bare whatsapp-rust clients
+//! and a wagate session (paired through the API) form a group of three; wagate lists it,
+//! sends to it, replies to a member's message with a mention and quotes its own message; the
+//! members receive each with wagate's account as the participant and the quote's stanza id,
+//! author and content. Once with a PN-addressed group, once with a LID-addressed one. Needs
+//! `--features trust-wa-mock`.
+#![cfg(feature = "trust-wa-mock")]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Options, Server, get, post_json};
+use serde_json::{Value, json};
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+use wa_mock::{MockConfig, MockServer};
+use wagate::engine::EngineConfig;
+use whatsapp_rust::Jid;
+use whatsapp_rust::bot::{Bot, BotHandle};
+use whatsapp_rust::features::{GroupCreateOptions, GroupParticipantOptions};
+use whatsapp_rust::types::events::Event;
+use whatsapp_rust::waproto::whatsapp as wa;
+
+const STEP: Duration = Duration::from_secs(40);
+
+/// A group member: a bare whatsapp-rust client paired with the mock.
+struct Peer {
+    client: Arc<whatsapp_rust::Client>,
+    events: mpsc::UnboundedReceiver<Arc<Event>>,
+    _handle: BotHandle,
+    phone: String,
+    lid: String,
+}
+
+impl Peer {
+    fn jid(&self) -> Jid {
+        Jid::pn(self.phone.as_str())
+    }
+}
+
+async fn peer(mock: &MockServer) -> Peer {
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let bot = Bot::builder()
+        .with_backend(whatsapp_rust::wacore::store::InMemoryBackend::new())
+        .with_transport_factory(
+            whatsapp_rust::transport::TokioWebSocketTransportFactory::new().with_url(mock.ws_url()),
+        )
+        .with_http_client(whatsapp_rust::http::UreqHttpClient::new())
+        .with_version((2, 3000, 0))
+        .on_event(move |e, _| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(e);
+            }
+        })
+        .build()
+        .await
+        .unwrap();
+    let client = bot.client();
+    let handle = bot.spawn();
+    let qr = wait(&mut events, "peer QR", |e| match e {
+        Event::PairingQrCode(q) => Some(q.code.clone()),
+        _ => None,
+    })
+    .await;
+    let account = mock.scan(&qr).await.unwrap();
+    wait(&mut events, "peer connected", |e| {
+        matches!(e, Event::Connected(_)).then_some(())
+    })
+    .await;
+    Peer {
+        client,
+        events,
+        _handle: handle,
+        phone: account.phone,
+        lid: account.lid,
+    }
+}
+
+async fn wait<T>(
+    rx: &mut mpsc::UnboundedReceiver<Arc<Event>>,
+    what: &str,
+    pick: impl Fn(&Event) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(e)) => {
+                if let Some(v) = pick(&e) {
+                    return v;
+                }
+            }
+            Ok(None) => panic!("events ended waiting for {what}"),
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+/// One group message a member decrypted.
+#[derive(Debug)]
+struct GroupMsg {
+    id: String,
+    sender: Jid,
+    /// The sender's other identity (LID in a PN group, phone number in a LID group).
+    sender_alt: Option<Jid>,
+    message: wa::Message,
+}
+
+/// The next message from user `from` (phone or LID) in `group` that `peer` decrypts.
+async fn from_in_group(peer: &mut Peer, group: &Jid, from: &str, what: &str) -> GroupMsg {
+    wait(&mut peer.events, what, |e| match e {
+        Event::Messages(batch) => batch
+            .messages
+            .iter()
+            .find(|m| m.info.source.chat == *group && m.info.source.sender.user == from)
+            .map(|m| GroupMsg {
+                id: m.info.id.to_string(),
+                sender: m.info.source.sender.clone(),
+                sender_alt: m.info.source.sender_alt.clone(),
+                message: (*m.message).clone(),
+            }),
+        _ => None,
+    })
+    .await
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + STEP;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn extended(m: &wa::Message) -> (String, wa::ContextInfo) {
+    let x = m
+        .extended_text_message
+        .as_option()
+        .expect("an extended text message");
+    (
+        x.text.clone().unwrap_or_default(),
+        x.context_info.as_option().cloned().expect("context info"),
+    )
+}
+
+#[test]
+fn wagate_sends_to_a_pn_group_replies_and_mentions() {
+    group_scenario(false);
+}
+
+#[test]
+fn wagate_sends_to_a_lid_group_replies_and_mentions() {
+    group_scenario(true);
+}
+
+/// The whole exchange in a PN- or LID-addressed group. Members see wagate's account by the
+/// group's address family (its other identity beside); the quotes' authors follow it.
+fn group_scenario(lid_groups: bool) {
+    let mock_rt = Runtime::new().unwrap();
+    let mock = mock_rt
+        .block_on(MockServer::start(MockConfig {
+            lid_groups,
+            ..MockConfig::default()
+        }))
+        .unwrap();
+    let server = Server::start(Options {
+        sessions: vec![],
+        engine: Some(EngineConfig {
+            ws_url: mock.ws_url(),
+            trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
+            ..EngineConfig::default()
+        }),
+        ..Options::default()
+    });
+    let key = server.admin();
+    let k = Some(key.as_str());
+
+    // Session "a" pairs through the API.
+    assert_eq!(
+        post_json(&server.url("/api/sessions"), k, json!({"id": "a"})).status,
+        201
+    );
+    // Before it is connected, it has no groups to list.
+    let r = get(&server.url("/api/sessions/a/groups"), k);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(r.error_code(), "session_not_connected");
+    assert_eq!(get(&server.url("/api/sessions/nope/groups"), k).status, 404);
+    let mut code = None;
+    wait_until("a QR code", || {
+        let r = common::call(
+            "GET",
+            &server.url("/api/sessions/a/qr"),
+            k,
+            &[("Accept", "application/json")],
+            None,
+        );
+        if r.status == 200 {
+            code = r.json()["code"].as_str().map(str::to_string);
+        }
+        code.is_some()
+    });
+    let a = mock_rt.block_on(mock.scan(&code.unwrap())).unwrap();
+    wait_until("a connected", || {
+        get(&server.url("/api/sessions/a"), k).json()["state"] == "connected"
+    });
+    // (the user members see as sender, the other identity, the JID quotes name), per mode.
+    let seen = |phone: &str, lid: &str| -> (String, String, String) {
+        if lid_groups {
+            (lid.to_string(), phone.to_string(), format!("{lid}@lid"))
+        } else {
+            (
+                phone.to_string(),
+                lid.to_string(),
+                format!("{phone}@s.whatsapp.net"),
+            )
+        }
+    };
+    let (a_user, a_other, a_quoted) = seen(&a.phone, &a.lid);
+
+    // B creates a group with wagate's account and C.
+    let (mut b, mut c) = mock_rt.block_on(async { tokio::join!(peer(&mock), peer(&mock)) });
+    let created = mock_rt
+        .block_on(b.client.groups().create_group(
+            GroupCreateOptions::new("Orders").with_participants(vec![
+                GroupParticipantOptions::new(Jid::pn(a.phone.as_str())),
+                GroupParticipantOptions::new(c.jid()),
+            ]),
+        ))
+        .unwrap();
+    let group = created.metadata.id.clone();
+    let group_s = group.to_string();
+
+    // wagate lists it, with every member's phone-number JID and LID.
+    let r = get(&server.url("/api/sessions/a/groups"), k);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let groups = r.json();
+    let g = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == group_s)
+        .unwrap_or_else(|| panic!("group listed: {groups}"));
+    assert_eq!(g["subject"], "Orders");
+    let members = g["participants"].as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    assert_eq!(g["addressing_mode"], if lid_groups { "lid" } else { "pn" });
+    for (phone, lid, role) in [
+        (&b.phone, &b.lid, "superadmin"),
+        (&c.phone, &c.lid, "member"),
+        (&a.phone, &a.lid, "member"),
+    ] {
+        let m = members
+            .iter()
+            .find(|m| m["phone"] == format!("{phone}@s.whatsapp.net"))
+            .unwrap_or_else(|| panic!("{phone} listed: {g}"));
+        assert_eq!(m["lid"], format!("{lid}@lid"));
+        assert_eq!(m["role"], role);
+    }
+
+    let send = |kind: &str, body: Value| -> String {
+        let r = post_json(
+            &server.url(&format!("/api/sessions/a/messages/{kind}")),
+            k,
+            body,
+        );
+        assert_eq!(r.status, 202, "{kind}: {}", r.text());
+        r.json()["id"].as_str().unwrap().to_string()
+    };
+
+    // wagate -> group: both members receive it from the group, with wagate's account as the
+    // participant (phone-number JID, and its LID beside it).
+    let hello = send("text", json!({"to": group_s, "text": "order 17 is ready"}));
+    let mut hello_wa_id = String::new();
+    for (who, p) in [("B", &mut b), ("C", &mut c)] {
+        let m = mock_rt.block_on(from_in_group(p, &group, &a_user, &format!("{who}: hello")));
+        assert_eq!(
+            m.message.conversation.as_deref(),
+            Some("order 17 is ready"),
+            "{who}"
+        );
+        assert_eq!(m.sender.user, a_user, "{who}");
+        assert_eq!(
+            m.sender_alt.map(|j| j.user.to_string()),
+            Some(a_other.clone()),
+            "{who}"
+        );
+        hello_wa_id = m.id;
+    }
+    let shown = get(&server.url(&format!("/api/sessions/a/messages/{hello}")), k).json();
+    assert_eq!(shown["wa_id"], hello_wa_id);
+    assert_eq!(shown["to"], group_s);
+
+    // B asks in the group; wagate replies to B's message by its WhatsApp id, quoting it and
+    // mentioning B.
+    let question = mock_rt
+        .block_on(b.client.send_text(group.clone(), "when can I pick it up?"))
+        .unwrap();
+    let b_pn = format!("{}@s.whatsapp.net", b.phone);
+    let reply_text = format!("@{} any time after 5", b.phone);
+    send(
+        "text",
+        json!({"to": group_s, "text": reply_text,
+               "mentions": [format!("+{}", b.phone)],
+               "reply_to": question.message_id,
+               "reply_to_participant": b.phone,
+               "reply_to_text": "when can I pick it up?"}),
+    );
+    for (who, p) in [("B", &mut b), ("C", &mut c)] {
+        let m = mock_rt.block_on(from_in_group(p, &group, &a_user, &format!("{who}: reply")));
+        let (text, ctx) = extended(&m.message);
+        assert_eq!(text, reply_text, "{who}");
+        assert_eq!(
+            ctx.stanza_id.as_deref(),
+            Some(question.message_id.as_str()),
+            "{who}"
+        );
+        assert_eq!(ctx.participant.as_deref(), Some(b_pn.as_str()), "{who}");
+        assert_eq!(ctx.mentioned_jid, vec![b_pn.clone()], "{who}");
+        assert_eq!(
+            ctx.quoted_message
+                .as_option()
+                .and_then(|q| q.conversation.as_deref()),
+            Some("when can I pick it up?"),
+            "{who}"
+        );
+    }
+
+    // wagate quotes its own earlier message by its wagate id, on a location: the quote
+    // carries the WhatsApp id, wagate's account as author and the original text.
+    send(
+        "location",
+        json!({"to": group_s, "latitude": 51.5, "longitude": -0.12, "name": "Shop",
+               "reply_to": hello}),
+    );
+    let m = mock_rt.block_on(from_in_group(&mut c, &group, &a_user, "C: location"));
+    let loc = m.message.location_message.as_option().expect("a location");
+    assert_eq!(loc.name.as_deref(), Some("Shop"));
+    let ctx = loc.context_info.as_option().expect("context info");
+    assert_eq!(ctx.stanza_id.as_deref(), Some(hello_wa_id.as_str()));
+    assert_eq!(ctx.participant.as_deref(), Some(a_quoted.as_str()));
+    assert_eq!(
+        ctx.quoted_message
+            .as_option()
+            .and_then(|q| q.conversation.as_deref()),
+        Some("order 17 is ready")
+    );
+
+    // A group reply to a message wagate does not know, without its author, fails with the
+    // reason (accepted first: the id is resolved at send time).
+    let orphan = send(
+        "text",
+        json!({"to": group_s, "text": "?", "reply_to": "3EB0UNKNOWN"}),
+    );
+    let mut shown = Value::Null;
+    wait_until("the orphan reply fails", || {
+        shown = get(
+            &server.url(&format!("/api/sessions/a/messages/{orphan}")),
+            k,
+        )
+        .json();
+        shown["status"] == "failed"
+    });
+    assert!(
+        shown["reason"]
+            .as_str()
+            .unwrap()
+            .contains("reply_to_participant"),
+        "{shown}"
+    );
+
+    drop(server);
+    mock_rt.block_on(mock.shutdown());
+}

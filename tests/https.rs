@@ -1,0 +1,230 @@
+//! The `wagate` binary serving HTTPS: the self-signed certificate made on first start and
+//! kept, its fingerprint in `/api/health` and `wagate info`, a client pinning it, a client
+//! pinning another one refused, `files` mode with a given certificate, the host guard over
+//! HTTPS.
+
+#[path = "common/pinned.rs"]
+mod pinned;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wagate::net::api::tls;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wagate");
+
+fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+fn dead_url() -> String {
+    format!("ws://{}/ws/chat", free_addr())
+}
+
+fn command(data: &Path, addr: SocketAddr, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("WAGATE_DATA_DIR", data)
+        .env("WAGATE_API_ADDR", addr.to_string())
+        .env("WAGATE_WHATSAPP_URL", dead_url())
+        .env("WAGATE_DISPLAY__BACKEND", "none")
+        .env("WAGATE_DISPLAY__TERMINAL_QR", "false")
+        .env("WAGATE_DISCOVERY__ENABLED", "false")
+        .env("WAGATE_SESSIONS__AUTOSTART", "false")
+        .env("WAGATE_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+struct Daemon(Child);
+
+impl Daemon {
+    fn start(data: &Path, addr: SocketAddr, env: &[(&str, &str)]) -> Daemon {
+        let child = command(data, addr, env)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let d = Daemon(child);
+        wait("the API port", || {
+            std::net::TcpStream::connect(addr).is_ok()
+        });
+        d
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Change one hex digit of a fingerprint: a pin of some other certificate.
+fn other_pin(fp: &str) -> String {
+    let mut b = fp.as_bytes().to_vec();
+    b[0] = if b[0] == b'0' { b'1' } else { b'0' };
+    String::from_utf8(b).unwrap()
+}
+
+#[test]
+fn self_signed_certificate_is_pinned_reported_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let addr = free_addr();
+    let env = [("WAGATE_API__TLS", "self-signed")];
+    let host = addr.to_string();
+
+    let fp = {
+        let _d = Daemon::start(&data, addr, &env);
+        let key = data.join(tls::SELF_SIGNED_KEY);
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the key must be the owner's alone");
+        let mut cfg = wagate::config::Config::default();
+        cfg.store.data_dir = data.clone();
+        cfg.api.tls = wagate::config::TlsMode::SelfSigned;
+        let fp = tls::read_fingerprint(&cfg)
+            .unwrap()
+            .expect("certificate on disk");
+
+        // Pinned to the certificate on disk: the handshake passes, health reports the pin.
+        let health = pinned::request(addr, &host, &fp, "GET", "/api/health", None).unwrap();
+        assert_eq!(health.status, 200, "{}", health.body);
+        let h = health.json();
+        assert_eq!(h["tls"], true);
+        assert_eq!(h["cert_sha256"], fp.as_str());
+        let id = std::fs::read_to_string(data.join("device-id")).unwrap();
+        assert_eq!(h["device_id"], id.trim());
+
+        // Pinned to any other certificate: refused in the handshake, nothing is answered.
+        let e =
+            pinned::request(addr, &host, &other_pin(&fp), "GET", "/api/health", None).unwrap_err();
+        assert!(e.contains("is not the pinned"), "{e}");
+
+        // Plain HTTP on the HTTPS port gets no answer.
+        let plain = ureq::get(&format!("http://{addr}/api/health")).call();
+        assert!(plain.is_err(), "plain HTTP answered: {plain:?}");
+
+        // The host guard holds over HTTPS too.
+        let bad = pinned::request(
+            addr,
+            "rebind.example.com",
+            &fp,
+            "POST",
+            "/api/setup",
+            Some(r#"{"code":"AAAA-AAAA"}"#),
+        )
+        .unwrap();
+        assert_eq!(bad.status, 421, "{}", bad.body);
+        assert_eq!(bad.json()["error"]["code"], "host_not_allowed");
+        let ok = pinned::request(addr, &host, &fp, "GET", "/api/setup", None).unwrap();
+        assert_eq!(ok.status, 200, "{}", ok.body);
+
+        // `wagate info` beside the running daemon: the same id and fingerprint.
+        let out = command(&data, addr, &env)
+            .args(["info", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(info["device_id"], id.trim());
+        assert_eq!(info["cert_sha256"], fp.as_str());
+        assert_eq!(info["tls"], "self-signed");
+        assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(info["api_urls"][0], format!("https://{addr}/api"));
+        let out = command(&data, addr, &env).arg("info").output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains(&fp) && text.contains(id.trim()), "{text}");
+        fp
+    };
+
+    // A restart keeps the certificate: the old pin still works.
+    let _d = Daemon::start(&data, addr, &env);
+    let health = pinned::request(addr, &host, &fp, "GET", "/api/health", None).unwrap();
+    assert_eq!(health.json()["cert_sha256"], fp.as_str());
+}
+
+#[test]
+fn files_mode_serves_the_given_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let given = rcgen::generate_simple_self_signed(vec!["gate.example.lan".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, given.cert.pem()).unwrap();
+    std::fs::write(&key, given.signing_key.serialize_pem()).unwrap();
+    let fp = tls::fingerprint(given.cert.der());
+    let addr = free_addr();
+    let env = [
+        ("WAGATE_API__TLS", "files"),
+        ("WAGATE_API__TLS_CERT", cert.to_str().unwrap()),
+        ("WAGATE_API__TLS_KEY", key.to_str().unwrap()),
+        ("WAGATE_API__HOST_NAMES", r#"["gate.example.lan"]"#),
+    ];
+    let _d = Daemon::start(&data, addr, &env);
+    let health =
+        pinned::request(addr, "gate.example.lan", &fp, "GET", "/api/health", None).unwrap();
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["cert_sha256"], fp.as_str());
+    // The configured name passes the host guard.
+    let setup =
+        pinned::request(addr, "gate.example.lan:443", &fp, "GET", "/api/setup", None).unwrap();
+    assert_eq!(setup.status, 200, "{}", setup.body);
+    assert!(
+        !data.join(tls::SELF_SIGNED_CERT).exists(),
+        "files mode makes no certificate"
+    );
+    assert!(pinned::request(addr, "x", &other_pin(&fp), "GET", "/api/health", None).is_err());
+}
+
+#[test]
+fn files_mode_with_an_unreadable_key_refuses_to_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let given = rcgen::generate_simple_self_signed(vec!["a".to_owned()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, given.cert.pem()).unwrap();
+    let key = dir.path().join("missing-key.pem");
+    let out = command(
+        &dir.path().join("data"),
+        free_addr(),
+        &[
+            ("WAGATE_API__TLS", "files"),
+            ("WAGATE_API__TLS_CERT", cert.to_str().unwrap()),
+            ("WAGATE_API__TLS_KEY", key.to_str().unwrap()),
+        ],
+    )
+    .arg("run")
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("missing-key.pem") && err.contains(r#"api.tls = "files""#),
+        "{err}"
+    );
+}

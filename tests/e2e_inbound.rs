@@ -3,7 +3,9 @@
 //! metadata, and the device URL serves the exact bytes (downloaded and decrypted on first
 //! use, from the cache afterwards, even with the session stopped); a poll and the client's
 //! vote on it arrive with the vote decrypted to the chosen option; a quoted reply carries
-//! `reply_to`; small media is embedded (`inline`) when configured; `POST .../read` sends a read receipt the client sees. Needs
+//! `reply_to`; in a group of three (wagate and two clients) messages carry the group JID and
+//! the participant's phone-number JID and LID, a reply the quoted message and its author, and
+//! a read receipt reaches the group member; small media is embedded (`inline`) when configured; `POST .../read` sends a read receipt the client sees. Needs
 //! `--features trust-wa-mock`.
 #![cfg(feature = "trust-wa-mock")]
 
@@ -32,6 +34,8 @@ struct Peer {
     events: mpsc::UnboundedReceiver<Arc<Event>>,
     _handle: BotHandle,
     jid: String,
+    phone: String,
+    lid: String,
 }
 
 fn media_client(pem: &str) -> whatsapp_rust::http::UreqHttpClient {
@@ -98,6 +102,8 @@ async fn peer(mock: &MockServer) -> Peer {
         events,
         _handle: handle,
         jid: account.user_jid(),
+        phone: account.phone,
+        lid: account.lid,
     }
 }
 
@@ -118,6 +124,167 @@ fn received(hits: &[Hit], pick: impl Fn(&Value) -> bool) -> Option<Value> {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Pair session "a" through the API; its account.
+fn pair_a(
+    server: &Server,
+    mock_rt: &Runtime,
+    mock: &MockServer,
+    k: Option<&str>,
+) -> wa_mock::AccountInfo {
+    assert_eq!(
+        post_json(&server.url("/api/sessions"), k, json!({"id": "a"})).status,
+        201
+    );
+    let mut code = None;
+    wait_until("a QR code", || {
+        let r = common::call(
+            "GET",
+            &server.url("/api/sessions/a/qr"),
+            k,
+            &[("Accept", "application/json")],
+            None,
+        );
+        if r.status == 200 {
+            code = r.json()["code"].as_str().map(str::to_string);
+        }
+        code.is_some()
+    });
+    let a = mock_rt.block_on(mock.scan(&code.unwrap())).unwrap();
+    wait_until("a connected", || {
+        get(&server.url("/api/sessions/a"), k).json()["state"] == "connected"
+    });
+    a
+}
+
+#[test]
+fn a_group_of_three_with_participants_replies_and_a_read_receipt() {
+    use whatsapp_rust::features::{GroupCreateOptions, GroupParticipantOptions};
+    let mock_rt = Runtime::new().unwrap();
+    let mock = mock_rt
+        .block_on(MockServer::start(MockConfig::default()))
+        .unwrap();
+    let server = Server::start(Options {
+        sessions: vec![],
+        engine: Some(EngineConfig {
+            ws_url: mock.ws_url(),
+            trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
+            ..EngineConfig::default()
+        }),
+        ..Options::default()
+    });
+    let key = server.admin();
+    let k = Some(key.as_str());
+    let rx = Receiver::start();
+    assert_eq!(
+        post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() })).status,
+        201
+    );
+    let a = pair_a(&server, &mock_rt, &mock, k);
+    let (mut b, mut c) = mock_rt.block_on(async { tokio::join!(peer(&mock), peer(&mock)) });
+    let created = mock_rt
+        .block_on(b.client.groups().create_group(
+            GroupCreateOptions::new("Orders").with_participants(vec![
+                GroupParticipantOptions::new(whatsapp_rust::Jid::pn(a.phone.as_str())),
+                GroupParticipantOptions::new(whatsapp_rust::Jid::pn(c.phone.as_str())),
+            ]),
+        ))
+        .unwrap();
+    let group = created.metadata.id.clone();
+    let group_s = group.to_string();
+
+    // B asks in the group: wagate hears it from the group, with B as the participant.
+    let question = mock_rt
+        .block_on(b.client.send_text(group.clone(), "who has the key?"))
+        .unwrap();
+    let hits = rx.wait_for("B's question", STEP, |h| {
+        received(h, |d| d["text"] == "who has the key?").is_some()
+    });
+    let q = received(&hits, |d| d["text"] == "who has the key?").unwrap();
+    assert_eq!(q["kind"], "text");
+    assert_eq!(q["chat"], group_s.as_str());
+    assert_eq!(q["group"], group_s.as_str());
+    assert_eq!(q["wa_id"], question.message_id.as_str());
+    assert_eq!(q["from_phone"], format!("{}@s.whatsapp.net", b.phone));
+    assert_eq!(q["from_lid"], format!("{}@lid", b.lid), "{q}");
+
+    // C answers quoting B: the reply names the quoted message and its author.
+    let b_pn = format!("{}@s.whatsapp.net", b.phone);
+    let answer = wa::Message {
+        extended_text_message: whatsapp_rust::buffa::MessageField::some(
+            wa::message::ExtendedTextMessage {
+                text: Some("I have it".into()),
+                context_info: whatsapp_rust::buffa::MessageField::some(wa::ContextInfo {
+                    stanza_id: Some(question.message_id.clone()),
+                    participant: Some(b_pn.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ),
+        ..Default::default()
+    };
+    mock_rt
+        .block_on(c.client.send_message(&group, answer))
+        .unwrap();
+    let hits = rx.wait_for("C's answer", STEP, |h| {
+        received(h, |d| d["text"] == "I have it").is_some()
+    });
+    let r = received(&hits, |d| d["text"] == "I have it").unwrap();
+    assert_eq!(r["group"], group_s.as_str());
+    assert_eq!(r["from_phone"], format!("{}@s.whatsapp.net", c.phone));
+    assert_eq!(r["from_lid"], format!("{}@lid", c.lid));
+    assert_eq!(r["reply_to"]["wa_id"], question.message_id.as_str());
+    assert_eq!(r["reply_to"]["participant"], b_pn.as_str());
+
+    // wagate replies to B in the group; both members receive it.
+    let sent = post_json(
+        &server.url("/api/sessions/a/messages/text"),
+        k,
+        json!({"to": group_s, "text": "thanks C", "reply_to": question.message_id,
+               "reply_to_participant": b.phone, "reply_to_text": "who has the key?"}),
+    );
+    assert_eq!(sent.status, 202, "{}", sent.text());
+    for (who, p) in [("B", &mut b), ("C", &mut c)] {
+        mock_rt.block_on(wait(
+            &mut p.events,
+            &format!("{who}: wagate's reply"),
+            |e| match e {
+                Event::Messages(batch) => batch
+                    .messages
+                    .iter()
+                    .find(|m| {
+                        m.info.source.chat == group
+                            && m.message
+                                .extended_text_message
+                                .as_option()
+                                .is_some_and(|x| x.text.as_deref() == Some("thanks C"))
+                    })
+                    .map(|_| ()),
+                _ => None,
+            },
+        ));
+    }
+
+    // wagate marks B's question read: B sees the read receipt.
+    let id = q["id"].as_str().unwrap();
+    let rr = post_json(
+        &server.url(&format!("/api/sessions/a/messages/{id}/read")),
+        k,
+        json!({}),
+    );
+    assert_eq!(rr.status, 200, "{}", rr.text());
+    let qid = question.message_id.clone();
+    mock_rt.block_on(wait(&mut b.events, "B: the read receipt", |e| match e {
+        Event::Receipt(rc)
+            if rc.r#type == whatsapp_rust::types::presence::ReceiptType::Read
+                && rc.message_ids.iter().any(|m| m.as_str() == qid) =>
+        {
+            Some(())
+        }
+        _ => None,
+    }));
 }
 
 #[test]
@@ -145,32 +312,7 @@ fn a_customer_writes_media_polls_and_replies() {
         201
     );
 
-    // Pair session "a" through the API.
-    assert_eq!(
-        post_json(&server.url("/api/sessions"), k, json!({"id": "a"})).status,
-        201
-    );
-    let mut code = None;
-    wait_until("a QR code", || {
-        let r = common::call(
-            "GET",
-            &server.url("/api/sessions/a/qr"),
-            k,
-            &[("Accept", "application/json")],
-            None,
-        );
-        if r.status == 200 {
-            code = r.json()["code"].as_str().map(str::to_string);
-        }
-        code.is_some()
-    });
-    let a_jid = mock_rt
-        .block_on(mock.scan(&code.unwrap()))
-        .unwrap()
-        .user_jid();
-    wait_until("a connected", || {
-        get(&server.url("/api/sessions/a"), k).json()["state"] == "connected"
-    });
+    let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
     let mut c = mock_rt.block_on(peer(&mock));
     let to: whatsapp_rust::Jid = a_jid.parse().unwrap();
 

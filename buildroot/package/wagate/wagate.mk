@@ -54,9 +54,12 @@ define WAGATE_INSTALL_TARGET_CMDS
 		$(TARGET_DIR)/usr/bin/wagate
 endef
 
+# The unit, enabled: Buildroot applies presets (systemctl preset-all) when it makes the rootfs.
 define WAGATE_INSTALL_INIT_SYSTEMD
 	$(INSTALL) -D -m 0644 $(@D)/systemd/wagate.service \
 		$(TARGET_DIR)/usr/lib/systemd/system/wagate.service
+	$(INSTALL) -d $(TARGET_DIR)/usr/lib/systemd/system-preset
+	echo 'enable wagate.service' > $(TARGET_DIR)/usr/lib/systemd/system-preset/50-wagate.preset
 endef
 
 # The service runs as `wagate`, a member of the device groups the udev rules of the board

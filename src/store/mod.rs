@@ -11,6 +11,7 @@
 //! handle. Everything acknowledged before was committed durably, so nothing is lost.
 
 pub mod keys;
+pub mod pacing;
 pub mod queue;
 pub mod sessions;
 pub mod wa_backend;
@@ -160,6 +161,7 @@ impl Store {
         }
         sessions::create_tables(&txn)?;
         queue::create_tables(&txn)?;
+        pacing::create_tables(&txn)?;
         keys::create_tables(&txn)?;
         wa_backend::create_tables(&txn)?;
         txn.commit()?;

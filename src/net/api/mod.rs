@@ -23,6 +23,7 @@ mod keys;
 mod messages;
 mod metrics;
 mod openapi;
+mod pacing;
 mod screen;
 mod sessions;
 mod setup;
@@ -109,6 +110,7 @@ fn all_routes() -> Vec<Route> {
     v.extend(keys::routes());
     v.extend(sessions::routes());
     v.extend(messages::routes());
+    v.extend(pacing::routes());
     v.extend(screen::routes());
     v.extend(events::routes());
     v.extend(metrics::routes());

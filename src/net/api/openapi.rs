@@ -180,7 +180,7 @@ fn components() -> Value {
                 "type": "object", "required": ["id", "status"],
                 "properties": {
                     "id": {"type": "string", "example": "msg_01JF8ZK3Q4W5E6R7T8Y9U0I1O2"},
-                    "status": {"type": "string", "enum": ["queued"]}
+                    "status": {"type": "string", "enum": ["queued", "held"], "description": "held: the duplicate guard holds it (release or cancel it)"}
                 }
             },
             "Message": {

@@ -13,9 +13,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
-use wa_mock::{AccountInfo, Direction, MockConfig, MockServer, StanzaFilter, StanzaRecord};
+use wa_mock::{
+    AccountInfo, Direction, LoginFailure, MockConfig, MockServer, StanzaFilter, StanzaRecord,
+};
 use wagate::engine::compose::{self, Content, Outgoing};
-use wagate::engine::pacing::{DuplicateAction, Settings};
+use wagate::engine::pacing::{DAY_MS, DuplicateAction, Limit, Overrides, Settings};
 use wagate::engine::{EngineConfig, SessionManager};
 use wagate::events::{Bus, EventKind, Notice, SessionState};
 use wagate::store::Store;
@@ -390,5 +392,105 @@ async fn a_hundred_queued_messages_survive_a_restart_and_arrive_once_in_order() 
     let want: Vec<String> = (start..100).map(|i| format!("m{i:03}")).collect();
     assert_eq!(texts, want);
     let _ = b;
+    g.mgr.shutdown().await;
+}
+
+/// Poll the queue answer until `pred` holds.
+async fn queue_until(
+    mgr: &SessionManager,
+    what: &str,
+    pred: impl Fn(&wagate::engine::manager::QueueInfo) -> bool,
+) -> wagate::engine::manager::QueueInfo {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let q = mgr.queue("a").await.unwrap();
+        if pred(&q) {
+            return q;
+        }
+        assert!(Instant::now() < deadline, "{what}: the queue is {q:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warm_up_and_rate_limits_hold_messages_and_a_ban_stops_the_queue() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Day 1 after pairing allows two sends.
+    let pacing = Settings {
+        warmup: vec![2, 50],
+        ..fast(1, 5, false)
+    };
+    let g = gate(&mock, dir.path(), pacing).await;
+    let a = pair(&mock, &g, "a").await;
+    let b = pair(&mock, &g, "b").await;
+    let s = g.mgr.settings("a").await.unwrap();
+    let paired_at = s.paired_at.expect("pairing recorded");
+    assert_eq!((s.warm_up.day, s.warm_up.daily_limit), (1, 2));
+    assert!(s.warm_up.active);
+
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let out = text_to(&b, &format!("w{i}"));
+        ids.push(
+            g.mgr
+                .enqueue("a", "text", &out, None, None)
+                .await
+                .unwrap()
+                .record
+                .id,
+        );
+    }
+    // Two go; the third waits for day 2: accepted and queued, never refused.
+    let q = queue_until(&g.mgr, "warm-up hold", |q| {
+        q.sent.last_day == 2 && q.paused.as_ref().is_some_and(|p| p.reason == "warm_up")
+    })
+    .await;
+    assert_eq!(q.depth, 1);
+    assert_eq!(q.paused.as_ref().unwrap().limit, Some(Limit::WarmUp));
+    assert!(q.next_send_at.unwrap() >= paired_at + DAY_MS);
+    let third = g.mgr.message("a", &ids[2]).await.unwrap().unwrap();
+    assert_eq!(third.status, MessageStatus::Queued);
+
+    // New settings: no warm-up, two a minute. The worker plans again: now the minute holds
+    // it until a minute after the first send.
+    let first = g.mgr.message("a", &ids[0]).await.unwrap().unwrap();
+    g.mgr
+        .set_settings(
+            "a",
+            Overrides {
+                warmup: Some(vec![]),
+                per_minute: Some(2),
+                ..Overrides::default()
+            },
+        )
+        .await
+        .unwrap();
+    let q = queue_until(&g.mgr, "rate limit", |q| {
+        q.paused.as_ref().is_some_and(|p| p.reason == "rate_limit")
+    })
+    .await;
+    assert_eq!(q.paused.as_ref().unwrap().limit, Some(Limit::PerMinute));
+    assert!(q.next_send_at.unwrap() >= first.sent_at.unwrap() + 60_000);
+
+    // Banned: the worker stops taking; the message stays and the queue says why.
+    mock.fail_next_login(
+        Some(&a.phone),
+        LoginFailure::TempBan {
+            code: 101,
+            expire_secs: 3600,
+        },
+    );
+    assert!(mock.drop_connection(&a.addr()));
+    wait_state(&g.mgr, "a", SessionState::is_failed).await;
+    let q = g.mgr.queue("a").await.unwrap();
+    let paused = q.paused.expect("paused");
+    assert_eq!(paused.reason, "banned");
+    assert!(paused.until.is_some());
+    assert_eq!((q.depth, q.next_send_at), (1, None));
+    assert_eq!(
+        g.mgr.message("a", &ids[2]).await.unwrap().unwrap().status,
+        MessageStatus::Queued
+    );
     g.mgr.shutdown().await;
 }

@@ -28,6 +28,31 @@ pub fn synced() -> Option<bool> {
     }
 }
 
+/// The time the webhook forwarder schedules by: the system clock, plus an offset a test can
+/// move forward to reach a retry without waiting for it. Clones share the offset.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    /// Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        crate::events::now_ms() + self.offset_ms.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Move this clock `ms` milliseconds ahead of the system clock (tests).
+    pub fn advance(&self, ms: i64) {
+        self.offset_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

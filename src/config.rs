@@ -72,6 +72,7 @@ pub struct Config {
     pub display: DisplayConfig,
     pub log: LogConfig,
     pub sessions: SessionsConfig,
+    pub webhooks: WebhooksConfig,
     /// `[pacing]`: the platform's anti-ban defaults; each session may override them
     /// (`PUT /api/sessions/{sid}/settings`). See [`crate::engine::pacing`].
     pub pacing: crate::engine::pacing::Settings,
@@ -493,6 +494,39 @@ impl Default for SessionsConfig {
         SessionsConfig {
             autostart: true,
             default_session: "default".to_owned(),
+        }
+    }
+}
+
+/// `[webhooks]`: the forwarder's clock gate, retry tail, rotation grace and log retention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Hold deliveries until the kernel says the system clock is synchronized (boards without
+    /// a real-time clock boot in the past, and receivers refuse old signature timestamps).
+    pub require_clock_sync: bool,
+    /// Seconds one delivery attempt may take (connect, send, answer).
+    pub timeout_secs: u32,
+    /// The retry waits after the fixed 1 s, 5 s and 30 s, in seconds; after the last one a
+    /// delivery is `failed`.
+    pub retry_tail_secs: Vec<u32>,
+    /// After `rotate-secret`, how long deliveries also carry the old secret's signature.
+    pub rotation_grace_secs: u32,
+    /// Finished deliveries (and events no delivery needs) older than this are removed.
+    pub retention_days: u32,
+    /// At most this many deliveries are kept; the oldest finished ones go first.
+    pub retention_max_deliveries: u32,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            require_clock_sync: false,
+            timeout_secs: 10,
+            retry_tail_secs: vec![300, 1800, 7200, 21600, 43200],
+            rotation_grace_secs: 86400,
+            retention_days: 7,
+            retention_max_deliveries: 100_000,
         }
     }
 }
@@ -951,6 +985,29 @@ impl Config {
         }
         if let Err(e) = self.pacing.validate() {
             return Err((pacing_key(e.field), e.message));
+        }
+
+        let h = &self.webhooks;
+        if !(1..=120).contains(&h.timeout_secs) {
+            return Err((
+                "webhooks.timeout_secs",
+                format!("{} is out of range 1..=120", h.timeout_secs),
+            ));
+        }
+        if h.retry_tail_secs.len() > 16 || h.retry_tail_secs.contains(&0) {
+            return Err((
+                "webhooks.retry_tail_secs",
+                "at most 16 waits, each at least 1 second".to_owned(),
+            ));
+        }
+        if h.retention_days == 0 {
+            return Err(("webhooks.retention_days", "must be at least 1".to_owned()));
+        }
+        if h.retention_max_deliveries < 100 {
+            return Err((
+                "webhooks.retention_max_deliveries",
+                "must be at least 100".to_owned(),
+            ));
         }
         Ok(())
     }

@@ -103,6 +103,11 @@ pub struct Event {
     /// `evt_` + ULID.
     pub id: String,
     pub session: String,
+    /// Grows by one per event of the session (from 1), so receivers can order what arrives
+    /// out of order; assigned when the event is written to the outbox (0 before, and for
+    /// `webhook.test`, which belongs to no session).
+    #[serde(default)]
+    pub seq: u64,
     /// Unix milliseconds.
     pub timestamp: i64,
     #[serde(flatten)]
@@ -114,6 +119,7 @@ impl Event {
         Event {
             id: format!("evt_{}", ulid::Ulid::new()),
             session: session.to_string(),
+            seq: 0,
             timestamp: now_ms(),
             kind,
         }
@@ -153,6 +159,9 @@ pub enum EventKind {
     MessageRead(MessageUpdate),
     #[serde(rename = "message.failed")]
     MessageFailed(MessageUpdate),
+    /// Sent by `POST /api/webhooks/{id}/test` to that endpoint alone.
+    #[serde(rename = "webhook.test")]
+    WebhookTest { endpoint: String, message: String },
 }
 
 impl EventKind {
@@ -167,13 +176,32 @@ impl EventKind {
             EventKind::MessageDelivered(_) => "message.delivered",
             EventKind::MessageRead(_) => "message.read",
             EventKind::MessageFailed(_) => "message.failed",
+            EventKind::WebhookTest { .. } => "webhook.test",
         }
     }
 }
 
+/// The ten event types, as webhook filters name them.
+pub const EVENT_TYPES: [&str; 10] = [
+    "message.received",
+    "message.sent",
+    "message.delivered",
+    "message.read",
+    "message.failed",
+    "session.connected",
+    "session.disconnected",
+    "session.qr",
+    "session.failed",
+    "webhook.test",
+];
+
 /// A message that reached a session, as far as the engine decodes it so far.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MessageReceived {
+    /// wagate's id for the message (`msg_` + a ULID derived from the session, chat, sender
+    /// and WhatsApp id, so a message handed over twice keeps its id).
+    #[serde(default)]
+    pub id: String,
     /// WhatsApp's stanza id.
     pub wa_id: String,
     pub chat: String,
@@ -225,6 +253,11 @@ pub enum Notice {
     Queue {
         session: String,
         depth: u64,
+    },
+    /// How many of a session's webhook deliveries are `failed` now.
+    Deliveries {
+        session: String,
+        failed: u64,
     },
 }
 

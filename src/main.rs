@@ -8,12 +8,14 @@ use clap::{Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
 
 use wagate::auth::{self, KeySpec, Scope, Setup};
+use wagate::clock::Clock;
 use wagate::config::{self, Config, TlsMode};
 use wagate::control::{self, Request, Response};
 use wagate::display::Update;
 use wagate::engine::{EngineConfig, SessionManager};
 use wagate::events::{Bus, Notice, SessionState};
 use wagate::net::api::{self, ApiState};
+use wagate::net::webhook::{Settings as WebhookSettings, Webhooks};
 use wagate::store::{Store, StoreError};
 
 /// Exit status when the store failed and the service should be restarted (EX_TEMPFAIL).
@@ -271,6 +273,13 @@ async fn run(cfg: Config) -> Result<ExitCode> {
     if let Some(d) = &display {
         api_state.set_display(d.last_frame());
     }
+    let webhooks = Webhooks::spawn(
+        store.clone(),
+        mgr.bus(),
+        WebhookSettings::from(&cfg.webhooks),
+        Clock::system(),
+    );
+    api_state.set_webhooks(webhooks.clone());
     let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api = tokio::spawn(api::serve_with_shutdown(listener, api_state, async move {
         let _ = api_stopped.await;
@@ -307,6 +316,7 @@ async fn run(cfg: Config) -> Result<ExitCode> {
     }
     sessions_task.abort();
     control.abort();
+    webhooks.stop();
     mgr.shutdown().await;
     let _ = std::fs::remove_file(cfg.socket_path());
     drop(mgr);

@@ -285,6 +285,7 @@ fn a_lagging_reader_gets_resync() {
             bus.publish(Notice::Event(Event::new(
                 "default",
                 EventKind::MessageReceived(MessageReceived {
+                    id: format!("msg_{i}"),
                     wa_id: format!("W{i}"),
                     chat: "1@s.whatsapp.net".into(),
                     from: "1@s.whatsapp.net".into(),

@@ -92,8 +92,6 @@ fn offline_daemon_backs_off_answers_the_cli_and_stops_cleanly_on_sigterm() {
         .stderr(log)
         .spawn()
         .unwrap();
-    let _keep = dir.path().to_path_buf();
-    eprintln!("DEBUG dir {}", dir.path().display());
 
     // The default session is created and keeps retrying: disconnected with attempts.
     wait_until("the default session to be disconnected", || {

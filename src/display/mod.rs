@@ -487,6 +487,13 @@ fn apply(state: &mut DisplayState, notice: Notice) -> bool {
             }
             None => false,
         },
+        Notice::Deliveries { session, failed } => match state.session_mut(&session) {
+            Some(v) => {
+                v.failed_deliveries = u32::try_from(failed).unwrap_or(u32::MAX);
+                true
+            }
+            None => false,
+        },
     }
 }
 

@@ -5,6 +5,7 @@
 //! first, then published on the bus) and obeys commands (start, stop, logout, pair code).
 
 pub mod compose;
+mod inbound;
 pub mod manager;
 pub mod pacing;
 pub mod sender;

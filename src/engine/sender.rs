@@ -28,10 +28,10 @@ use super::EngineStats;
 use super::compose::{self, Content, MediaSource, Outgoing, UploadedMedia};
 use super::pacing::{self, Limit, Overrides, Settings};
 use super::session::ClientSlot;
-use crate::events::{Bus, Event, EventKind, MessageUpdate, Notice, SessionState, now_ms};
+use crate::events::{Bus, Event, EventKind, Notice, SessionState, now_ms};
 use crate::net::fetch::{self, FetchError};
 use crate::store::queue::{self, MessageRecord, MessageStatus};
-use crate::store::{self as store, Store, StoreError};
+use crate::store::{self as store, Store, StoreError, outbox};
 
 /// How often one message is tried while connected before it is failed.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -193,12 +193,16 @@ impl Sender {
                     let (sid, id) = (self.id.clone(), rec.id.clone());
                     let res = self
                         .store
-                        .write(move |t| queue::mark_failed(t, &sid, &id, &why, now_ms()))
+                        .write(move |t| {
+                            let rec = queue::mark_failed(t, &sid, &id, &why, now_ms())?;
+                            let event = Event::new(&sid, EventKind::MessageFailed(rec.update()));
+                            outbox::record(t, event)
+                        })
                         .await;
                     match res {
-                        Ok(rec) => {
+                        Ok(event) => {
                             EngineStats::bump(&self.stats.failed);
-                            self.publish(&rec, EventKind::MessageFailed).await
+                            self.publish(event).await
                         }
                         Err(e) => {
                             tracing::error!(session = %self.id, error = %e, "cannot record a failure")
@@ -340,9 +344,16 @@ impl Sender {
             .wa_id
             .clone()
             .unwrap_or_else(|| client.generate_message_id());
+        let (phone, lid) = match (&rec.to_phone, &rec.to_lid) {
+            (Some(_), Some(_)) => (None, None),
+            _ => addresses(&client, &rec.to).await,
+        };
         let (sid, id, w) = (self.id.clone(), rec.id.clone(), wa_id.clone());
         self.store
-            .write(move |t| queue::mark_sending(t, &sid, &id, &w))
+            .write(move |t| {
+                queue::mark_sending(t, &sid, &id, &w)?;
+                queue::set_addresses(t, &sid, &id, phone, lid)
+            })
             .await?;
 
         let media = match compose::media_type(&outgoing.content) {
@@ -370,18 +381,18 @@ impl Sender {
                 other => Attempt::Retry(other.to_string()),
             })?;
         let (sid, id) = (self.id.clone(), rec.id.clone());
-        let sent = self
+        let event = self
             .store
             .write(move |t| {
                 let at = now_ms();
                 let sent = queue::mark_sent(t, &sid, &id, at)?;
                 store::pacing::log_send(t, &sid, at)?;
-                Ok(sent)
+                outbox::record(t, Event::new(&sid, EventKind::MessageSent(sent.update())))
             })
             .await?;
-        tracing::info!(session = %self.id, msg = %sent.id, wa_id = %wa_id, "sent");
+        tracing::info!(session = %self.id, msg = %rec.id, wa_id = %wa_id, "sent");
         EngineStats::bump(&self.stats.sent);
-        self.publish(&sent, EventKind::MessageSent).await;
+        self.publish(event).await;
         Ok(())
     }
 
@@ -422,11 +433,12 @@ impl Sender {
         }
     }
 
-    /// Publish what happened to a message that left the queue, and the new queue depth.
-    async fn publish(&self, rec: &MessageRecord, kind: fn(MessageUpdate) -> EventKind) {
-        let update = message_update(self.client().as_deref(), rec).await;
-        self.bus
-            .publish(Notice::Event(Event::new(&self.id, kind(update))));
+    /// Publish what happened to a message that left the queue (the event is in the outbox
+    /// already), and the new queue depth.
+    async fn publish(&self, event: Option<Event>) {
+        if let Some(event) = event {
+            self.bus.publish(Notice::Event(event));
+        }
         publish_depth(&self.store, &self.bus, &self.id).await;
     }
 }
@@ -443,35 +455,19 @@ pub(crate) async fn publish_depth(store: &Store, bus: &Bus, session: &str) {
     }
 }
 
-/// The event payload for a message, with the recipient's phone number and LID when the
-/// client knows the mapping.
-pub(crate) async fn message_update(client: Option<&Client>, rec: &MessageRecord) -> MessageUpdate {
-    let (mut to_phone, mut to_lid) = (None, None);
-    if let Ok(jid) = rec.to.parse::<whatsapp_rust::Jid>() {
+/// The recipient's phone-number JID and LID, as far as the client knows the mapping.
+pub(crate) async fn addresses(client: &Client, to: &str) -> (Option<String>, Option<String>) {
+    let (mut phone, mut lid) = (None, None);
+    if let Ok(jid) = to.parse::<whatsapp_rust::Jid>() {
         if jid.is_lid() {
-            to_lid = Some(rec.to.clone());
+            lid = Some(to.to_string());
         } else if jid.is_pn() {
-            to_phone = Some(rec.to.clone());
+            phone = Some(to.to_string());
         }
-        if let Some(client) = client
-            && let Ok(Some(entry)) = client.get_lid_pn_entry(&jid).await
-        {
-            to_lid.get_or_insert_with(|| format!("{}@lid", entry.lid));
-            to_phone.get_or_insert_with(|| format!("{}@s.whatsapp.net", entry.phone_number));
+        if let Ok(Some(entry)) = client.get_lid_pn_entry(&jid).await {
+            lid.get_or_insert_with(|| format!("{}@lid", entry.lid));
+            phone.get_or_insert_with(|| format!("{}@s.whatsapp.net", entry.phone_number));
         }
     }
-    let status = serde_json::to_value(rec.status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    MessageUpdate {
-        id: rec.id.clone(),
-        wa_id: rec.wa_id.clone(),
-        kind: rec.kind.clone(),
-        to: rec.to.clone(),
-        to_phone,
-        to_lid,
-        status,
-        reason: rec.reason.clone(),
-    }
+    (phone, lid)
 }

@@ -12,19 +12,19 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
+use whatsapp_rust::Client;
 use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::transport::TokioWebSocketTransportFactory;
 use whatsapp_rust::types::events::{Event as WaEvent, EventHandler, EventInterest, EventKind};
-use whatsapp_rust::{Client, Jid};
 
-use super::sender::message_update;
+use super::inbound;
 use super::{EngineConfig, EngineError, EngineStats, normalize_phone};
 use crate::events::{
-    Bus, Event, EventKind as DomainKind, FailReason, MessageReceived, Notice, SessionState, now_ms,
+    Bus, Event, EventKind as DomainKind, FailReason, Notice, SessionState, now_ms,
 };
 use crate::store::queue::{self, MessageStatus};
-use crate::store::{RedbBackend, Store, sessions, wa_backend};
+use crate::store::{RedbBackend, Store, outbox, sessions, wa_backend};
 
 /// What a session task is asked to do.
 pub(crate) enum Command {
@@ -114,46 +114,57 @@ impl SessionCtx {
         self.state_tx.borrow().clone()
     }
 
-    /// Record a new state: the store first, then the bus (and the domain event, if the change
-    /// is one). A store failure is logged; the store then reports itself failed and the daemon
-    /// restarts.
+    /// Record a new state: the store first, with the domain event the change is (if it is
+    /// one) written to the webhook outbox in the same transaction; then the bus. A store
+    /// failure is logged; the store then reports itself failed and the daemon restarts.
     async fn set_state(
         &self,
         state: SessionState,
         account: Option<(Option<String>, Option<String>)>,
     ) {
-        if *self.state_tx.borrow() == state && account.is_none() {
+        let prev = self.state();
+        if prev == state && account.is_none() {
             return;
         }
+        let known = account.clone().unwrap_or_else(|| self.account());
+        let event = domain_event(&prev, &state, known).map(|kind| Event::new(&self.id, kind));
         let id = self.id.clone();
         let st = state.clone();
         let res = self
             .store
             .write(move |txn| {
-                if let Some(mut rec) = sessions::get_in_write(txn, &id)? {
-                    rec.state = st;
-                    if let Some((phone, lid)) = account {
-                        rec.phone = phone;
-                        rec.lid = lid;
-                    }
-                    sessions::put(txn, &rec)?;
+                let Some(mut rec) = sessions::get_in_write(txn, &id)? else {
+                    return Ok(None);
+                };
+                rec.state = st;
+                if let Some((phone, lid)) = account {
+                    rec.phone = phone;
+                    rec.lid = lid;
                 }
-                Ok(())
+                sessions::put(txn, &rec)?;
+                match event {
+                    Some(e) => outbox::record(txn, e),
+                    None => Ok(None),
+                }
             })
             .await;
-        if let Err(e) = res {
-            tracing::error!(session = %self.id, error = %e, "could not record session state");
-        }
-        let prev = self.state_tx.send_replace(state.clone());
+        let event = match res {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::error!(session = %self.id, error = %e, "could not record session state");
+                None
+            }
+        };
+        self.state_tx.send_replace(state.clone());
         if prev.name() != state.name() {
             tracing::info!(session = %self.id, from = prev.name(), to = state.name(), "session state");
         }
         self.bus.publish(Notice::State {
             session: self.id.to_string(),
-            state: state.clone(),
+            state,
         });
-        if let Some(kind) = domain_event(&prev, &state, self.account()) {
-            self.bus.publish(Notice::Event(Event::new(&self.id, kind)));
+        if let Some(e) = event {
+            self.bus.publish(Notice::Event(e));
         }
     }
 
@@ -193,6 +204,12 @@ impl SessionCtx {
             .with_version((a, b, c))
             .with_push_name(self.cfg.push_name.clone())
             .skip_history_sync()
+            .with_inbound_durability_hook(inbound::Durable {
+                session: self.id.clone(),
+                store: self.store.clone(),
+                bus: self.bus.clone(),
+                stats: self.stats.clone(),
+            })
             .with_event_handler(Forward(tx))
             .build()
             .await;
@@ -391,19 +408,28 @@ impl SessionCtx {
                     let (sid, wa_id) = (self.id.clone(), wa_id.to_string());
                     let res = self
                         .store
-                        .write(move |t| queue::apply_receipt(t, &sid, &wa_id, status, at))
-                        .await;
-                    match res {
-                        Ok(Some(rec)) => {
-                            let update = message_update(Some(&running.client), &rec).await;
+                        .write(move |t| {
+                            let Some(rec) = queue::apply_receipt(t, &sid, &wa_id, status, at)?
+                            else {
+                                return Ok(None);
+                            };
+                            let update = rec.update();
                             let kind = if status == MessageStatus::Read {
-                                EngineStats::bump(&self.stats.read);
                                 DomainKind::MessageRead(update)
                             } else {
-                                EngineStats::bump(&self.stats.delivered);
                                 DomainKind::MessageDelivered(update)
                             };
-                            self.bus.publish(Notice::Event(Event::new(&self.id, kind)));
+                            outbox::record(t, Event::new(&sid, kind))
+                        })
+                        .await;
+                    match res {
+                        Ok(Some(event)) => {
+                            if status == MessageStatus::Read {
+                                EngineStats::bump(&self.stats.read);
+                            } else {
+                                EngineStats::bump(&self.stats.delivered);
+                            }
+                            self.bus.publish(Notice::Event(event));
                         }
                         Ok(None) => {}
                         Err(e) => {
@@ -412,18 +438,18 @@ impl SessionCtx {
                     }
                 }
             }
-            WaEvent::Messages(batch) => {
-                for m in batch.messages.iter() {
-                    if m.info.source.is_from_me {
-                        continue;
-                    }
-                    let received = message_received(m);
-                    EngineStats::bump(&self.stats.received);
-                    self.bus.publish(Notice::Event(Event::new(
-                        &self.id,
-                        DomainKind::MessageReceived(received),
-                    )));
-                }
+            WaEvent::Messages(batch) if !batch.hook_committed => {
+                // The durability hook wrote the others before their ack; these the library
+                // hands over without it (newsletters, placeholder recoveries).
+                inbound::record_missing(
+                    &self.id,
+                    &running.client,
+                    &self.store,
+                    &self.bus,
+                    &self.stats,
+                    &batch.messages,
+                )
+                .await;
             }
             _ => {}
         }
@@ -528,36 +554,6 @@ fn domain_event(
             message: message.clone(),
         }),
         _ => None,
-    }
-}
-
-fn jid_string(j: &Jid) -> String {
-    j.to_non_ad().to_string()
-}
-
-fn message_received(m: &whatsapp_rust::types::events::InboundMessage) -> MessageReceived {
-    use whatsapp_rust::prelude::MessageExt;
-    let src = &m.info.source;
-    let (mut phone, mut lid) = (None, None);
-    for j in [Some(&src.sender), src.sender_alt.as_ref()]
-        .into_iter()
-        .flatten()
-    {
-        if j.is_lid() {
-            lid.get_or_insert_with(|| jid_string(j));
-        } else if j.is_pn() {
-            phone.get_or_insert_with(|| jid_string(j));
-        }
-    }
-    MessageReceived {
-        wa_id: m.info.id.to_string(),
-        chat: jid_string(&src.chat),
-        from: jid_string(&src.sender),
-        from_phone: phone,
-        from_lid: lid,
-        push_name: (!m.info.push_name.is_empty()).then(|| m.info.push_name.clone()),
-        sent_at: m.info.timestamp.timestamp_millis(),
-        text: m.message.text_content().map(str::to_string),
     }
 }
 

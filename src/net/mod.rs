@@ -1,5 +1,6 @@
 //! The only room that speaks HTTP: the LAN API ([`api`]), media fetched by URL for
-//! sends ([`fetch`]); the webhook forwarder comes next.
+//! sends ([`fetch`]), and the webhook forwarder ([`webhook`]).
 
 pub mod api;
 pub mod fetch;
+pub mod webhook;

@@ -11,6 +11,7 @@
 //! handle. Everything acknowledged before was committed durably, so nothing is lost.
 
 pub mod keys;
+pub mod outbox;
 pub mod pacing;
 pub mod queue;
 pub mod sessions;
@@ -163,6 +164,7 @@ impl Store {
         queue::create_tables(&txn)?;
         pacing::create_tables(&txn)?;
         keys::create_tables(&txn)?;
+        outbox::create_tables(&txn)?;
         wa_backend::create_tables(&txn)?;
         txn.commit()?;
         let (failed_tx, _) = watch::channel(false);

@@ -85,6 +85,12 @@ pub struct MessageRecord {
     pub kind: String,
     /// The recipient's JID.
     pub to: String,
+    /// The recipient's phone-number JID, when known (recorded before the first send).
+    #[serde(default)]
+    pub to_phone: Option<String>,
+    /// The recipient's LID, when known (recorded before the first send).
+    #[serde(default)]
+    pub to_lid: Option<String>,
     /// The composed content, as the engine stores it.
     pub content: serde_json::Value,
     pub status: MessageStatus,
@@ -109,6 +115,37 @@ pub struct MessageRecord {
     pub failed_at: Option<i64>,
     #[serde(default)]
     pub cancelled_at: Option<i64>,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Queued => "queued",
+            MessageStatus::Held => "held",
+            MessageStatus::Sending => "sending",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Read => "read",
+            MessageStatus::Cancelled => "cancelled",
+            MessageStatus::Failed => "failed",
+        }
+    }
+}
+
+impl MessageRecord {
+    /// The `data` of a `message.sent` / `delivered` / `read` / `failed` event.
+    pub fn update(&self) -> crate::events::MessageUpdate {
+        crate::events::MessageUpdate {
+            id: self.id.clone(),
+            wa_id: self.wa_id.clone(),
+            kind: self.kind.clone(),
+            to: self.to.clone(),
+            to_phone: self.to_phone.clone(),
+            to_lid: self.to_lid.clone(),
+            status: self.status.as_str().to_string(),
+            reason: self.reason.clone(),
+        }
+    }
 }
 
 /// What the API hands the queue.
@@ -189,6 +226,8 @@ pub fn enqueue(txn: &WriteTransaction, session: &str, new: NewMessage) -> Result
         session: session.to_string(),
         kind: new.kind,
         to: new.to,
+        to_phone: None,
+        to_lid: None,
         content: new.content,
         status: MessageStatus::Queued,
         reason: None,
@@ -303,6 +342,26 @@ pub fn mark_sending(
     }
     rec.status = MessageStatus::Sending;
     rec.attempts += 1;
+    put(txn, &rec)?;
+    Ok(rec)
+}
+
+/// Record the recipient's phone-number JID and LID (as far as the client knows them), so
+/// every later event of the message carries both.
+pub fn set_addresses(
+    txn: &WriteTransaction,
+    session: &str,
+    id: &str,
+    phone: Option<String>,
+    lid: Option<String>,
+) -> Result<MessageRecord> {
+    let mut rec = must(txn, session, id)?;
+    if phone.is_some() {
+        rec.to_phone = phone;
+    }
+    if lid.is_some() {
+        rec.to_lid = lid;
+    }
     put(txn, &rec)?;
     Ok(rec)
 }

@@ -4,14 +4,18 @@
 
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::io::{BufRead, BufReader, Read};
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
 use wagate::auth::{self, KeySpec, Scope, Setup};
+use wagate::clock::Clock;
 use wagate::engine::{EngineConfig, SessionManager};
 use wagate::events::Bus;
 use wagate::net::api::{self, ApiState};
+use wagate::net::webhook::{Settings, Webhooks};
 use wagate::store::Store;
 
 pub const SETUP_CODE: &str = "7KQ2-M9XD";
@@ -47,6 +51,8 @@ pub struct Options {
     pub sessions: Vec<&'static str>,
     /// The engine's configuration; WhatsApp at a closed local port when `None`.
     pub engine: Option<EngineConfig>,
+    /// The webhook forwarder's settings (it always runs, on [`Server::clock`]).
+    pub webhooks: Settings,
 }
 
 impl Default for Options {
@@ -56,6 +62,7 @@ impl Default for Options {
             body_limit: 16 * 1024,
             sessions: vec!["default", "other"],
             engine: None,
+            webhooks: Settings::default(),
         }
     }
 }
@@ -63,6 +70,9 @@ impl Default for Options {
 pub struct Server {
     pub base: String,
     pub state: ApiState,
+    /// The forwarder's clock: `advance` it to reach a retry without waiting.
+    pub clock: Clock,
+    pub webhooks: Webhooks,
     pub dir: tempfile::TempDir,
     rt: Option<Runtime>,
 }
@@ -76,7 +86,8 @@ impl Server {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wagate.redb");
-        let (base, state) = rt.block_on(async {
+        let clock = Clock::system();
+        let (base, state, webhooks) = rt.block_on(async {
             let store = Store::open(&path, 1 << 20).unwrap();
             let engine = opts.engine.clone().unwrap_or_else(|| EngineConfig {
                 ws_url: dead_url(),
@@ -93,15 +104,24 @@ impl Server {
             } else {
                 Setup::closed()
             };
+            let webhooks = Webhooks::spawn(
+                mgr.store().clone(),
+                mgr.bus(),
+                opts.webhooks.clone(),
+                clock.clone(),
+            );
             let state = ApiState::new(mgr, setup, opts.body_limit);
+            state.set_webhooks(webhooks.clone());
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let base = format!("http://{}", listener.local_addr().unwrap());
             tokio::spawn(api::serve(listener, state.clone()));
-            (base, state)
+            (base, state, webhooks)
         });
         Server {
             base,
             state,
+            clock,
+            webhooks,
             dir,
             rt: Some(rt),
         }
@@ -135,6 +155,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(rt) = self.rt.take() {
+            self.webhooks.stop();
             let mgr = self.state.manager().clone();
             rt.block_on(async move { mgr.shutdown().await });
             rt.shutdown_timeout(Duration::from_secs(5));

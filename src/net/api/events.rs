@@ -3,7 +3,9 @@
 //! Each SSE event is named by its type: `state` for every session state change (data:
 //! `{"session", "state", ...the state's fields}`), the domain event types
 //! (`session.connected`, `message.received`, ...; data: the event as webhooks carry it, its
-//! `id` also the SSE id), and `resync` when this reader fell behind the bus and missed
+//! `id` also the SSE id), `queue` when a send queue changes length (`{"session","depth"}`),
+//! `deliveries` when a session's count of failed webhook deliveries changes
+//! (`{"session","failed"}`), and `resync` when this reader fell behind the bus and missed
 //! notices (data: `{"missed": n}`): re-read `GET /api/sessions` then. Filters:
 //! `?session=a,b` and `?type=state,session.qr`. Keys limited to sessions see only theirs.
 //! Nothing here is durable: webhooks are the delivery guarantee, this is the live view.
@@ -48,6 +50,8 @@ pub(crate) const TYPES: &[&str] = &[
     "message.read",
     "message.failed",
     "webhook.test",
+    "queue",
+    "deliveries",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +123,15 @@ impl Wanted {
                 SseEvent::default()
                     .event("queue")
                     .json_data(serde_json::json!({ "session": session, "depth": depth }))
+                    .ok()
+            }
+            Notice::Deliveries { session, failed } => {
+                if !self.session(session) || !self.kind("deliveries") {
+                    return None;
+                }
+                SseEvent::default()
+                    .event("deliveries")
+                    .json_data(serde_json::json!({ "session": session, "failed": failed }))
                     .ok()
             }
         }

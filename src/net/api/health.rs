@@ -53,6 +53,17 @@ struct Health {
     store_ok: bool,
     /// Whether first-boot setup still waits for its code (`POST /api/setup`).
     setup_pending: bool,
+    /// The webhook forwarder; `null` when none runs.
+    webhooks: Option<WebhookHealth>,
+}
+
+#[derive(Debug, Serialize)]
+struct WebhookHealth {
+    /// `webhooks.require_clock_sync` is on and the clock is not synchronized: deliveries wait.
+    waiting_for_clock: bool,
+    require_clock_sync: bool,
+    /// Deliveries scheduled (first attempts and retries).
+    pending: Option<u64>,
 }
 
 async fn health(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::Value>) {
@@ -64,6 +75,21 @@ async fn health(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::
             None
         }
     };
+    let webhooks = match state.webhooks() {
+        Some(w) => Some(WebhookHealth {
+            waiting_for_clock: w
+                .status()
+                .waiting_for_clock
+                .load(std::sync::atomic::Ordering::Acquire),
+            require_clock_sync: w.settings().require_clock_sync,
+            pending: state
+                .store()
+                .read(crate::store::outbox::pending_count)
+                .await
+                .ok(),
+        }),
+        None => None,
+    };
     let store_ok = store_ok && state.store().is_ok();
     let body = Health {
         status: if store_ok { "ok" } else { "store_failed" },
@@ -73,6 +99,7 @@ async fn health(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::
         clock_synced: crate::clock::synced(),
         store_ok,
         setup_pending: state.setup().is_open(),
+        webhooks,
     };
     let status = if store_ok {
         StatusCode::OK

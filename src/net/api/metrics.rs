@@ -196,7 +196,62 @@ pub(crate) async fn render(state: &ApiState) -> Result<String, ApiError> {
         &[],
         if state.setup().is_open() { 1.0 } else { 0.0 },
     );
-    // The send queue and the webhook forwarder add their families here.
+    if let Some(w) = state.webhooks() {
+        let st = w.status();
+        m.family(
+            "wagate_webhook_attempts_total",
+            "counter",
+            "Webhook posts since start, by outcome (delivered: 2xx; failed: any other answer \
+             or none).",
+        );
+        for (outcome, n) in [
+            ("delivered", &st.delivered),
+            ("failed", &st.failed_attempts),
+        ] {
+            m.sample(
+                "wagate_webhook_attempts_total",
+                &[("outcome", outcome)],
+                n.load(Ordering::Relaxed) as f64,
+            );
+        }
+        m.family(
+            "wagate_webhook_deliveries_ended_total",
+            "counter",
+            "Deliveries that ended unsent since start: failed (schedule exhausted or 410), \
+             expired (a QR code that expired first).",
+        );
+        for (end, n) in [("failed", &st.failed), ("expired", &st.expired)] {
+            m.sample(
+                "wagate_webhook_deliveries_ended_total",
+                &[("end", end)],
+                n.load(Ordering::Relaxed) as f64,
+            );
+        }
+        let pending = state
+            .store()
+            .read(crate::store::outbox::pending_count)
+            .await?;
+        m.family(
+            "wagate_webhook_pending",
+            "gauge",
+            "Deliveries scheduled (first attempts and retries).",
+        )
+        .sample("wagate_webhook_pending", &[], pending as f64);
+        m.family(
+            "wagate_webhook_waiting_for_clock",
+            "gauge",
+            "1 while deliveries wait for the system clock to be synchronized.",
+        )
+        .sample(
+            "wagate_webhook_waiting_for_clock",
+            &[],
+            if st.waiting_for_clock.load(Ordering::Relaxed) {
+                1.0
+            } else {
+                0.0
+            },
+        );
+    }
     Ok(m.finish())
 }
 

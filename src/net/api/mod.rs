@@ -27,6 +27,7 @@ mod pacing;
 mod screen;
 mod sessions;
 mod setup;
+mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -111,6 +112,7 @@ fn all_routes() -> Vec<Route> {
     v.extend(sessions::routes());
     v.extend(messages::routes());
     v.extend(pacing::routes());
+    v.extend(webhooks::routes());
     v.extend(screen::routes());
     v.extend(events::routes());
     v.extend(metrics::routes());
@@ -144,6 +146,8 @@ struct Inner {
     closing: watch::Sender<bool>,
     /// The screen's last frame, when a display runs.
     display: std::sync::OnceLock<crate::display::LastFrame>,
+    /// The webhook forwarder, when one runs.
+    webhooks: std::sync::OnceLock<crate::net::webhook::Webhooks>,
 }
 
 /// What every handler can reach. Cloning shares it.
@@ -167,6 +171,7 @@ impl ApiState {
                 counters: ApiCounters::default(),
                 closing,
                 display: std::sync::OnceLock::new(),
+                webhooks: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -178,6 +183,15 @@ impl ApiState {
 
     pub(crate) fn display(&self) -> Option<&crate::display::LastFrame> {
         self.inner.display.get()
+    }
+
+    /// Use this forwarder: the webhook routes wake it, health reports its clock gate.
+    pub fn set_webhooks(&self, webhooks: crate::net::webhook::Webhooks) {
+        let _ = self.inner.webhooks.set(webhooks);
+    }
+
+    pub(crate) fn webhooks(&self) -> Option<&crate::net::webhook::Webhooks> {
+        self.inner.webhooks.get()
     }
 
     pub fn manager(&self) -> &SessionManager {

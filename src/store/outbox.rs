@@ -1,0 +1,974 @@
+//! The webhook outbox, the delivery log and the webhook endpoints.
+//!
+//! An event is written here in the same transaction as the state change that caused it
+//! ([`record`]): a session state, a message status, an inbound message. The same transaction
+//! fans it out into one [`Delivery`] per enabled endpoint whose filters take it, due at once.
+//! The forwarder (`net::webhook`) takes due deliveries in order, posts them and records every
+//! attempt ([`attempted`]), which either finishes the delivery or schedules its next try.
+//! Nothing is deleted until it is finished and older than the retention ([`prune`]).
+//!
+//! Layout:
+//! - `wh_endpoint`   endpoint id -> [`Endpoint`] as JSON
+//! - `wh_event`      event id -> the event body as sent (JSON bytes, signed as they are)
+//! - `wh_event_time` (timestamp ms, event id) -> (): replay `since` and retention by age
+//! - `wh_seq`        session -> last `seq` given to one of its events
+//! - `wh_delivery`   delivery id -> [`Delivery`] as JSON; ids are monotonic ULIDs, so key
+//!   order is creation order
+//! - `wh_due`        (endpoint id, due at ms, delivery id) -> (): each endpoint's scheduled
+//!   deliveries, earliest first; first attempts are due when written, so per endpoint they go
+//!   out in event order, and a delivery waiting for a retry sits later in this index and
+//!   never blocks the ones behind it (nor another endpoint's)
+//! - `wh_pair`       (event id, endpoint id) -> delivery id: one delivery per pair
+//! - `wh_count`      "deliveries" -> how many rows `wh_delivery` holds; "failed/<session>" ->
+//!   how many of a session's deliveries are `failed` (the status screen shows it)
+
+use std::sync::Mutex;
+
+use redb::{
+    ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{Result, StoreError};
+use crate::events::{EVENT_TYPES, Event, EventKind};
+
+const ENDPOINT: TableDefinition<&str, &[u8]> = TableDefinition::new("wh_endpoint");
+const EVENT: TableDefinition<&str, &[u8]> = TableDefinition::new("wh_event");
+const EVENT_TIME: TableDefinition<(u64, &str), ()> = TableDefinition::new("wh_event_time");
+const SEQ: TableDefinition<&str, u64> = TableDefinition::new("wh_seq");
+const DELIVERY: TableDefinition<&str, &[u8]> = TableDefinition::new("wh_delivery");
+const DUE: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("wh_due");
+const PAIR: TableDefinition<(&str, &str), &str> = TableDefinition::new("wh_pair");
+const COUNT: TableDefinition<&str, u64> = TableDefinition::new("wh_count");
+
+/// The first retries, before the configurable tail.
+pub const FIRST_RETRIES_MS: [u64; 3] = [1_000, 5_000, 30_000];
+
+/// How many attempts a delivery's log keeps (the oldest go first past this).
+pub const MAX_ATTEMPTS_KEPT: usize = 32;
+
+/// How much of a receiver's answer an attempt keeps.
+pub const RESPONSE_KEPT: usize = 1024;
+
+/// The longest wait a `Retry-After` may ask for.
+pub const MAX_RETRY_AFTER_MS: u64 = 12 * 3600 * 1000;
+
+pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<()> {
+    txn.open_table(ENDPOINT)?;
+    txn.open_table(EVENT)?;
+    txn.open_table(EVENT_TIME)?;
+    txn.open_table(SEQ)?;
+    txn.open_table(DELIVERY)?;
+    txn.open_table(DUE)?;
+    txn.open_table(PAIR)?;
+    txn.open_table(COUNT)?;
+    Ok(())
+}
+
+/// Monotonic ULIDs: two ids made in the same millisecond still sort in the order made.
+fn next_ulid() -> ulid::Ulid {
+    static GEN: Mutex<Option<ulid::Generator>> = Mutex::new(None);
+    let mut g = match GEN.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    g.get_or_insert_with(ulid::Generator::new)
+        .generate()
+        .unwrap_or_else(|_| ulid::Ulid::new())
+}
+
+fn corrupt(table: &'static str, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        detail: detail.to_string(),
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints
+// ---------------------------------------------------------------------------------------------
+
+/// A receiver of webhooks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Endpoint {
+    /// `whk_` + ULID.
+    pub id: String,
+    pub url: String,
+    /// Event types it takes, or `["*"]` for all (`webhook.test` always reaches it when asked
+    /// for explicitly).
+    pub events: Vec<String>,
+    /// Sessions it takes events of; `None` for all.
+    #[serde(default)]
+    pub sessions: Option<Vec<String>>,
+    pub enabled: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `whsec_` + base64 of 32 random bytes.
+    pub secret: String,
+    /// The secret before the last rotation, signed with as well until `previous_until`.
+    #[serde(default)]
+    pub previous_secret: Option<String>,
+    #[serde(default)]
+    pub previous_until: Option<i64>,
+    /// Why wagate disabled it (a 410 answer), if it did.
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Endpoint {
+    /// Whether this endpoint takes `event` (filters only; `enabled` is checked apart).
+    pub fn takes(&self, event_type: &str, session: &str) -> bool {
+        if event_type == "webhook.test" {
+            return false;
+        }
+        let by_type = self.events.iter().any(|e| e == "*" || e == event_type);
+        let by_session = self
+            .sessions
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|x| x == session));
+        by_type && by_session
+    }
+
+    /// The previous secret while its grace lasts.
+    pub fn previous_at(&self, now: i64) -> Option<&str> {
+        match (&self.previous_secret, self.previous_until) {
+            (Some(s), Some(until)) if now < until => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Check an event filter: `["*"]` or known event types, at least one.
+pub fn check_event_filter(events: &[String]) -> std::result::Result<(), String> {
+    if events.is_empty() {
+        return Err("must name at least one event type, or \"*\"".into());
+    }
+    for e in events {
+        if e != "*" && !EVENT_TYPES.contains(&e.as_str()) {
+            return Err(format!(
+                "unknown event type '{e}'; one of {}, or \"*\"",
+                EVENT_TYPES.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn decode_endpoint(bytes: &[u8]) -> Result<Endpoint> {
+    serde_json::from_slice(bytes).map_err(|e| corrupt("wh_endpoint", e))
+}
+
+fn endpoints_w(txn: &WriteTransaction) -> Result<Vec<Endpoint>> {
+    let t = txn.open_table(ENDPOINT)?;
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        out.push(decode_endpoint(row?.1.value())?);
+    }
+    Ok(out)
+}
+
+fn endpoint_w(txn: &WriteTransaction, id: &str) -> Result<Option<Endpoint>> {
+    let t = txn.open_table(ENDPOINT)?;
+    t.get(id)?.map(|v| decode_endpoint(v.value())).transpose()
+}
+
+fn put_endpoint(txn: &WriteTransaction, ep: &Endpoint) -> Result<()> {
+    txn.open_table(ENDPOINT)?
+        .insert(ep.id.as_str(), to_json(ep)?.as_slice())?;
+    Ok(())
+}
+
+/// A new endpoint id.
+pub fn new_endpoint_id() -> String {
+    format!("whk_{}", next_ulid())
+}
+
+pub fn insert_endpoint(txn: &WriteTransaction, ep: &Endpoint) -> Result<()> {
+    put_endpoint(txn, ep)
+}
+
+pub fn list_endpoints(txn: &ReadTransaction) -> Result<Vec<Endpoint>> {
+    let t = txn.open_table(ENDPOINT)?;
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        out.push(decode_endpoint(row?.1.value())?);
+    }
+    Ok(out)
+}
+
+pub fn get_endpoint(txn: &ReadTransaction, id: &str) -> Result<Option<Endpoint>> {
+    let t = txn.open_table(ENDPOINT)?;
+    t.get(id)?.map(|v| decode_endpoint(v.value())).transpose()
+}
+
+/// What `PATCH` may change.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointPatch {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    /// `Some(None)` clears the session filter.
+    pub sessions: Option<Option<Vec<String>>>,
+    pub enabled: Option<bool>,
+    pub description: Option<Option<String>>,
+}
+
+/// Change an endpoint. Disabling it takes its pending deliveries off the schedule (they stay
+/// pending); enabling it puts them back, due now.
+pub fn update_endpoint(
+    txn: &WriteTransaction,
+    id: &str,
+    patch: EndpointPatch,
+    now: i64,
+) -> Result<Option<Endpoint>> {
+    let Some(mut ep) = endpoint_w(txn, id)? else {
+        return Ok(None);
+    };
+    if let Some(url) = patch.url {
+        ep.url = url;
+    }
+    if let Some(events) = patch.events {
+        ep.events = events;
+    }
+    if let Some(sessions) = patch.sessions {
+        ep.sessions = sessions;
+    }
+    if let Some(description) = patch.description {
+        ep.description = description;
+    }
+    ep.updated_at = now;
+    put_endpoint(txn, &ep)?;
+    if let Some(enabled) = patch.enabled {
+        set_enabled(txn, id, enabled, None, now)?;
+        ep = endpoint_w(txn, id)?.ok_or_else(|| corrupt("wh_endpoint", "vanished"))?;
+    }
+    Ok(Some(ep))
+}
+
+/// Enable or disable an endpoint (with a reason when wagate does it), moving its pending
+/// deliveries off or back onto the schedule.
+pub fn set_enabled(
+    txn: &WriteTransaction,
+    id: &str,
+    enabled: bool,
+    reason: Option<String>,
+    now: i64,
+) -> Result<()> {
+    let Some(mut ep) = endpoint_w(txn, id)? else {
+        return Ok(());
+    };
+    let was = ep.enabled;
+    ep.enabled = enabled;
+    ep.disabled_reason = if enabled { None } else { reason };
+    ep.updated_at = now;
+    put_endpoint(txn, &ep)?;
+    if was == enabled {
+        return Ok(());
+    }
+    for mut d in deliveries_of_w(txn, id)? {
+        if d.status != DeliveryStatus::Pending {
+            continue;
+        }
+        if enabled {
+            d.next_at = Some(now);
+            schedule(txn, &d)?;
+        } else {
+            unschedule(txn, &d)?;
+            d.next_at = None;
+        }
+        put_delivery(txn, &d)?;
+    }
+    Ok(())
+}
+
+/// Start a secret rotation: `secret` signs from now on, the old one as well until `until`.
+pub fn rotate_secret(
+    txn: &WriteTransaction,
+    id: &str,
+    secret: String,
+    until: i64,
+    now: i64,
+) -> Result<Option<Endpoint>> {
+    let Some(mut ep) = endpoint_w(txn, id)? else {
+        return Ok(None);
+    };
+    ep.previous_secret = Some(std::mem::replace(&mut ep.secret, secret));
+    ep.previous_until = Some(until);
+    ep.updated_at = now;
+    put_endpoint(txn, &ep)?;
+    Ok(Some(ep))
+}
+
+/// Remove an endpoint; its pending deliveries end as `failed` ("endpoint deleted"), its log
+/// stays until the retention removes it.
+pub fn delete_endpoint(txn: &WriteTransaction, id: &str, now: i64) -> Result<bool> {
+    if txn.open_table(ENDPOINT)?.remove(id)?.is_none() {
+        return Ok(false);
+    }
+    for mut d in deliveries_of_w(txn, id)? {
+        if d.status == DeliveryStatus::Pending {
+            unschedule(txn, &d)?;
+            d.status = DeliveryStatus::Failed;
+            d.next_at = None;
+            d.finished_at = Some(now);
+            d.last_error = Some("endpoint deleted".into());
+            put_delivery(txn, &d)?;
+            add_failed(txn, &d.session, 1)?;
+        }
+    }
+    Ok(true)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------------------------
+
+/// Write `event` to the outbox: give it the session's next `seq`, keep its body, and make one
+/// delivery per enabled endpoint that takes it. A fresh event id (`evt_` + ULID) is given when
+/// the event has none. Returns the event as written, or `None` when an event with its id is
+/// already there (an inbound message handed over twice: nothing is written again).
+pub fn record(txn: &WriteTransaction, mut event: Event) -> Result<Option<Event>> {
+    if event.id.is_empty() {
+        event.id = format!("evt_{}", next_ulid());
+    } else if txn.open_table(EVENT)?.get(event.id.as_str())?.is_some() {
+        return Ok(None);
+    }
+    if event.session.is_empty() {
+        event.seq = 0;
+    } else {
+        let mut seq = txn.open_table(SEQ)?;
+        let next = seq
+            .get(event.session.as_str())?
+            .map(|v| v.value())
+            .unwrap_or(0)
+            + 1;
+        seq.insert(event.session.as_str(), next)?;
+        event.seq = next;
+    }
+    put_event(txn, &event)?;
+    let kind = event.type_name();
+    for ep in endpoints_w(txn)? {
+        if ep.enabled && ep.takes(kind, &event.session) {
+            new_delivery(txn, &event, &ep.id, event_due(&event))?;
+        }
+    }
+    Ok(Some(event))
+}
+
+/// A `webhook.test` event for one endpoint, delivered to it alone (even when disabled: a
+/// test is how a user checks a fixed receiver before enabling it again).
+pub fn record_test(
+    txn: &WriteTransaction,
+    endpoint: &str,
+    event: Event,
+) -> Result<Option<(Event, Delivery)>> {
+    if endpoint_w(txn, endpoint)?.is_none() {
+        return Ok(None);
+    }
+    let mut event = event;
+    if event.id.is_empty() {
+        event.id = format!("evt_{}", next_ulid());
+    }
+    event.seq = 0;
+    put_event(txn, &event)?;
+    let d = new_delivery(txn, &event, endpoint, event_due(&event))?;
+    Ok(Some((event, d)))
+}
+
+fn event_due(event: &Event) -> i64 {
+    event.timestamp
+}
+
+fn put_event(txn: &WriteTransaction, event: &Event) -> Result<()> {
+    txn.open_table(EVENT)?
+        .insert(event.id.as_str(), to_json(event)?.as_slice())?;
+    txn.open_table(EVENT_TIME)?
+        .insert((event.timestamp.max(0) as u64, event.id.as_str()), ())?;
+    Ok(())
+}
+
+/// The body of an event, exactly as it is sent.
+pub fn event_body(txn: &ReadTransaction, id: &str) -> Result<Option<Vec<u8>>> {
+    let t = txn.open_table(EVENT)?;
+    Ok(t.get(id)?.map(|v| v.value().to_vec()))
+}
+
+/// Whether an event with this id is in the outbox.
+pub fn has_event(txn: &ReadTransaction, id: &str) -> Result<bool> {
+    Ok(txn.open_table(EVENT)?.get(id)?.is_some())
+}
+
+/// The last `seq` a session's events got.
+pub fn last_seq(txn: &ReadTransaction, session: &str) -> Result<u64> {
+    Ok(txn
+        .open_table(SEQ)?
+        .get(session)?
+        .map(|v| v.value())
+        .unwrap_or(0))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deliveries
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its first attempt or a retry (or for its endpoint to be enabled again).
+    Pending,
+    Delivered,
+    /// Every attempt of the schedule failed, the receiver answered 410, or the endpoint was
+    /// deleted; `POST /api/deliveries/{id}/redeliver` tries again.
+    Failed,
+    /// Dropped unsent because it no longer meant anything (a `session.qr` whose code expired).
+    Expired,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Expired => "expired",
+        }
+    }
+}
+
+impl std::str::FromStr for DeliveryStatus {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "pending" => Ok(DeliveryStatus::Pending),
+            "delivered" => Ok(DeliveryStatus::Delivered),
+            "failed" => Ok(DeliveryStatus::Failed),
+            "expired" => Ok(DeliveryStatus::Expired),
+            other => Err(format!(
+                "unknown status '{other}'; one of pending, delivered, failed, expired"
+            )),
+        }
+    }
+}
+
+/// One try at posting a delivery.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AttemptRecord {
+    /// Unix milliseconds when the request started.
+    pub at: i64,
+    /// The receiver's status code, if it answered.
+    #[serde(default)]
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    /// The first 1 KiB of the answer's body (lossy UTF-8).
+    #[serde(default)]
+    pub response: Option<String>,
+    /// Why it failed, when it did (no answer, timeout, a non-2xx status).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// One event on its way to one endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Delivery {
+    /// `dlv_` + ULID: the `X-Wagate-Delivery-Id` and `webhook-id` of every attempt.
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub session: String,
+    pub endpoint: String,
+    pub status: DeliveryStatus,
+    pub created_at: i64,
+    /// When it is due next; `None` when not scheduled.
+    #[serde(default)]
+    pub next_at: Option<i64>,
+    /// Failed attempts since it was (re)scheduled: the place in the retry schedule.
+    #[serde(default)]
+    pub tries: u32,
+    /// Every attempt, oldest first (the last [`MAX_ATTEMPTS_KEPT`]).
+    #[serde(default)]
+    pub attempts: Vec<AttemptRecord>,
+    #[serde(default)]
+    pub attempt_count: u32,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<i64>,
+}
+
+fn decode_delivery(bytes: &[u8]) -> Result<Delivery> {
+    serde_json::from_slice(bytes).map_err(|e| corrupt("wh_delivery", e))
+}
+
+fn put_delivery(txn: &WriteTransaction, d: &Delivery) -> Result<()> {
+    txn.open_table(DELIVERY)?
+        .insert(d.id.as_str(), to_json(d)?.as_slice())?;
+    Ok(())
+}
+
+fn delivery_w(txn: &WriteTransaction, id: &str) -> Result<Option<Delivery>> {
+    let t = txn.open_table(DELIVERY)?;
+    t.get(id)?.map(|v| decode_delivery(v.value())).transpose()
+}
+
+fn due_key(d: &Delivery, at: i64) -> (&str, u64, &str) {
+    (d.endpoint.as_str(), at.max(0) as u64, d.id.as_str())
+}
+
+fn schedule(txn: &WriteTransaction, d: &Delivery) -> Result<()> {
+    if let Some(at) = d.next_at {
+        txn.open_table(DUE)?.insert(due_key(d, at), ())?;
+    }
+    Ok(())
+}
+
+fn unschedule(txn: &WriteTransaction, d: &Delivery) -> Result<()> {
+    if let Some(at) = d.next_at {
+        txn.open_table(DUE)?.remove(due_key(d, at))?;
+    }
+    Ok(())
+}
+
+fn bump(txn: &WriteTransaction, key: &str, delta: i64) -> Result<()> {
+    let mut t = txn.open_table(COUNT)?;
+    let n = t.get(key)?.map(|v| v.value()).unwrap_or(0);
+    t.insert(key, n.saturating_add_signed(delta))?;
+    Ok(())
+}
+
+fn add_count(txn: &WriteTransaction, delta: i64) -> Result<()> {
+    bump(txn, "deliveries", delta)
+}
+
+fn add_failed(txn: &WriteTransaction, session: &str, delta: i64) -> Result<()> {
+    bump(txn, &format!("failed/{session}"), delta)
+}
+
+/// Every session with failed deliveries, and how many.
+pub fn failed_counts(txn: &ReadTransaction) -> Result<Vec<(String, u64)>> {
+    let t = txn.open_table(COUNT)?;
+    let mut out = Vec::new();
+    for row in t.range("failed/".."failed0")? {
+        let (k, v) = row?;
+        if v.value() > 0 {
+            out.push((k.value()["failed/".len()..].to_string(), v.value()));
+        }
+    }
+    Ok(out)
+}
+
+/// How many of a session's deliveries are `failed` (until redelivered or pruned).
+pub fn failed_count(txn: &ReadTransaction, session: &str) -> Result<u64> {
+    Ok(txn
+        .open_table(COUNT)?
+        .get(format!("failed/{session}").as_str())?
+        .map(|v| v.value())
+        .unwrap_or(0))
+}
+
+fn new_delivery(
+    txn: &WriteTransaction,
+    event: &Event,
+    endpoint: &str,
+    due: i64,
+) -> Result<Delivery> {
+    let d = Delivery {
+        id: format!("dlv_{}", next_ulid()),
+        event_id: event.id.clone(),
+        event_type: event.type_name().to_string(),
+        session: event.session.clone(),
+        endpoint: endpoint.to_string(),
+        status: DeliveryStatus::Pending,
+        created_at: due,
+        next_at: Some(due),
+        tries: 0,
+        attempts: Vec::new(),
+        attempt_count: 0,
+        last_error: None,
+        finished_at: None,
+    };
+    put_delivery(txn, &d)?;
+    schedule(txn, &d)?;
+    txn.open_table(PAIR)?
+        .insert((event.id.as_str(), endpoint), d.id.as_str())?;
+    add_count(txn, 1)?;
+    Ok(d)
+}
+
+fn deliveries_of_w(txn: &WriteTransaction, endpoint: &str) -> Result<Vec<Delivery>> {
+    let t = txn.open_table(DELIVERY)?;
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        let d = decode_delivery(row?.1.value())?;
+        if d.endpoint == endpoint {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+/// An endpoint's deliveries due at `now`, earliest first, at most `limit`.
+pub fn due(txn: &ReadTransaction, endpoint: &str, now: i64, limit: usize) -> Result<Vec<Delivery>> {
+    let due = txn.open_table(DUE)?;
+    let all = txn.open_table(DELIVERY)?;
+    let mut out = Vec::new();
+    for row in due.range((endpoint, 0u64, "")..=(endpoint, now.max(0) as u64, "\u{10FFFF}"))? {
+        if out.len() >= limit {
+            break;
+        }
+        let (key, _) = row?;
+        let (_, _, id) = key.value();
+        let d = all
+            .get(id)?
+            .map(|v| decode_delivery(v.value()))
+            .transpose()?
+            .ok_or_else(|| corrupt("wh_due", format!("delivery {id} is missing")))?;
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// When an endpoint's earliest scheduled delivery is due, if any is.
+pub fn next_due(txn: &ReadTransaction, endpoint: &str) -> Result<Option<i64>> {
+    let due = txn.open_table(DUE)?;
+    let mut range = due.range((endpoint, 0u64, "")..=(endpoint, u64::MAX, "\u{10FFFF}"))?;
+    Ok(range.next().transpose()?.map(|(k, _)| k.value().1 as i64))
+}
+
+pub fn get_delivery(txn: &ReadTransaction, id: &str) -> Result<Option<Delivery>> {
+    let t = txn.open_table(DELIVERY)?;
+    t.get(id)?.map(|v| decode_delivery(v.value())).transpose()
+}
+
+/// How many deliveries are scheduled.
+pub fn pending_count(txn: &ReadTransaction) -> Result<u64> {
+    Ok(txn.open_table(DUE)?.len()?)
+}
+
+/// How many deliveries the log holds.
+pub fn delivery_count(txn: &ReadTransaction) -> Result<u64> {
+    Ok(txn
+        .open_table(COUNT)?
+        .get("deliveries")?
+        .map(|v| v.value())
+        .unwrap_or(0))
+}
+
+/// A filter for the delivery log.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub status: Option<DeliveryStatus>,
+    pub endpoint: Option<String>,
+    pub session: Option<String>,
+    /// An event type (`message.received`) or an event id (`evt_...`).
+    pub event: Option<String>,
+    /// Only deliveries older than this id (paging: pass the last id of the previous page).
+    pub before: Option<String>,
+    pub limit: usize,
+}
+
+/// The delivery log, newest first.
+pub fn list_deliveries(txn: &ReadTransaction, f: &DeliveryFilter) -> Result<Vec<Delivery>> {
+    let t = txn.open_table(DELIVERY)?;
+    let mut out = Vec::new();
+    let iter = match &f.before {
+        Some(b) => t.range(..b.as_str())?,
+        None => t.range::<&str>(..)?,
+    };
+    for row in iter.rev() {
+        if out.len() >= f.limit {
+            break;
+        }
+        let d = decode_delivery(row?.1.value())?;
+        let keep = f.status.is_none_or(|s| d.status == s)
+            && f.endpoint.as_ref().is_none_or(|e| &d.endpoint == e)
+            && f.session.as_ref().is_none_or(|s| &d.session == s)
+            && f.event
+                .as_ref()
+                .is_none_or(|e| &d.event_type == e || &d.event_id == e);
+        if keep {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+/// How one attempt ended, as the forwarder saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub attempt: AttemptRecord,
+    /// The receiver asked for this wait (`Retry-After` on a 429 or 503), in milliseconds.
+    pub retry_after_ms: Option<u64>,
+}
+
+impl Outcome {
+    fn delivered(&self) -> bool {
+        self.attempt
+            .status_code
+            .is_some_and(|c| (200..300).contains(&c))
+    }
+}
+
+/// Record an attempt: delivered on a 2xx; on 410 the delivery fails and its endpoint is
+/// disabled; otherwise the next try is scheduled from `retries_ms` (the wait after the n-th
+/// failed try; a receiver's `Retry-After` on 429/503 replaces it) or, past the schedule, the
+/// delivery fails. Returns the delivery as it now is (`None` if it vanished meanwhile).
+pub fn attempted(
+    txn: &WriteTransaction,
+    id: &str,
+    outcome: Outcome,
+    retries_ms: &[u64],
+    now: i64,
+) -> Result<Option<Delivery>> {
+    let Some(mut d) = delivery_w(txn, id)? else {
+        return Ok(None);
+    };
+    unschedule(txn, &d)?;
+    d.next_at = None;
+    d.attempt_count += 1;
+    let code = outcome.attempt.status_code;
+    d.last_error = outcome.attempt.error.clone();
+    d.attempts.push(outcome.attempt.clone());
+    if d.attempts.len() > MAX_ATTEMPTS_KEPT {
+        d.attempts.remove(0);
+    }
+    if outcome.delivered() {
+        d.status = DeliveryStatus::Delivered;
+        d.finished_at = Some(now);
+        d.last_error = None;
+    } else if code == Some(410) {
+        d.status = DeliveryStatus::Failed;
+        d.finished_at = Some(now);
+        add_failed(txn, &d.session, 1)?;
+        set_enabled(
+            txn,
+            &d.endpoint,
+            false,
+            Some("the receiver answered 410 Gone".into()),
+            now,
+        )?;
+    } else {
+        let wait = match (code, outcome.retry_after_ms) {
+            (Some(429 | 503), Some(ms)) => Some(ms.min(MAX_RETRY_AFTER_MS)),
+            _ => retries_ms.get(d.tries as usize).copied(),
+        };
+        d.tries += 1;
+        match wait {
+            Some(ms) if (d.tries as usize) <= retries_ms.len() => {
+                d.status = DeliveryStatus::Pending;
+                d.next_at = Some(now + ms as i64);
+            }
+            _ => {
+                d.status = DeliveryStatus::Failed;
+                d.finished_at = Some(now);
+                add_failed(txn, &d.session, 1)?;
+            }
+        }
+    }
+    schedule(txn, &d)?;
+    put_delivery(txn, &d)?;
+    Ok(Some(d))
+}
+
+/// Drop a delivery unsent (`expired`), with the reason in its log.
+pub fn expire(txn: &WriteTransaction, id: &str, why: &str, now: i64) -> Result<Option<Delivery>> {
+    let Some(mut d) = delivery_w(txn, id)? else {
+        return Ok(None);
+    };
+    unschedule(txn, &d)?;
+    d.next_at = None;
+    d.status = DeliveryStatus::Expired;
+    d.last_error = Some(why.to_string());
+    d.finished_at = Some(now);
+    put_delivery(txn, &d)?;
+    Ok(Some(d))
+}
+
+/// Send a delivery again from the start of the schedule, with the same id.
+pub fn redeliver(txn: &WriteTransaction, id: &str, now: i64) -> Result<Option<Delivery>> {
+    let Some(mut d) = delivery_w(txn, id)? else {
+        return Ok(None);
+    };
+    if txn.open_table(EVENT)?.get(d.event_id.as_str())?.is_none() {
+        return Err(StoreError::Invalid(format!(
+            "the event of delivery {id} was removed by the retention"
+        )));
+    }
+    unschedule(txn, &d)?;
+    if d.status == DeliveryStatus::Failed {
+        add_failed(txn, &d.session, -1)?;
+    }
+    d.status = DeliveryStatus::Pending;
+    d.tries = 0;
+    d.finished_at = None;
+    let enabled = endpoint_w(txn, &d.endpoint)?.is_some_and(|e| e.enabled);
+    d.next_at = enabled.then_some(now);
+    schedule(txn, &d)?;
+    put_delivery(txn, &d)?;
+    Ok(Some(d))
+}
+
+/// Send everything since `since` (unix ms) to an endpoint again: every stored event its
+/// filters take, through the delivery it had (same id) or a new one. Returns how many.
+pub fn replay(txn: &WriteTransaction, endpoint: &str, since: i64, now: i64) -> Result<Option<u64>> {
+    let Some(ep) = endpoint_w(txn, endpoint)? else {
+        return Ok(None);
+    };
+    let ids: Vec<String> = {
+        let t = txn.open_table(EVENT_TIME)?;
+        let mut v = Vec::new();
+        for row in t.range((since.max(0) as u64, "")..)? {
+            v.push(row?.0.value().1.to_string());
+        }
+        v
+    };
+    let mut n = 0;
+    for id in ids {
+        let event: Event = {
+            let t = txn.open_table(EVENT)?;
+            let Some(v) = t.get(id.as_str())? else {
+                continue;
+            };
+            serde_json::from_slice(v.value()).map_err(|e| corrupt("wh_event", e))?
+        };
+        if !ep.takes(event.type_name(), &event.session) {
+            continue;
+        }
+        let existing = txn
+            .open_table(PAIR)?
+            .get((id.as_str(), endpoint))?
+            .map(|v| v.value().to_string());
+        match existing {
+            Some(dlv) => {
+                let pending =
+                    delivery_w(txn, &dlv)?.is_some_and(|d| d.status == DeliveryStatus::Pending);
+                if !pending {
+                    redeliver(txn, &dlv, now)?;
+                }
+            }
+            None => {
+                let d = new_delivery(txn, &event, endpoint, now)?;
+                if !ep.enabled {
+                    unschedule(txn, &d)?;
+                    let mut d = d;
+                    d.next_at = None;
+                    put_delivery(txn, &d)?;
+                }
+            }
+        }
+        n += 1;
+    }
+    Ok(Some(n))
+}
+
+/// Remove what the retention lets go: finished deliveries older than `older_than`, then the
+/// oldest finished ones while more than `max_deliveries` remain; events older than
+/// `older_than` that no pending delivery needs. Returns (deliveries, events) removed.
+pub fn prune(txn: &WriteTransaction, older_than: i64, max_deliveries: u64) -> Result<(u64, u64)> {
+    let mut removed = 0u64;
+    let count = {
+        let t = txn.open_table(COUNT)?;
+        t.get("deliveries")?.map(|v| v.value()).unwrap_or(0)
+    };
+    let mut excess = count.saturating_sub(max_deliveries);
+    let mut doomed = Vec::new();
+    {
+        let t = txn.open_table(DELIVERY)?;
+        for row in t.iter()? {
+            let (_, v) = row?;
+            let d = decode_delivery(v.value())?;
+            if d.status == DeliveryStatus::Pending {
+                continue;
+            }
+            let old = d.created_at < older_than;
+            if old || excess > 0 {
+                excess = excess.saturating_sub(1);
+                doomed.push(d);
+            } else {
+                // Ids are in creation order: nothing later is older.
+                break;
+            }
+        }
+    }
+    for d in &doomed {
+        if d.status == DeliveryStatus::Failed {
+            add_failed(txn, &d.session, -1)?;
+        }
+        txn.open_table(DELIVERY)?.remove(d.id.as_str())?;
+        txn.open_table(PAIR)?
+            .remove((d.event_id.as_str(), d.endpoint.as_str()))?;
+        removed += 1;
+    }
+    add_count(txn, -(removed as i64))?;
+
+    let old_events: Vec<(u64, String)> = {
+        let t = txn.open_table(EVENT_TIME)?;
+        let mut v = Vec::new();
+        for row in t.range(..(older_than.max(0) as u64, ""))? {
+            let (k, _) = row?;
+            let (ts, id) = k.value();
+            v.push((ts, id.to_string()));
+        }
+        v
+    };
+    let mut events = 0u64;
+    for (ts, id) in old_events {
+        let needed = {
+            let pair = txn.open_table(PAIR)?;
+            let mut needed = false;
+            for row in pair.range((id.as_str(), "")..=(id.as_str(), "\u{10FFFF}"))? {
+                let (_, dlv) = row?;
+                if delivery_w(txn, dlv.value())?
+                    .is_some_and(|d| d.status == DeliveryStatus::Pending)
+                {
+                    needed = true;
+                    break;
+                }
+            }
+            needed
+        };
+        if needed {
+            continue;
+        }
+        txn.open_table(EVENT)?.remove(id.as_str())?;
+        txn.open_table(EVENT_TIME)?.remove((ts, id.as_str()))?;
+        txn.open_table(PAIR)?
+            .retain_in((id.as_str(), "")..=(id.as_str(), "\u{10FFFF}"), |_, _| {
+                false
+            })?;
+        events += 1;
+    }
+    Ok((removed, events))
+}
+
+/// The `message.received` id for an inbound message: `evt_` and `msg_` + a ULID whose time
+/// is the message's and whose random part is a hash of (session, chat, sender, WhatsApp id),
+/// so the same message handed over twice gets the same ids.
+pub fn inbound_ulid(session: &str, chat: &str, sender: &str, wa_id: &str, sent_at: i64) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for part in [session, chat, sender, wa_id] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes[6..].copy_from_slice(&digest[..10]);
+    let random = u128::from_be_bytes(bytes);
+    ulid::Ulid::from_parts(sent_at.max(0) as u64, random).to_string()
+}
+
+/// Whether an event is one whose meaning expires (a QR code nobody can scan any more).
+pub fn expired_at(event: &Event, now: i64) -> Option<i64> {
+    match &event.kind {
+        EventKind::SessionQr { expires_at, .. } if *expires_at <= now => Some(*expires_at),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

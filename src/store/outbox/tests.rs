@@ -1,0 +1,604 @@
+//! The outbox on a real redb file, with time passed in explicitly (the forwarder's clock).
+
+use super::*;
+use crate::events::{EventKind, MessageUpdate};
+use crate::store::Store;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("o.redb"), 1 << 20).unwrap();
+    (dir, s)
+}
+
+fn endpoint(id: &str, events: &[&str], sessions: Option<&[&str]>) -> Endpoint {
+    Endpoint {
+        id: id.into(),
+        url: format!("http://127.0.0.1:9/{id}"),
+        events: events.iter().map(|s| s.to_string()).collect(),
+        sessions: sessions.map(|s| s.iter().map(|x| x.to_string()).collect()),
+        enabled: true,
+        description: None,
+        secret: "whsec_AAAA".into(),
+        previous_secret: None,
+        previous_until: None,
+        disabled_reason: None,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+fn sent(session: &str, at: i64) -> Event {
+    let mut e = Event::new(
+        session,
+        EventKind::MessageSent(MessageUpdate {
+            id: "msg_1".into(),
+            wa_id: Some("3EB0".into()),
+            kind: "text".into(),
+            to: "15550001111@s.whatsapp.net".into(),
+            to_phone: Some("15550001111@s.whatsapp.net".into()),
+            to_lid: None,
+            status: "sent".into(),
+            reason: None,
+        }),
+    );
+    e.timestamp = at;
+    e
+}
+
+fn fail(code: Option<u16>) -> Outcome {
+    Outcome {
+        attempt: AttemptRecord {
+            at: 0,
+            status_code: code,
+            latency_ms: 1,
+            response: None,
+            error: Some("nope".into()),
+        },
+        retry_after_ms: None,
+    }
+}
+
+fn ok() -> Outcome {
+    Outcome {
+        attempt: AttemptRecord {
+            at: 0,
+            status_code: Some(200),
+            latency_ms: 1,
+            response: Some("ok".into()),
+            error: None,
+        },
+        retry_after_ms: None,
+    }
+}
+
+const RETRIES: [u64; 5] = [1_000, 5_000, 30_000, 300_000, 1_800_000];
+
+#[test]
+fn events_fan_out_to_matching_endpoints_with_seq_per_session() {
+    let (_d, s) = store();
+    s.write_blocking(|t| {
+        insert_endpoint(t, &endpoint("whk_all", &["*"], None))?;
+        insert_endpoint(t, &endpoint("whk_sent_a", &["message.sent"], Some(&["a"])))?;
+        insert_endpoint(t, &endpoint("whk_qr", &["session.qr"], None))?;
+        let mut off = endpoint("whk_off", &["*"], None);
+        off.enabled = false;
+        insert_endpoint(t, &off)
+    })
+    .unwrap();
+    let a1 = s
+        .write_blocking(|t| record(t, sent("a", 10)))
+        .unwrap()
+        .unwrap();
+    let b1 = s
+        .write_blocking(|t| record(t, sent("b", 11)))
+        .unwrap()
+        .unwrap();
+    let a2 = s
+        .write_blocking(|t| record(t, sent("a", 12)))
+        .unwrap()
+        .unwrap();
+    assert_eq!((a1.seq, b1.seq, a2.seq), (1, 1, 2), "seq grows per session");
+
+    let all = s.read_blocking(|t| due(t, "whk_all", 100, 10)).unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(
+        all.iter().map(|d| d.event_id.as_str()).collect::<Vec<_>>(),
+        [a1.id.as_str(), b1.id.as_str(), a2.id.as_str()],
+        "first attempts are due in event order"
+    );
+    let filtered = s.read_blocking(|t| due(t, "whk_sent_a", 100, 10)).unwrap();
+    assert_eq!(filtered.len(), 2, "session filter");
+    assert!(
+        s.read_blocking(|t| due(t, "whk_qr", 100, 10))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.read_blocking(|t| due(t, "whk_off", 100, 10))
+            .unwrap()
+            .is_empty()
+    );
+
+    let body = s.read_blocking(|t| event_body(t, &a2.id)).unwrap().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    for k in ["id", "type", "session", "seq", "timestamp", "data"] {
+        assert!(keys.contains(&k), "body has {k}: {v}");
+    }
+    assert_eq!(keys.len(), 6, "and nothing else: {v}");
+    assert_eq!(v["seq"], 2);
+    assert_eq!(v["data"]["to_phone"], "15550001111@s.whatsapp.net");
+}
+
+#[test]
+fn an_event_written_twice_with_one_id_is_one_event() {
+    let (_d, s) = store();
+    s.write_blocking(|t| insert_endpoint(t, &endpoint("whk_1", &["*"], None)))
+        .unwrap();
+    let mut e = sent("a", 5);
+    e.id = format!("evt_{}", inbound_ulid("a", "chat", "sender", "3EB0AA", 5));
+    let again = e.clone();
+    assert!(s.write_blocking(|t| record(t, e)).unwrap().is_some());
+    assert!(s.write_blocking(|t| record(t, again)).unwrap().is_none());
+    assert_eq!(
+        s.read_blocking(|t| due(t, "whk_1", 100, 10)).unwrap().len(),
+        1
+    );
+    assert_eq!(s.read_blocking(|t| last_seq(t, "a")).unwrap(), 1);
+}
+
+#[test]
+fn inbound_ids_are_derived_from_session_chat_sender_and_id() {
+    let a = inbound_ulid(
+        "s",
+        "c@s.whatsapp.net",
+        "p@s.whatsapp.net",
+        "ID1",
+        1_700_000_000_000,
+    );
+    assert_eq!(
+        a,
+        inbound_ulid(
+            "s",
+            "c@s.whatsapp.net",
+            "p@s.whatsapp.net",
+            "ID1",
+            1_700_000_000_000
+        )
+    );
+    assert_ne!(
+        a,
+        inbound_ulid(
+            "t",
+            "c@s.whatsapp.net",
+            "p@s.whatsapp.net",
+            "ID1",
+            1_700_000_000_000
+        )
+    );
+    assert_ne!(
+        a,
+        inbound_ulid(
+            "s",
+            "d@s.whatsapp.net",
+            "p@s.whatsapp.net",
+            "ID1",
+            1_700_000_000_000
+        )
+    );
+    assert_ne!(
+        a,
+        inbound_ulid(
+            "s",
+            "c@s.whatsapp.net",
+            "q@s.whatsapp.net",
+            "ID1",
+            1_700_000_000_000
+        )
+    );
+    assert_ne!(
+        a,
+        inbound_ulid(
+            "s",
+            "c@s.whatsapp.net",
+            "p@s.whatsapp.net",
+            "ID2",
+            1_700_000_000_000
+        )
+    );
+    let u: ulid::Ulid = a.parse().unwrap();
+    assert_eq!(
+        u.timestamp_ms(),
+        1_700_000_000_000,
+        "sorts by the message's time"
+    );
+}
+
+#[test]
+fn retries_follow_the_schedule_then_fail() {
+    let (_d, s) = store();
+    s.write_blocking(|t| insert_endpoint(t, &endpoint("whk_1", &["*"], None)))
+        .unwrap();
+    s.write_blocking(|t| record(t, sent("a", 1_000))).unwrap();
+    let mut now = 1_000;
+    let mut waits = Vec::new();
+    loop {
+        let due_now = s.read_blocking(|t| due(t, "whk_1", now, 10)).unwrap();
+        assert_eq!(due_now.len(), 1, "due at {now}");
+        // One millisecond earlier it was not due.
+        assert!(
+            s.read_blocking(|t| due(t, "whk_1", now - 1, 10))
+                .unwrap()
+                .is_empty()
+        );
+        let d = s
+            .write_blocking(|t| attempted(t, &due_now[0].id, fail(Some(500)), &RETRIES, now))
+            .unwrap()
+            .unwrap();
+        match d.next_at {
+            Some(at) => {
+                waits.push(at - now);
+                now = at;
+            }
+            None => {
+                assert_eq!(d.status, DeliveryStatus::Failed);
+                assert_eq!(d.attempt_count, RETRIES.len() as u32 + 1);
+                break;
+            }
+        }
+    }
+    assert!(
+        s.read_blocking(|t| due(t, "whk_1", i64::MAX / 2, 10))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(waits, [1_000, 5_000, 30_000, 300_000, 1_800_000]);
+    assert_eq!(s.read_blocking(|t| failed_count(t, "a")).unwrap(), 1);
+    assert_eq!(
+        s.read_blocking(failed_counts).unwrap(),
+        vec![("a".to_string(), 1)]
+    );
+    let d = s
+        .read_blocking(|t| {
+            list_deliveries(
+                t,
+                &DeliveryFilter {
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap()
+        .remove(0);
+    s.write_blocking(|t| redeliver(t, &d.id, now)).unwrap();
+    assert_eq!(
+        s.read_blocking(|t| failed_count(t, "a")).unwrap(),
+        0,
+        "redelivered: not failed any more"
+    );
+    assert!(s.read_blocking(failed_counts).unwrap().is_empty());
+}
+
+#[test]
+fn a_retry_does_not_block_the_deliveries_behind_it() {
+    let (_d, s) = store();
+    s.write_blocking(|t| insert_endpoint(t, &endpoint("whk_1", &["*"], None)))
+        .unwrap();
+    let first = s
+        .write_blocking(|t| record(t, sent("a", 100)))
+        .unwrap()
+        .unwrap();
+    let d1 = s
+        .read_blocking(|t| due(t, "whk_1", 100, 10))
+        .unwrap()
+        .remove(0);
+    s.write_blocking(|t| attempted(t, &d1.id, fail(None), &RETRIES, 100))
+        .unwrap();
+    let second = s
+        .write_blocking(|t| record(t, sent("a", 200)))
+        .unwrap()
+        .unwrap();
+    let due_now = s.read_blocking(|t| due(t, "whk_1", 200, 10)).unwrap();
+    assert_eq!(due_now.len(), 1);
+    assert_eq!(due_now[0].event_id, second.id, "the later event goes first");
+    s.write_blocking(|t| attempted(t, &due_now[0].id, ok(), &RETRIES, 200))
+        .unwrap();
+    assert!(
+        s.read_blocking(|t| due(t, "whk_1", 1_099, 10))
+            .unwrap()
+            .is_empty()
+    );
+    let later = s.read_blocking(|t| due(t, "whk_1", 1_100, 10)).unwrap();
+    assert_eq!(later[0].event_id, first.id, "then the retry, when due");
+}
+
+#[test]
+fn gone_disables_the_endpoint_and_retry_after_is_honoured() {
+    let (_d, s) = store();
+    s.write_blocking(|t| {
+        insert_endpoint(t, &endpoint("whk_gone", &["*"], None))?;
+        insert_endpoint(t, &endpoint("whk_busy", &["*"], None))
+    })
+    .unwrap();
+    s.write_blocking(|t| record(t, sent("a", 10))).unwrap();
+    s.write_blocking(|t| record(t, sent("a", 11))).unwrap();
+
+    let gone = s.read_blocking(|t| due(t, "whk_gone", 20, 10)).unwrap();
+    let d = s
+        .write_blocking(|t| attempted(t, &gone[0].id, fail(Some(410)), &RETRIES, 20))
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.status, DeliveryStatus::Failed);
+    let ep = s
+        .read_blocking(|t| get_endpoint(t, "whk_gone"))
+        .unwrap()
+        .unwrap();
+    assert!(!ep.enabled);
+    assert!(ep.disabled_reason.unwrap().contains("410"));
+    assert!(
+        s.read_blocking(|t| due(t, "whk_gone", 1_000_000, 10))
+            .unwrap()
+            .is_empty(),
+        "a disabled endpoint's pending deliveries are off the schedule"
+    );
+    assert!(
+        s.write_blocking(|t| record(t, sent("a", 30)))
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.read_blocking(|t| due(t, "whk_gone", 1_000_000, 10))
+            .unwrap()
+            .is_empty(),
+        "and it gets no new ones"
+    );
+    // Enabled again: the pending one is due at once.
+    s.write_blocking(|t| set_enabled(t, "whk_gone", true, None, 40))
+        .unwrap();
+    assert_eq!(
+        s.read_blocking(|t| due(t, "whk_gone", 40, 10))
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let busy = s.read_blocking(|t| due(t, "whk_busy", 20, 10)).unwrap();
+    let mut o = fail(Some(429));
+    o.retry_after_ms = Some(120_000);
+    let d = s
+        .write_blocking(|t| attempted(t, &busy[0].id, o, &RETRIES, 20))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        d.next_at,
+        Some(120_020),
+        "Retry-After replaces the 1 s wait"
+    );
+    let mut o = fail(Some(503));
+    o.retry_after_ms = Some(u64::MAX);
+    let d = s
+        .write_blocking(|t| attempted(t, &busy[0].id, o, &RETRIES, 120_020))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        d.next_at,
+        Some(120_020 + MAX_RETRY_AFTER_MS as i64),
+        "capped"
+    );
+    let mut o = fail(Some(500));
+    o.retry_after_ms = Some(120_000);
+    let d = s
+        .write_blocking(|t| attempted(t, &busy[0].id, o, &RETRIES, 0))
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.next_at, Some(30_000), "only 429 and 503 ask for a wait");
+}
+
+#[test]
+fn redeliver_keeps_the_id_and_replay_covers_since() {
+    let (_d, s) = store();
+    s.write_blocking(|t| insert_endpoint(t, &endpoint("whk_1", &["*"], None)))
+        .unwrap();
+    let e1 = s
+        .write_blocking(|t| record(t, sent("a", 1_000)))
+        .unwrap()
+        .unwrap();
+    let e2 = s
+        .write_blocking(|t| record(t, sent("a", 2_000)))
+        .unwrap()
+        .unwrap();
+    let ds = s.read_blocking(|t| due(t, "whk_1", 2_000, 10)).unwrap();
+    for d in &ds {
+        s.write_blocking(|t| attempted(t, &d.id, ok(), &RETRIES, 2_000))
+            .unwrap();
+    }
+    assert!(
+        s.read_blocking(|t| due(t, "whk_1", 9_000, 10))
+            .unwrap()
+            .is_empty()
+    );
+
+    let again = s
+        .write_blocking(|t| redeliver(t, &ds[0].id, 3_000))
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.id, ds[0].id);
+    assert_eq!(again.status, DeliveryStatus::Pending);
+    assert_eq!(again.attempts.len(), 1, "the log keeps the earlier attempt");
+    s.write_blocking(|t| attempted(t, &again.id, ok(), &RETRIES, 3_000))
+        .unwrap();
+
+    // A new endpoint replays from 1500: only e2, as a new delivery.
+    s.write_blocking(|t| insert_endpoint(t, &endpoint("whk_2", &["*"], None)))
+        .unwrap();
+    let n = s
+        .write_blocking(|t| replay(t, "whk_2", 1_500, 4_000))
+        .unwrap();
+    assert_eq!(n, Some(1));
+    let due2 = s.read_blocking(|t| due(t, "whk_2", 4_000, 10)).unwrap();
+    assert_eq!(due2.len(), 1);
+    assert_eq!(due2[0].event_id, e2.id);
+    // The old endpoint replays everything through the deliveries it had.
+    let n = s.write_blocking(|t| replay(t, "whk_1", 0, 4_000)).unwrap();
+    assert_eq!(n, Some(2));
+    let due1 = s.read_blocking(|t| due(t, "whk_1", 4_000, 10)).unwrap();
+    let mut ids: Vec<&str> = due1.iter().map(|d| d.id.as_str()).collect();
+    ids.sort();
+    let mut before: Vec<&str> = ds.iter().map(|d| d.id.as_str()).collect();
+    before.sort();
+    assert_eq!(ids, before, "same delivery ids");
+    assert!(due1.iter().any(|d| d.event_id == e1.id));
+    assert_eq!(
+        s.write_blocking(|t| replay(t, "whk_none", 0, 4_000))
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn the_log_filters_and_pages_newest_first() {
+    let (_d, s) = store();
+    s.write_blocking(|t| {
+        insert_endpoint(t, &endpoint("whk_1", &["*"], None))?;
+        insert_endpoint(t, &endpoint("whk_2", &["*"], None))
+    })
+    .unwrap();
+    for i in 0..5 {
+        let session = if i % 2 == 0 { "a" } else { "b" };
+        s.write_blocking(|t| record(t, sent(session, i))).unwrap();
+    }
+    let f = |f: DeliveryFilter| s.read_blocking(move |t| list_deliveries(t, &f)).unwrap();
+    let all = f(DeliveryFilter {
+        limit: 100,
+        ..Default::default()
+    });
+    assert_eq!(all.len(), 10);
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    let page1 = f(DeliveryFilter {
+        limit: 4,
+        ..Default::default()
+    });
+    let page2 = f(DeliveryFilter {
+        limit: 4,
+        before: Some(page1[3].id.clone()),
+        ..Default::default()
+    });
+    assert_eq!(page1[..], all[..4]);
+    assert_eq!(page2[..], all[4..8]);
+    assert_eq!(
+        f(DeliveryFilter {
+            limit: 100,
+            session: Some("a".into()),
+            endpoint: Some("whk_2".into()),
+            ..Default::default()
+        })
+        .len(),
+        3
+    );
+    assert_eq!(
+        f(DeliveryFilter {
+            limit: 100,
+            status: Some(DeliveryStatus::Delivered),
+            ..Default::default()
+        })
+        .len(),
+        0
+    );
+    assert_eq!(
+        f(DeliveryFilter {
+            limit: 100,
+            event: Some("message.sent".into()),
+            ..Default::default()
+        })
+        .len(),
+        10
+    );
+}
+
+#[test]
+fn retention_removes_finished_and_old_but_never_pending() {
+    let (_d, s) = store();
+    s.write_blocking(|t| insert_endpoint(t, &endpoint("whk_1", &["*"], None)))
+        .unwrap();
+    for i in 0..10 {
+        s.write_blocking(|t| record(t, sent("a", i * 100))).unwrap();
+    }
+    let ds = s.read_blocking(|t| due(t, "whk_1", 10_000, 100)).unwrap();
+    // The first six delivered, the rest pending.
+    for d in &ds[..6] {
+        s.write_blocking(|t| attempted(t, &d.id, ok(), &RETRIES, 1_000))
+            .unwrap();
+    }
+    // By age: everything before 350 that is finished (deliveries at 0, 100, 200, 300).
+    let (gone, events) = s.write_blocking(|t| prune(t, 350, 1_000)).unwrap();
+    assert_eq!((gone, events), (4, 4));
+    assert_eq!(s.read_blocking(delivery_count).unwrap(), 6);
+    // By size: at most 100 kept is fine; now a cap below the count removes the oldest
+    // finished (400, 500) and stops at the pending ones.
+    let (gone, _) = s.write_blocking(|t| prune(t, 0, 1)).unwrap();
+    assert_eq!(gone, 2);
+    assert_eq!(s.read_blocking(delivery_count).unwrap(), 4);
+    assert_eq!(
+        s.read_blocking(|t| due(t, "whk_1", 10_000, 100))
+            .unwrap()
+            .len(),
+        4
+    );
+    // Old events that pending deliveries need stay.
+    let (_, events) = s.write_blocking(|t| prune(t, 100_000, 1)).unwrap();
+    assert_eq!(
+        events, 2,
+        "the two delivered, unneeded events go; four stay"
+    );
+}
+
+#[test]
+fn deleting_an_endpoint_fails_its_pending_deliveries() {
+    let (_d, s) = store();
+    s.write_blocking(|t| insert_endpoint(t, &endpoint("whk_1", &["*"], None)))
+        .unwrap();
+    s.write_blocking(|t| record(t, sent("a", 1))).unwrap();
+    let d = s
+        .read_blocking(|t| due(t, "whk_1", 1, 10))
+        .unwrap()
+        .remove(0);
+    assert!(
+        s.write_blocking(|t| delete_endpoint(t, "whk_1", 5))
+            .unwrap()
+    );
+    let d = s
+        .read_blocking(|t| get_delivery(t, &d.id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.status, DeliveryStatus::Failed);
+    assert_eq!(d.last_error.as_deref(), Some("endpoint deleted"));
+    assert_eq!(s.read_blocking(pending_count).unwrap(), 0);
+    assert!(
+        !s.write_blocking(|t| delete_endpoint(t, "whk_1", 5))
+            .unwrap()
+    );
+}
+
+#[test]
+fn qr_events_expire_with_their_code() {
+    let mut e = Event::new(
+        "a",
+        EventKind::SessionQr {
+            code: "2@x".into(),
+            expires_at: 1_000,
+        },
+    );
+    e.timestamp = 0;
+    assert_eq!(expired_at(&e, 999), None);
+    assert_eq!(expired_at(&e, 1_000), Some(1_000));
+    assert_eq!(expired_at(&sent("a", 0), i64::MAX), None);
+}
+
+#[test]
+fn event_filters_name_known_types() {
+    assert!(check_event_filter(&["*".into()]).is_ok());
+    assert!(check_event_filter(&["message.read".into(), "session.qr".into()]).is_ok());
+    assert!(check_event_filter(&[]).is_err());
+    let e = check_event_filter(&["message.recieved".into()]).unwrap_err();
+    assert!(e.contains("message.recieved"), "{e}");
+}

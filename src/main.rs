@@ -179,6 +179,7 @@ fn engine_config(cfg: &Config) -> EngineConfig {
         version: cfg.whatsapp.version.tuple(),
         push_name: cfg.whatsapp.push_name.clone(),
         trust_ca_pem: read_trust_ca(cfg),
+        pacing: cfg.pacing.clone(),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod compose;
 pub mod groups;
 mod inbound;
 pub mod manager;
+pub mod pacing;
 pub mod reply;
 pub mod sender;
 pub mod session;
@@ -46,6 +47,8 @@ pub struct EngineConfig {
     /// A PEM certificate the media HTTP client trusts instead of the public roots. Honoured
     /// only in a `trust-wa-mock` build (wa-mock's media host); ignored otherwise.
     pub trust_ca_pem: Option<Vec<u8>>,
+    /// The platform's pacing defaults (`[pacing]`); sessions override them one by one.
+    pub pacing: pacing::Settings,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +58,7 @@ impl Default for EngineConfig {
             version: DEFAULT_VERSION,
             push_name: "wagate".into(),
             trust_ca_pem: None,
+            pacing: pacing::Settings::default(),
         }
     }
 }
@@ -82,6 +86,18 @@ pub enum EngineError {
     NotConnected(String),
     #[error("invalid JID '{0}'")]
     InvalidJid(String),
+    #[error("invalid setting {0}")]
+    InvalidSettings(#[from] pacing::SettingsError),
+    #[error(
+        "the same content already went to {recipients} other recipients within \
+         {window_s} s (the duplicate guard's limit); change the content or the session's \
+         duplicate settings"
+    )]
+    Duplicate { recipients: usize, window_s: u64 },
+    #[error("no message '{0}' in this session")]
+    MessageNotFound(String),
+    #[error("message '{id}' is {status}, not held")]
+    NotHeld { id: String, status: &'static str },
     #[error("WhatsApp request failed: {0}")]
     Client(String),
     #[error(transparent)]

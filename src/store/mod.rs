@@ -12,6 +12,7 @@
 
 pub mod keys;
 pub mod outbox;
+pub mod pacing;
 pub mod queue;
 pub mod sessions;
 pub mod wa_backend;
@@ -161,6 +162,7 @@ impl Store {
         }
         sessions::create_tables(&txn)?;
         queue::create_tables(&txn)?;
+        pacing::create_tables(&txn)?;
         keys::create_tables(&txn)?;
         outbox::create_tables(&txn)?;
         wa_backend::create_tables(&txn)?;

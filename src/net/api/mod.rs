@@ -34,6 +34,7 @@ mod keys;
 mod messages;
 mod metrics;
 mod openapi;
+mod pacing;
 mod screen;
 mod sessions;
 mod setup;
@@ -122,6 +123,7 @@ fn all_routes() -> Vec<Route> {
     v.extend(keys::routes());
     v.extend(sessions::routes());
     v.extend(messages::routes());
+    v.extend(pacing::routes());
     v.extend(webhooks::routes());
     v.extend(groups::routes());
     v.extend(screen::routes());

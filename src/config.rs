@@ -77,6 +77,9 @@ pub struct Config {
     pub sessions: SessionsConfig,
     pub webhooks: WebhooksConfig,
     pub discovery: DiscoveryConfig,
+    /// `[pacing]`: the platform's anti-ban defaults; each session may override them
+    /// (`PUT /api/sessions/{sid}/settings`). See [`crate::engine::pacing`].
+    pub pacing: crate::engine::pacing::Settings,
 }
 
 /// `[store]`: the redb file and the control socket.
@@ -1040,6 +1043,9 @@ impl Config {
                 format!("{name:?} must match ^[a-z0-9_-]{{1,32}}$"),
             ));
         }
+        if let Err(e) = self.pacing.validate() {
+            return Err((pacing_key(e.field), e.message));
+        }
 
         let h = &self.webhooks;
         if !(1..=120).contains(&h.timeout_secs) {
@@ -1195,6 +1201,25 @@ fn is_dns_name(s: &str) -> bool {
 }
 
 /// `^[a-z0-9_-]{1,32}$`, the session id rule.
+/// The dotted config key of a pacing setting.
+fn pacing_key(field: &str) -> &'static str {
+    match field {
+        "min_delay_ms" => "pacing.min_delay_ms",
+        "max_delay_ms" => "pacing.max_delay_ms",
+        "typing" => "pacing.typing",
+        "typing_cps" => "pacing.typing_cps",
+        "typing_max_ms" => "pacing.typing_max_ms",
+        "per_minute" => "pacing.per_minute",
+        "per_hour" => "pacing.per_hour",
+        "per_day" => "pacing.per_day",
+        "warmup" => "pacing.warmup",
+        "duplicate_recipients" => "pacing.duplicate_recipients",
+        "duplicate_window_s" => "pacing.duplicate_window_s",
+        "duplicate_action" => "pacing.duplicate_action",
+        _ => "pacing",
+    }
+}
+
 fn is_valid_session_id(s: &str) -> bool {
     (1..=32).contains(&s.len())
         && s.bytes()
@@ -1473,6 +1498,14 @@ default_session = "main-1"
                 "WAGATE_SESSIONS__DEFAULT_SESSION",
                 "",
                 "sessions.default_session",
+            ),
+            ("WAGATE_PACING__MIN_DELAY_MS", "9000", "pacing.min_delay_ms"),
+            ("WAGATE_PACING__PER_HOUR", "0", "pacing.per_hour"),
+            ("WAGATE_PACING__WARMUP", "[10, 0]", "pacing.warmup"),
+            (
+                "WAGATE_PACING__DUPLICATE_ACTION",
+                "drop",
+                "pacing.duplicate_action",
             ),
         ];
         for (var, value, key) in cases {

@@ -12,9 +12,11 @@
 //! - [`events`]: the domain events every room speaks, and the broadcast bus that carries them
 //!   live (lossy by design: nothing durable travels only on the bus).
 //! - [`store`]: the only room that touches redb: one file, a whatsapp-rust `Backend` per
-//!   session namespace, the session registry, API keys (hashes only).
-//! - [`engine`]: the only room that imports whatsapp-rust: the session manager and one task
-//!   per session that owns its client, QR lifecycle and failure states.
+//!   session namespace, the session registry, API keys (hashes only), the send queue and
+//!   what pacing remembers (send log, content seen, per-session settings).
+//! - [`engine`]: the only room that imports whatsapp-rust: the session manager, one task
+//!   per session that owns its client, QR lifecycle and failure states, and one send worker
+//!   per session paced by the anti-ban policy (`engine::pacing`, pure on an injected clock).
 //! - [`display`]: pixels for people: the setup, pairing QR, status and failure screens,
 //!   drawn by one pure renderer into a framebuffer a panel shows (SPI, PNG file, none), and the
 //!   pairing QR in the terminal.

@@ -182,6 +182,7 @@ fn engine_config(cfg: &Config) -> EngineConfig {
         media_cache_dir: Some(cfg.store.data_dir.join("media")),
         media_cache_max_bytes: u64::from(cfg.store.media_cache_mb) * 1024 * 1024,
         inline_media_max_bytes: cfg.webhooks.inline_media_max_bytes,
+        pacing: cfg.pacing.clone(),
     }
 }
 
@@ -292,6 +293,7 @@ async fn run(cfg: Config) -> Result<ExitCode> {
         let _ = api_stopped.await;
     }));
     lan.announce(&cfg, local);
+    notify_systemd(&mgr); // store, engine and API are up: READY=1, then watchdog pings
 
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -543,4 +545,41 @@ fn start_display(
             None
         }
     }
+}
+
+/// systemd integration for `Type=notify` units (systemd/wagate.service). Called once the
+/// store is open, the sessions are restored and the API listens: tells systemd READY=1, then,
+/// when the unit sets `WatchdogSec`, pings WATCHDOG=1 at half that period for as long as the
+/// engine answers a session list within a quarter of it (the manager's lock and a store
+/// read on the blocking pool). A wedged engine stops the pings and systemd restarts the
+/// service. Without `NOTIFY_SOCKET` (not started by systemd) it does nothing.
+fn notify_systemd(mgr: &SessionManager) {
+    use sd_notify::NotifyState;
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    if let Err(e) = sd_notify::notify(&[NotifyState::Ready]) {
+        tracing::warn!(error = %e, "cannot tell systemd the service is ready");
+    }
+    let Some(period) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    tracing::info!(period_ms = period.as_millis() as u64, "systemd watchdog on");
+    let mgr = mgr.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period / 2);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match tokio::time::timeout(period / 4, mgr.list()).await {
+                Ok(Ok(_)) => {
+                    if let Err(e) = sd_notify::notify(&[NotifyState::Watchdog]) {
+                        tracing::warn!(error = %e, "cannot ping the systemd watchdog");
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "watchdog: the engine failed; no ping"),
+                Err(_) => tracing::warn!("watchdog: the engine did not answer in time; no ping"),
+            }
+        }
+    });
 }

@@ -130,6 +130,7 @@ fn fourteen_kinds_arrive_as_the_right_protocol_messages() {
         engine: Some(EngineConfig {
             ws_url: mock.ws_url(),
             trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
+            pacing: common::fast_pacing(),
             ..EngineConfig::default()
         }),
         ..Options::default()

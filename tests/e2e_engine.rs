@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 use wa_mock::{AccountInfo, LoginFailure, MockConfig, MockServer, StreamError};
 use wagate::engine::compose::{self, Content, Outgoing};
+use wagate::engine::pacing::Settings;
 use wagate::engine::{EngineConfig, SessionManager};
 use wagate::events::{Bus, Event, EventKind, FailReason, Notice, SessionState};
 use wagate::store::Store;
@@ -28,6 +29,14 @@ async fn gate(mock: &MockServer, dir: &Path) -> Gate {
     let bus = Bus::new(4096);
     let cfg = EngineConfig {
         ws_url: mock.ws_url(),
+        // Millisecond pacing: these tests are about the engine, not the anti-ban policy.
+        pacing: Settings {
+            min_delay_ms: 1,
+            max_delay_ms: 10,
+            typing_max_ms: 20,
+            warmup: vec![],
+            ..Settings::default()
+        },
         ..EngineConfig::default()
     };
     let mgr = SessionManager::open(store.clone(), bus.clone(), cfg, true)

@@ -170,6 +170,7 @@ fn group_scenario(lid_groups: bool) {
         engine: Some(EngineConfig {
             ws_url: mock.ws_url(),
             trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
+            pacing: common::fast_pacing(),
             ..EngineConfig::default()
         }),
         ..Options::default()

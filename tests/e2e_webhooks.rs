@@ -71,6 +71,7 @@ fn a_conversation_arrives_as_signed_webhooks_in_order() {
         engine: Some(EngineConfig {
             ws_url: mock.ws_url(),
             trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
+            pacing: common::fast_pacing(),
             ..EngineConfig::default()
         }),
         ..Options::default()

@@ -10,12 +10,14 @@ use tokio::task::JoinHandle;
 use whatsapp_rust::Client;
 
 use super::media::{MediaError, MediaFile};
-use super::sender::Sender;
+use super::pacing::{self, Limit, Overrides, Settings, WarmUp};
+use super::sender::{self, PaceShared, Sender};
 use super::session::{self, ClientSlot, Command, SessionCtx};
 use super::{EngineConfig, EngineError, EngineStats, startable, valid_session_id};
-use crate::events::{Bus, SessionState, now_ms};
+use crate::events::{Bus, FailReason, SessionState, now_ms};
 use crate::store::Store;
 use crate::store::inbound::InboundRecord;
+use crate::store::pacing as store_pacing;
 use crate::store::queue::{self, MessageRecord};
 use crate::store::sessions::{self, SessionRecord};
 
@@ -40,6 +42,7 @@ struct Handle {
     /// Wakes the send worker when a message is queued.
     wake: Arc<Notify>,
     sender: JoinHandle<()>,
+    pace: Arc<PaceShared>,
 }
 
 struct Inner {
@@ -130,7 +133,10 @@ impl SessionManager {
             media: self.inner.media.clone(),
         };
         let wake = Arc::new(Notify::new());
+        let pace = Arc::new(PaceShared::default());
         let sender = Sender {
+            defaults: Arc::new(self.inner.cfg.pacing.clone()),
+            pace: pace.clone(),
             id: id.into(),
             store: self.inner.store.clone(),
             bus: self.inner.bus.clone(),
@@ -148,6 +154,7 @@ impl SessionManager {
             task,
             wake,
             sender,
+            pace,
         }
     }
 
@@ -335,20 +342,62 @@ impl SessionManager {
         }
         let content =
             serde_json::to_value(outgoing).map_err(|e| EngineError::Client(e.to_string()))?;
+        let (settings, _, _) =
+            sender::load_settings(&self.inner.store, &self.inner.cfg.pacing, id).await?;
+        let hash = content_hash(&outgoing.content);
+        let window_s = settings.duplicate_window_s;
+        let now = now_ms();
         let new = queue::NewMessage {
             kind: kind.to_string(),
             to: outgoing.to.as_str().to_string(),
             content,
             blob,
             idempotency_key,
-            now_ms: now_ms(),
+            now_ms: now,
         };
         let sid = id.to_string();
-        let done = self
+        let accepted = self
             .inner
             .store
-            .write(move |txn| queue::enqueue(txn, &sid, new))
+            .write(move |txn| {
+                if let Some(key) = &new.idempotency_key
+                    && let Some(record) = queue::by_idempotency_key(txn, &sid, key)?
+                {
+                    return Ok(Ok(queue::Enqueued {
+                        record,
+                        replayed: true,
+                    }));
+                }
+                let window = pacing::duplicate_window_ms(&settings);
+                let since = now.saturating_sub(window);
+                let recipients = store_pacing::content_recipients(txn, &sid, &hash, since)?;
+                let verdict =
+                    pacing::duplicate(&settings, recipients.iter().map(String::as_str), &new.to);
+                if verdict == pacing::Duplicate::Reject {
+                    let mut distinct = recipients.clone();
+                    distinct.sort_unstable();
+                    distinct.dedup();
+                    return Ok(Err(distinct.len()));
+                }
+                let to = new.to.clone();
+                let mut done = queue::enqueue(txn, &sid, new)?;
+                if verdict == pacing::Duplicate::Hold {
+                    done.record = queue::hold(
+                        txn,
+                        &sid,
+                        &done.record.id,
+                        "duplicate content: held by the duplicate guard",
+                    )?;
+                } else {
+                    store_pacing::log_content(txn, &sid, &hash, &to, now, &done.record.id, since)?;
+                }
+                Ok(Ok(done))
+            })
             .await?;
+        let done = accepted.map_err(|recipients| EngineError::Duplicate {
+            recipients,
+            window_s,
+        })?;
         if !done.replayed {
             self.wake(id).await;
             super::sender::publish_depth(&self.inner.store, &self.inner.bus, id).await;
@@ -391,6 +440,163 @@ impl SessionManager {
             _ => return Err(EngineError::NotConnected(id.to_string())),
         };
         super::groups::list(&client).await
+    }
+
+    /// A session's pacing: effective settings, its own overrides, the platform defaults and
+    /// where it is on the warm-up curve.
+    pub async fn settings(&self, id: &str) -> Result<SettingsInfo, EngineError> {
+        self.get(id).await?;
+        let (settings, overrides, paired_at) =
+            sender::load_settings(&self.inner.store, &self.inner.cfg.pacing, id).await?;
+        Ok(SettingsInfo {
+            session: id.to_string(),
+            warm_up: pacing::warm_up(&settings, paired_at, now_ms()),
+            paired_at,
+            settings,
+            overrides,
+            defaults: self.inner.cfg.pacing.clone(),
+        })
+    }
+
+    /// Replace a session's overrides (an empty set follows the platform defaults). Refused
+    /// with the field named unless the settings they make are valid. The send worker plans
+    /// its next message again with them.
+    pub async fn set_settings(
+        &self,
+        id: &str,
+        overrides: Overrides,
+    ) -> Result<SettingsInfo, EngineError> {
+        self.get(id).await?;
+        self.inner.cfg.pacing.with(&overrides).validate()?;
+        let json =
+            serde_json::to_vec(&overrides).map_err(|e| EngineError::Client(e.to_string()))?;
+        let sid = id.to_string();
+        self.inner
+            .store
+            .write(move |t| {
+                let empty = overrides == Overrides::default();
+                store_pacing::set_overrides(t, &sid, (!empty).then_some(json.as_slice()))
+            })
+            .await?;
+        if let Some(h) = self.inner.sessions.lock().await.get(id) {
+            h.pace.replan.notify_one();
+        }
+        self.settings(id).await
+    }
+
+    /// The session's queue: how long, what is held, when the next message goes and, when
+    /// nothing goes, why.
+    pub async fn queue(&self, id: &str) -> Result<QueueInfo, EngineError> {
+        let info = self.get(id).await?;
+        let (settings, _, paired_at) =
+            sender::load_settings(&self.inner.store, &self.inner.cfg.pacing, id).await?;
+        let now = now_ms();
+        let sid = id.to_string();
+        let (depth, held, next, sends) = self
+            .inner
+            .store
+            .read(move |t| {
+                Ok((
+                    queue::depth(t, &sid)?,
+                    queue::held(t, &sid, QUEUE_LIST_LIMIT)?,
+                    queue::next(t, &sid)?,
+                    store_pacing::sends_since(t, &sid, now - pacing::DAY_MS)?,
+                ))
+            })
+            .await?;
+        let plan = {
+            let map = self.inner.sessions.lock().await;
+            map.get(id).and_then(|h| h.pace.get())
+        };
+        let warm_up = pacing::warm_up(&settings, paired_at, now);
+        let count = |w: i64| sends.iter().filter(|&&t| t > now - w).count();
+        let sent = SentCounts {
+            last_minute: count(pacing::MINUTE_MS),
+            last_hour: count(pacing::HOUR_MS),
+            last_day: count(pacing::DAY_MS),
+        };
+        // When the next message goes: the worker's own plan when it has one for the head of
+        // the queue, else the policy's earliest slot plus the shortest delay.
+        let (next_send_at, limit) = match (&next, &plan) {
+            (None, _) => (None, None),
+            (Some(head), Some(p)) if p.msg == head.id => (Some(p.at), p.limit),
+            (Some(_), _) => {
+                let slot = pacing::earliest(&settings, &sends, paired_at, now);
+                let min = i64::try_from(settings.min_delay_ms).unwrap_or(i64::MAX);
+                (Some(slot.at.saturating_add(min)), slot.limit)
+            }
+        };
+        let paused = match &info.state {
+            SessionState::Connected { .. } => limit.map(|l| Paused {
+                reason: if l == Limit::WarmUp {
+                    "warm_up"
+                } else {
+                    "rate_limit"
+                },
+                limit: Some(l),
+                detail: None,
+                until: next_send_at,
+            }),
+            SessionState::Failed { reason, until, .. } => Some(Paused {
+                reason: match reason {
+                    FailReason::Banned => "banned",
+                    FailReason::LoggedOut => "logged_out",
+                    _ => "failed",
+                },
+                limit: None,
+                detail: Some(reason.as_str()),
+                until: *until,
+            }),
+            SessionState::Stopped => Some(Paused {
+                reason: "stopped",
+                limit: None,
+                detail: None,
+                until: None,
+            }),
+            _ => Some(Paused {
+                reason: "not_connected",
+                limit: None,
+                detail: Some(info.state.name()),
+                until: None,
+            }),
+        };
+        let connected = matches!(info.state, SessionState::Connected { .. });
+        Ok(QueueInfo {
+            session: id.to_string(),
+            depth,
+            held_count: held.len(),
+            next_send_at: if connected { next_send_at } else { None },
+            paused: if next.is_some() || !held.is_empty() || !connected {
+                paused
+            } else {
+                None
+            },
+            held,
+            sent,
+            warm_up,
+        })
+    }
+
+    /// Let a held message go: it is queued again in its place.
+    pub async fn release(&self, id: &str, msg: &str) -> Result<MessageRecord, EngineError> {
+        self.get(id).await?;
+        let (sid, m) = (id.to_string(), msg.to_string());
+        let outcome = self
+            .inner
+            .store
+            .write(move |t| queue::release(t, &sid, &m))
+            .await?;
+        match outcome {
+            queue::Release::Released(rec) => {
+                self.wake(id).await;
+                Ok(rec)
+            }
+            queue::Release::NotHeld(rec) => Err(EngineError::NotHeld {
+                id: msg.to_string(),
+                status: status_str(rec.status),
+            }),
+            queue::Release::NotFound => Err(EngineError::MessageNotFound(msg.to_string())),
+        }
     }
 
     /// Send read receipts for received messages (`wa_ids` are WhatsApp's ids, `chat` and, in
@@ -519,4 +725,83 @@ fn info_of(rec: &SessionRecord, handle: &Handle) -> SessionInfo {
         lid: rec.lid.clone(),
         created_at: rec.created_at,
     }
+}
+
+/// The most held messages a queue answer lists.
+pub const QUEUE_LIST_LIMIT: usize = 100;
+
+/// A session's pacing settings as the API shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingsInfo {
+    pub session: String,
+    /// What the worker uses: the defaults with the overrides applied.
+    pub settings: Settings,
+    /// The session's own values.
+    pub overrides: Overrides,
+    /// The platform's (`[pacing]` in the config).
+    pub defaults: Settings,
+    /// When the session paired (unix ms), if known.
+    pub paired_at: Option<i64>,
+    pub warm_up: WarmUp,
+}
+
+/// Sends in the rate-limit windows up to now.
+#[derive(Debug, Clone, Serialize)]
+pub struct SentCounts {
+    pub last_minute: usize,
+    pub last_hour: usize,
+    pub last_day: usize,
+}
+
+/// Why a queue is not moving.
+#[derive(Debug, Clone, Serialize)]
+pub struct Paused {
+    /// `banned`, `logged_out`, `failed`, `stopped`, `not_connected`, `rate_limit`, `warm_up`.
+    pub reason: &'static str,
+    /// For `rate_limit` / `warm_up`: which limit.
+    pub limit: Option<Limit>,
+    /// The failure reason or the session state.
+    pub detail: Option<&'static str>,
+    /// When it may move again (unix ms), when known.
+    pub until: Option<i64>,
+}
+
+/// A session's queue as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueInfo {
+    pub session: String,
+    /// Messages waiting, held ones included.
+    pub depth: u64,
+    pub held_count: usize,
+    /// The held messages, in queue order (at most [`QUEUE_LIST_LIMIT`]).
+    #[serde(skip)]
+    pub held: Vec<MessageRecord>,
+    /// When the next message is expected to go (unix ms); null when nothing waits or the
+    /// session is not connected.
+    pub next_send_at: Option<i64>,
+    /// Why nothing goes now, if something holds the queue.
+    pub paused: Option<Paused>,
+    pub sent: SentCounts,
+    pub warm_up: WarmUp,
+}
+
+fn status_str(s: queue::MessageStatus) -> &'static str {
+    use queue::MessageStatus as M;
+    match s {
+        M::Queued | M::Sending => "queued",
+        M::Held => "held",
+        M::Sent => "sent",
+        M::Delivered => "delivered",
+        M::Read => "read",
+        M::Cancelled => "cancelled",
+        M::Failed => "failed",
+    }
+}
+
+/// What the duplicate guard compares: the message's content without its recipient.
+fn content_hash(content: &super::compose::Content) -> String {
+    use sha2::Digest;
+    let bytes = serde_json::to_vec(content).unwrap_or_default();
+    let digest = sha2::Sha256::digest(&bytes);
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }

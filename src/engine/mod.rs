@@ -9,6 +9,7 @@ pub mod groups;
 pub mod inbound;
 pub mod manager;
 pub mod media;
+pub mod pacing;
 pub mod reply;
 pub mod sender;
 pub mod session;
@@ -54,6 +55,8 @@ pub struct EngineConfig {
     pub media_cache_max_bytes: u64,
     /// Media up to this size is embedded in `message.received` as base64 (0 = never).
     pub inline_media_max_bytes: u64,
+    /// The platform's pacing defaults (`[pacing]`); sessions override them one by one.
+    pub pacing: pacing::Settings,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +69,7 @@ impl Default for EngineConfig {
             media_cache_dir: None,
             media_cache_max_bytes: media::DEFAULT_CACHE_MAX_BYTES,
             inline_media_max_bytes: 0,
+            pacing: pacing::Settings::default(),
         }
     }
 }
@@ -93,6 +97,18 @@ pub enum EngineError {
     NotConnected(String),
     #[error("invalid JID '{0}'")]
     InvalidJid(String),
+    #[error("invalid setting {0}")]
+    InvalidSettings(#[from] pacing::SettingsError),
+    #[error(
+        "the same content already went to {recipients} other recipients within \
+         {window_s} s (the duplicate guard's limit); change the content or the session's \
+         duplicate settings"
+    )]
+    Duplicate { recipients: usize, window_s: u64 },
+    #[error("no message '{0}' in this session")]
+    MessageNotFound(String),
+    #[error("message '{id}' is {status}, not held")]
+    NotHeld { id: String, status: &'static str },
     #[error("WhatsApp request failed: {0}")]
     Client(String),
     #[error(transparent)]

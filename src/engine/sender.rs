@@ -7,8 +7,14 @@
 //! commit and the last leaves the message first in the queue with its id; the next attempt
 //! reuses it, so the recipient sees one message (see `store::queue`).
 //!
-//! The pacing policy (delays, typing, rate limits) wraps [`Sender::send_one`]; until it exists
-//! messages go out as soon as the session is connected.
+//! Pacing ([`super::pacing`]) wraps [`Sender::send_one`]: before each message the worker
+//! asks the policy when it may go (rate limits, warm-up, then a random delay), waits for
+//! that while the session stays connected, shows `composing` (text) or `recording` (voice
+//! notes) for a while, then sends. The send is logged for the rate-limit windows in the
+//! transaction that marks the message sent. A message interrupted mid-send (status
+//! `sending` after a crash) goes again at once, with its WhatsApp id, unpaced: it was paced
+//! the first time. A session that is not connected (banned, logged out, stopped,
+//! reconnecting) takes nothing from its queue; the queue stays and `GET .../queue` says why.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,12 +25,13 @@ use whatsapp_rust::send::SendOptions;
 use whatsapp_rust::upload::UploadOptions;
 
 use super::EngineStats;
-use super::compose::{self, MediaSource, Outgoing, UploadedMedia};
+use super::compose::{self, Content, MediaSource, Outgoing, UploadedMedia};
+use super::pacing::{self, Limit, Overrides, Settings};
 use super::session::ClientSlot;
 use crate::events::{Bus, Event, EventKind, Notice, SessionState, now_ms};
 use crate::net::fetch::{self, FetchError};
-use crate::store::queue::{self, MessageRecord};
-use crate::store::{Store, StoreError, outbox};
+use crate::store::queue::{self, MessageRecord, MessageStatus};
+use crate::store::{self as store, Store, StoreError, outbox};
 
 /// How often one message is tried while connected before it is failed.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -45,6 +52,79 @@ pub(crate) struct Sender {
     pub client: ClientSlot,
     pub wake: Arc<Notify>,
     pub stats: Arc<EngineStats>,
+    /// The platform's pacing defaults.
+    pub defaults: Arc<Settings>,
+    pub pace: Arc<PaceShared>,
+}
+
+/// What the worker and the manager share about pacing.
+#[derive(Debug, Default)]
+pub(crate) struct PaceShared {
+    /// Wakes the worker when the session's settings change: it plans again.
+    pub replan: Notify,
+    /// The message the worker waits to send, and until when.
+    pub plan: std::sync::Mutex<Option<Plan>>,
+}
+
+impl PaceShared {
+    fn set(&self, plan: Option<Plan>) {
+        if let Ok(mut p) = self.plan.lock() {
+            *p = plan;
+        }
+    }
+
+    pub fn get(&self) -> Option<Plan> {
+        self.plan.lock().ok().and_then(|p| p.clone())
+    }
+}
+
+/// When the worker will send its next message.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Plan {
+    pub msg: String,
+    /// Unix ms.
+    pub at: i64,
+    /// The limit that holds it back, if one does.
+    pub limit: Option<Limit>,
+}
+
+/// The session's effective settings, its own overrides, and when it paired.
+pub(crate) async fn load_settings(
+    st: &Store,
+    defaults: &Settings,
+    session: &str,
+) -> Result<(Settings, Overrides, Option<i64>), StoreError> {
+    let sid = session.to_string();
+    let (raw, rec) = st
+        .read(move |t| {
+            Ok((
+                store::pacing::overrides(t, &sid)?,
+                store::sessions::get(t, &sid)?,
+            ))
+        })
+        .await?;
+    let overrides: Overrides = match raw {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            table: "pace_settings",
+            detail: e.to_string(),
+        })?,
+        None => Overrides::default(),
+    };
+    Ok((
+        defaults.with(&overrides),
+        overrides,
+        rec.and_then(|r| r.paired_at),
+    ))
+}
+
+/// What waiting for a message's turn came to.
+enum Paced {
+    /// Send it now, with these settings.
+    Go(Settings),
+    /// Something changed (settings, the session, the head of the queue): look again.
+    Again,
+    /// The session is gone.
+    Closed,
 }
 
 /// Why one attempt did not end the message.
@@ -91,7 +171,17 @@ impl Sender {
                 }
                 continue;
             };
-            match self.send_one(&rec).await {
+            // An interrupted send goes again at once: it was paced the first time.
+            if rec.status != MessageStatus::Sending {
+                match self.pace(&rec).await {
+                    Paced::Go(settings) => self.simulate(&rec, &settings).await,
+                    Paced::Again => continue,
+                    Paced::Closed => return,
+                }
+            }
+            let outcome = self.send_one(&rec).await;
+            self.pace.set(None);
+            match outcome {
                 Ok(()) => backoff = Duration::from_secs(1),
                 Err(Attempt::Retry(why)) if rec.attempts + 1 < MAX_ATTEMPTS => {
                     tracing::warn!(session = %self.id, msg = %rec.id, error = %why, "send failed; will retry");
@@ -124,6 +214,119 @@ impl Sender {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
             }
+        }
+    }
+
+    /// Wait for the message's turn: the rate limits and warm-up, then a random delay.
+    async fn pace(&mut self, rec: &MessageRecord) -> Paced {
+        let settings = match load_settings(&self.store, &self.defaults, &self.id).await {
+            Ok((s, _, paired_at)) => (s, paired_at),
+            Err(e) => {
+                tracing::error!(session = %self.id, error = %e, "cannot read pacing settings");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                return Paced::Again;
+            }
+        };
+        let (settings, paired_at) = settings;
+        let now = now_ms();
+        let sid = self.id.clone();
+        let sends = match self
+            .store
+            .read(move |t| store::pacing::sends_since(t, &sid, now - pacing::DAY_MS))
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(session = %self.id, error = %e, "cannot read the send log");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                return Paced::Again;
+            }
+        };
+        let slot = pacing::earliest(&settings, &sends, paired_at, now);
+        let delay = pacing::draw_delay(&settings, &mut rand::rng());
+        let at = slot
+            .at
+            .saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
+        if let Some(limit) = slot.limit {
+            tracing::info!(session = %self.id, msg = %rec.id, ?limit, until = slot.at, "rate limit: the message waits");
+        }
+        self.pace.set(Some(Plan {
+            msg: rec.id.clone(),
+            at,
+            limit: slot.limit,
+        }));
+        let sleep = tokio::time::sleep(Duration::from_millis(
+            u64::try_from(at.saturating_sub(now)).unwrap_or(0),
+        ));
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                _ = self.pace.replan.notified() => {
+                    self.pace.set(None);
+                    return Paced::Again;
+                }
+                r = self.state.changed() => {
+                    if r.is_err() {
+                        return Paced::Closed;
+                    }
+                    if !matches!(*self.state.borrow(), SessionState::Connected { .. }) {
+                        self.pace.set(None);
+                        return Paced::Again;
+                    }
+                }
+            }
+        }
+        // Still the head of the queue (not cancelled or held while we waited)?
+        let sid = self.id.clone();
+        match self.store.read(move |t| queue::next(t, &sid)).await {
+            Ok(Some(head)) if head.id == rec.id && head.status == rec.status => Paced::Go(settings),
+            Ok(_) => {
+                self.pace.set(None);
+                Paced::Again
+            }
+            Err(e) => {
+                tracing::error!(session = %self.id, error = %e, "cannot read the queue");
+                self.pace.set(None);
+                Paced::Again
+            }
+        }
+    }
+
+    /// Typing before text, recording before voice notes: the state for a while, then
+    /// `paused`. A chat state that does not go out is logged; the message still goes.
+    async fn simulate(&self, rec: &MessageRecord, s: &Settings) {
+        if !s.typing {
+            return;
+        }
+        let Ok(outgoing) = serde_json::from_value::<Outgoing>(rec.content.clone()) else {
+            return;
+        };
+        let (recording, wait) = match &outgoing.content {
+            Content::Text { text } => (false, pacing::typing_ms(s, text.chars().count())),
+            Content::Audio {
+                voice: true,
+                seconds,
+                ..
+            } => (true, pacing::recording_ms(s, *seconds)),
+            _ => return,
+        };
+        let (Some(client), Ok(to)) = (self.client(), rec.to.parse::<whatsapp_rust::Jid>()) else {
+            return;
+        };
+        let cs = client.chatstate();
+        let shown = if recording {
+            cs.send_recording(&to).await
+        } else {
+            cs.send_composing(&to).await
+        };
+        if let Err(e) = shown {
+            tracing::warn!(session = %self.id, msg = %rec.id, error = %e, "chat state not sent");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        if let Err(e) = cs.send_paused(&to).await {
+            tracing::warn!(session = %self.id, msg = %rec.id, error = %e, "chat state not sent");
         }
     }
 
@@ -187,7 +390,9 @@ impl Sender {
         let event = self
             .store
             .write(move |t| {
-                let sent = queue::mark_sent(t, &sid, &id, now_ms())?;
+                let at = now_ms();
+                let sent = queue::mark_sent(t, &sid, &id, at)?;
+                store::pacing::log_send(t, &sid, at)?;
                 outbox::record(t, Event::new(&sid, EventKind::MessageSent(sent.update())))
             })
             .await?;

@@ -302,6 +302,16 @@ impl SessionCtx {
                     Some(p.lid.to_non_ad().to_string()),
                 ));
                 self.set_state(SessionState::Connecting, account).await;
+                // Warm-up counts its days from here.
+                let id = self.id.clone();
+                let at = now_ms();
+                if let Err(e) = self
+                    .store
+                    .write(move |txn| sessions::set_paired_at(txn, &id, at))
+                    .await
+                {
+                    tracing::error!(session = %self.id, error = %e, "could not record the pairing time");
+                }
             }
             WaEvent::PairError(p) => {
                 return After::End {

@@ -13,6 +13,7 @@
 pub mod inbound;
 pub mod keys;
 pub mod outbox;
+pub mod pacing;
 pub mod queue;
 pub mod sessions;
 pub mod wa_backend;
@@ -162,6 +163,7 @@ impl Store {
         }
         sessions::create_tables(&txn)?;
         queue::create_tables(&txn)?;
+        pacing::create_tables(&txn)?;
         keys::create_tables(&txn)?;
         outbox::create_tables(&txn)?;
         inbound::create_tables(&txn)?;

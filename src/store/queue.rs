@@ -465,6 +465,101 @@ pub fn apply_receipt(
     Ok(Some(rec))
 }
 
+/// The message an idempotency key already names, inside a write (so a check and the
+/// [`enqueue`] after it see the same state).
+pub fn by_idempotency_key(
+    txn: &WriteTransaction,
+    session: &str,
+    key: &str,
+) -> Result<Option<MessageRecord>> {
+    let id = {
+        let idem = txn.open_table(IDEM)?;
+        idem.get((session, key))?.map(|v| v.value().to_string())
+    };
+    match id {
+        Some(id) => get_w(txn, session, &id),
+        None => Ok(None),
+    }
+}
+
+/// Hold a queued message (the duplicate guard): it keeps its place in the queue but the
+/// sender passes it by until it is released or cancelled.
+pub fn hold(
+    txn: &WriteTransaction,
+    session: &str,
+    id: &str,
+    reason: &str,
+) -> Result<MessageRecord> {
+    let mut rec = must(txn, session, id)?;
+    if rec.status == MessageStatus::Queued {
+        rec.status = MessageStatus::Held;
+        rec.reason = Some(reason.to_string());
+        put(txn, &rec)?;
+    }
+    Ok(rec)
+}
+
+/// Outcome of [`release`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Release {
+    Released(MessageRecord),
+    /// The message is not held.
+    NotHeld(MessageRecord),
+    NotFound,
+}
+
+/// Let a held message go: it is queued again, in its original place.
+pub fn release(txn: &WriteTransaction, session: &str, id: &str) -> Result<Release> {
+    let Some(mut rec) = get_w(txn, session, id)? else {
+        return Ok(Release::NotFound);
+    };
+    if rec.status != MessageStatus::Held {
+        return Ok(Release::NotHeld(rec));
+    }
+    rec.status = MessageStatus::Queued;
+    rec.reason = None;
+    put(txn, &rec)?;
+    Ok(Release::Released(rec))
+}
+
+/// The messages waiting in the session's queue, in order (held ones included), at most
+/// `limit` of them.
+pub fn pending(txn: &ReadTransaction, session: &str, limit: usize) -> Result<Vec<MessageRecord>> {
+    let q = txn.open_table(QUEUE)?;
+    let msgs = txn.open_table(MSG)?;
+    let mut out = Vec::new();
+    for row in q.range((session, 0u64)..=(session, u64::MAX))? {
+        if out.len() >= limit {
+            break;
+        }
+        let (_, id) = row?;
+        if let Some(v) = msgs.get((session, id.value()))? {
+            out.push(decode(v.value())?);
+        }
+    }
+    Ok(out)
+}
+
+/// The held messages of the session, in queue order, at most `limit` of them.
+pub fn held(txn: &ReadTransaction, session: &str, limit: usize) -> Result<Vec<MessageRecord>> {
+    let q = txn.open_table(QUEUE)?;
+    let msgs = txn.open_table(MSG)?;
+    let mut out = Vec::new();
+    for row in q.range((session, 0u64)..=(session, u64::MAX))? {
+        if out.len() >= limit {
+            break;
+        }
+        let (_, id) = row?;
+        if let Some(v) = msgs.get((session, id.value()))? {
+            let rec = decode(v.value())?;
+            if rec.status == MessageStatus::Held {
+                out.push(rec);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Remove every message row of a session.
 pub(crate) fn delete_session(txn: &WriteTransaction, session: &str) -> Result<()> {
     let end = format!("{session}\0");
@@ -594,6 +689,42 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(found.id, a.id);
+    }
+
+    #[test]
+    fn held_messages_keep_their_place_until_released() {
+        let (_d, s) = store();
+        let a = s
+            .write_blocking(|t| {
+                let r = enqueue(t, "a", msg("1", None))?.record;
+                hold(t, "a", &r.id, "duplicate content")
+            })
+            .unwrap();
+        let b = s
+            .write_blocking(|t| enqueue(t, "a", msg("2", None)))
+            .unwrap()
+            .record;
+        assert_eq!(a.status, MessageStatus::Held);
+        assert_eq!(s.read_blocking(|t| depth(t, "a")).unwrap(), 2);
+        assert_eq!(s.read_blocking(|t| next(t, "a")).unwrap().unwrap().id, b.id);
+        let held_now = s.read_blocking(|t| held(t, "a", 10)).unwrap();
+        assert_eq!(held_now.len(), 1);
+        assert_eq!(held_now[0].reason.as_deref(), Some("duplicate content"));
+        assert!(matches!(
+            s.write_blocking(|t| release(t, "a", &b.id)).unwrap(),
+            Release::NotHeld(_)
+        ));
+        assert!(matches!(
+            s.write_blocking(|t| release(t, "a", &a.id)).unwrap(),
+            Release::Released(_)
+        ));
+        // Released, it is first again: its original place.
+        assert_eq!(s.read_blocking(|t| next(t, "a")).unwrap().unwrap().id, a.id);
+        let all = s.read_blocking(|t| pending(t, "a", 10)).unwrap();
+        assert_eq!(
+            all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            [a.id.as_str(), b.id.as_str()]
+        );
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub struct SessionRecord {
     /// The account's LID once paired.
     #[serde(default)]
     pub lid: Option<String>,
+    /// When the session last paired with a phone (unix ms): the warm-up curve counts its
+    /// days from here. `None` for sessions paired before wagate recorded it (no warm-up).
+    #[serde(default)]
+    pub paired_at: Option<i64>,
 }
 
 impl SessionRecord {
@@ -42,6 +46,7 @@ impl SessionRecord {
             state: SessionState::Stopped,
             phone: None,
             lid: None,
+            paired_at: None,
         }
     }
 }
@@ -94,6 +99,15 @@ pub fn put(txn: &WriteTransaction, rec: &SessionRecord) -> Result<()> {
     Ok(())
 }
 
+/// Record that the session paired at `at` (does nothing for an unknown session).
+pub fn set_paired_at(txn: &WriteTransaction, id: &str, at: i64) -> Result<()> {
+    if let Some(mut rec) = get_in_write(txn, id)? {
+        rec.paired_at = Some(at);
+        put(txn, &rec)?;
+    }
+    Ok(())
+}
+
 /// Remove the record and every key the session's whatsapp-rust backend holds.
 pub fn delete(txn: &WriteTransaction, id: &str) -> Result<bool> {
     let existed = {
@@ -103,5 +117,6 @@ pub fn delete(txn: &WriteTransaction, id: &str) -> Result<bool> {
     super::wa_backend::delete_session_keys(txn, id)?;
     super::queue::delete_session(txn, id)?;
     super::inbound::delete_session(txn, id)?;
+    super::pacing::delete_session(txn, id)?;
     Ok(existed)
 }

@@ -27,6 +27,22 @@ pub fn dead_url() -> String {
     format!("ws://127.0.0.1:{port}/ws/chat")
 }
 
+/// Pacing for tests that send through wa-mock: millisecond delays and typing, limits no
+/// test reaches, no warm-up (the defaults would make a test wait seconds per message).
+pub fn fast_pacing() -> wagate::engine::pacing::Settings {
+    wagate::engine::pacing::Settings {
+        min_delay_ms: 1,
+        max_delay_ms: 10,
+        typing_cps: 1000,
+        typing_max_ms: 20,
+        per_minute: 10_000,
+        per_hour: 10_000,
+        per_day: 10_000,
+        warmup: vec![],
+        ..wagate::engine::pacing::Settings::default()
+    }
+}
+
 pub struct Options {
     /// Open first-boot setup with [`SETUP_CODE`] (else setup is closed).
     pub setup_open: bool,

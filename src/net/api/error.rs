@@ -190,6 +190,10 @@ impl From<EngineError> for ApiError {
             EngineError::SessionFailed { .. } => ApiError::conflict("session_failed", msg),
             EngineError::NotConnected(_) => ApiError::conflict("session_not_connected", msg),
             EngineError::InvalidJid(_) => ApiError::unprocessable("invalid_jid", msg),
+            EngineError::InvalidSettings(_) => ApiError::unprocessable("invalid_setting", msg),
+            EngineError::Duplicate { .. } => ApiError::conflict("duplicate_content", msg),
+            EngineError::MessageNotFound(_) => ApiError::not_found("message_not_found", msg),
+            EngineError::NotHeld { .. } => ApiError::conflict("not_held", msg),
             EngineError::Client(_) => ApiError::new(StatusCode::BAD_GATEWAY, "whatsapp_error", msg),
             EngineError::Store(e) => e.into(),
             EngineError::Closed => ApiError {

@@ -242,10 +242,15 @@ async fn accept(
     }
     let outgoing = compose::parse(&kind, &fields)?;
     let done = mgr.enqueue(&sid, &kind, &outgoing, body.blob, key).await?;
-    // The first answer, again, for a replayed key.
+    // The first answer, again, for a replayed key. `held`: the duplicate guard holds it.
+    let status = if done.record.status == MessageStatus::Held {
+        "held"
+    } else {
+        "queued"
+    };
     let mut resp = (
         StatusCode::ACCEPTED,
-        Json(json!({ "id": done.record.id, "status": "queued" })),
+        Json(json!({ "id": done.record.id, "status": status })),
     )
         .into_response();
     if done.replayed {

@@ -35,6 +35,7 @@ mod keys;
 mod messages;
 mod metrics;
 mod openapi;
+mod pacing;
 mod screen;
 mod sessions;
 mod setup;
@@ -124,6 +125,7 @@ fn all_routes() -> Vec<Route> {
     v.extend(sessions::routes());
     v.extend(messages::routes());
     v.extend(inbound::routes());
+    v.extend(pacing::routes());
     v.extend(webhooks::routes());
     v.extend(groups::routes());
     v.extend(screen::routes());

@@ -48,7 +48,7 @@ fn components() -> Value {
         "type": "array",
         "items": {"type": "string", "enum": ["admin", "sessions:read", "sessions:write", "messages:send", "webhooks:manage"]}
     });
-    json!({
+    let mut v = json!({
         "securitySchemes": {
             "bearer": {
                 "type": "http",
@@ -199,7 +199,7 @@ fn components() -> Value {
                 "type": "object", "required": ["id", "status"],
                 "properties": {
                     "id": {"type": "string", "example": "msg_01JF8ZK3Q4W5E6R7T8Y9U0I1O2"},
-                    "status": {"type": "string", "enum": ["queued"]}
+                    "status": {"type": "string", "enum": ["queued", "held"], "description": "held: the duplicate guard holds it (release or cancel it)"}
                 }
             },
             "Group": {
@@ -240,7 +240,114 @@ fn components() -> Value {
                 }
             }
         }
+    });
+    if let (Some(all), Value::Object(more)) = (v["schemas"].as_object_mut(), pacing_schemas()) {
+        all.extend(more);
+    }
+    v
+}
+
+/// The schemas of the pacing routes.
+fn pacing_schemas() -> Value {
+    let nullable_string = json!({"type": "string", "nullable": true});
+    let nullable_int = json!({"type": "integer", "format": "int64", "nullable": true});
+    json!({
+        "PacingSettings": pacing_settings(false),
+        "PacingOverrides": pacing_settings(true),
+        "WarmUp": {
+            "type": "object", "required": ["day", "daily_limit", "active"],
+            "properties": {
+                "day": {"type": "integer", "description": "Day 1 is the first 24 hours after pairing; 0 when the pairing time is unknown"},
+                "daily_limit": {"type": "integer"},
+                "active": {"type": "boolean", "description": "Whether the warm-up curve lowers today's limit"}
+            }
+        },
+        "SessionSettings": {
+            "type": "object", "required": ["session", "settings", "overrides", "defaults", "paired_at", "warm_up"],
+            "properties": {
+                "session": {"type": "string"},
+                "settings": schema_ref("PacingSettings"),
+                "overrides": schema_ref("PacingOverrides"),
+                "defaults": schema_ref("PacingSettings"),
+                "paired_at": nullable_int.clone(),
+                "warm_up": schema_ref("WarmUp")
+            }
+        },
+        "Queue": {
+            "type": "object", "required": ["session", "depth", "held_count", "held", "next_send_at", "paused", "sent", "warm_up"],
+            "properties": {
+                "session": {"type": "string"},
+                "depth": {"type": "integer", "description": "Messages waiting, held ones included"},
+                "held_count": {"type": "integer"},
+                "held": {"type": "array", "items": schema_ref("Message"), "description": "Held messages in queue order (at most 100)"},
+                "next_send_at": {"type": "integer", "format": "int64", "nullable": true, "description": "Estimated time of the next send (unix ms); null when nothing waits or the session is not connected"},
+                "paused": {
+                    "type": "object", "nullable": true,
+                    "required": ["reason", "limit", "detail", "until"],
+                    "properties": {
+                        "reason": {"type": "string", "enum": ["banned", "logged_out", "failed", "stopped", "not_connected", "rate_limit", "warm_up"]},
+                        "limit": {"type": "string", "nullable": true, "enum": ["per_minute", "per_hour", "per_day", "warm_up", null]},
+                        "detail": nullable_string.clone(),
+                        "until": nullable_int.clone()
+                    }
+                },
+                "sent": {
+                    "type": "object", "required": ["last_minute", "last_hour", "last_day"],
+                    "properties": {
+                        "last_minute": {"type": "integer"},
+                        "last_hour": {"type": "integer"},
+                        "last_day": {"type": "integer"}
+                    }
+                },
+                "warm_up": schema_ref("WarmUp")
+            }
+        }
     })
+}
+
+/// The pacing settings object; as overrides every field is optional (null = the default).
+fn pacing_settings(overrides: bool) -> Value {
+    let int = |d: &str| json!({"type": "integer", "minimum": 0, "description": d});
+    let mut v = json!({
+        "type": "object", "additionalProperties": false,
+        "properties": {
+            "min_delay_ms": int("Shortest random delay before a send"),
+            "max_delay_ms": int("Longest random delay before a send (at least min_delay_ms)"),
+            "typing": {"type": "boolean", "description": "composing before text, recording before voice notes"},
+            "typing_cps": int("Typing speed in characters per second (at least 1)"),
+            "typing_max_ms": int("Longest typing or recording wait"),
+            "per_minute": int("Sends in any 60 s (at least 1)"),
+            "per_hour": int("Sends in any hour (at least 1)"),
+            "per_day": int("Sends in any 24 h (at least 1)"),
+            "warmup": {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": 90, "description": "Daily limits for the first days after pairing"},
+            "duplicate_recipients": int("The same content to more than this many distinct recipients ... (at least 1)"),
+            "duplicate_window_s": int("... within this many seconds ..."),
+            "duplicate_action": {"type": "string", "enum": ["hold", "reject", "off"], "description": "... is held, rejected (409), or let through"}
+        }
+    });
+    if overrides {
+        if let Some(props) = v["properties"].as_object_mut() {
+            for p in props.values_mut() {
+                p["nullable"] = json!(true);
+            }
+        }
+    } else {
+        v["required"] = json!([
+            "min_delay_ms",
+            "max_delay_ms",
+            "typing",
+            "typing_cps",
+            "typing_max_ms",
+            "per_minute",
+            "per_hour",
+            "per_day",
+            "warmup",
+            "duplicate_recipients",
+            "duplicate_window_s",
+            "duplicate_action"
+        ]);
+    }
+    v
 }
 
 /// What one route takes and answers: the request body schema's name, the success
@@ -407,7 +514,10 @@ fn specifics(r: &RouteInfo) -> Specifics {
                     "404",
                     "No such session, or an unknown kind (the kinds are listed)",
                 ),
-                ("409", "The session has failed; start it again first"),
+                (
+                    "409",
+                    "The session has failed (start it again first), or the duplicate guard refused the content (duplicate_content)",
+                ),
                 ("413", "Body or media too large"),
                 ("415", "Not JSON"),
                 ("422", "Not a phone number or JID"),
@@ -464,6 +574,46 @@ fn specifics(r: &RouteInfo) -> Specifics {
                 ("404", "No such session"),
                 ("409", "The session is not connected"),
                 ("502", "WhatsApp did not answer"),
+            ],
+        ),
+        ("GET", "/api/sessions/{sid}/settings") => (
+            None,
+            vec![ok(
+                "200",
+                "The session's pacing",
+                Some(schema_ref("SessionSettings")),
+            )],
+            vec![("404", "No such session")],
+        ),
+        ("PUT", "/api/sessions/{sid}/settings") => (
+            Some("PacingOverrides"),
+            vec![ok(
+                "200",
+                "Saved; the session's pacing now",
+                Some(schema_ref("SessionSettings")),
+            )],
+            vec![
+                ("400", "Bad JSON or an unknown field (named)"),
+                ("404", "No such session"),
+                ("415", "Not JSON"),
+                ("422", "A setting out of range (the field is named)"),
+            ],
+        ),
+        ("GET", "/api/sessions/{sid}/queue") => (
+            None,
+            vec![ok("200", "The session's queue", Some(schema_ref("Queue")))],
+            vec![("404", "No such session")],
+        ),
+        ("POST", "/api/sessions/{sid}/messages/{id}/release") => (
+            None,
+            vec![ok(
+                "200",
+                "Released: queued again",
+                Some(schema_ref("Message")),
+            )],
+            vec![
+                ("404", "No such session or message"),
+                ("409", "The message is not held"),
             ],
         ),
         ("GET", "/api/display.png") => (

@@ -1,0 +1,195 @@
+//! What pacing remembers across restarts: each session's settings overrides, when it sent
+//! (the rate-limit windows), and which content went to whom (the duplicate guard).
+//!
+//! Layout (every key starts with the session id):
+//! - `pace_settings` session -> the session's overrides as JSON (opaque to the store)
+//! - `pace_sends`    (session, unix ms, n) -> (): one row per send; rows older than a day
+//!   are pruned as new ones arrive, so a session keeps at most a day of them
+//! - `pace_content`  (session, content hash, unix ms, recipient) -> msg id: accepted
+//!   messages by content, pruned past the guard's window as new ones arrive
+
+use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+
+use super::Result;
+
+const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("pace_settings");
+const SENDS: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("pace_sends");
+const CONTENT: TableDefinition<(&str, &str, u64, &str), &str> =
+    TableDefinition::new("pace_content");
+
+/// How long send times are kept: the longest rate-limit window.
+pub const SEND_HISTORY_MS: i64 = 24 * 3600 * 1000;
+
+pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<()> {
+    txn.open_table(SETTINGS)?;
+    txn.open_table(SENDS)?;
+    txn.open_table(CONTENT)?;
+    Ok(())
+}
+
+fn ms(at: i64) -> u64 {
+    u64::try_from(at).unwrap_or(0)
+}
+
+/// The session's overrides (JSON), if it has any.
+pub fn overrides(txn: &ReadTransaction, session: &str) -> Result<Option<Vec<u8>>> {
+    let t = txn.open_table(SETTINGS)?;
+    Ok(t.get(session)?.map(|v| v.value().to_vec()))
+}
+
+/// Replace the session's overrides (JSON); `None` removes them.
+pub fn set_overrides(txn: &WriteTransaction, session: &str, json: Option<&[u8]>) -> Result<()> {
+    let mut t = txn.open_table(SETTINGS)?;
+    match json {
+        Some(j) => {
+            t.insert(session, j)?;
+        }
+        None => {
+            t.remove(session)?;
+        }
+    }
+    Ok(())
+}
+
+/// Record a send at `at` and forget sends older than [`SEND_HISTORY_MS`].
+pub fn log_send(txn: &WriteTransaction, session: &str, at: i64) -> Result<()> {
+    let mut t = txn.open_table(SENDS)?;
+    let at = ms(at);
+    // Several sends in one millisecond get distinct rows.
+    let n = t
+        .range((session, at, 0)..=(session, at, u64::MAX))?
+        .next_back()
+        .transpose()?
+        .map(|(k, _)| k.value().2 + 1)
+        .unwrap_or(0);
+    t.insert((session, at, n), ())?;
+    let horizon = at.saturating_sub(ms(SEND_HISTORY_MS));
+    t.retain_in((session, 0, 0)..(session, horizon, 0), |_, _| false)?;
+    Ok(())
+}
+
+/// Send times since `since` (unix ms, inclusive), ascending.
+pub fn sends_since(txn: &ReadTransaction, session: &str, since: i64) -> Result<Vec<i64>> {
+    let t = txn.open_table(SENDS)?;
+    let mut out = Vec::new();
+    for row in t.range((session, ms(since), 0)..=(session, u64::MAX, u64::MAX))? {
+        let (k, _) = row?;
+        out.push(i64::try_from(k.value().1).unwrap_or(i64::MAX));
+    }
+    Ok(out)
+}
+
+/// Recipients that were sent (accepted for) this content since `since`, oldest first.
+pub fn content_recipients(
+    txn: &WriteTransaction,
+    session: &str,
+    hash: &str,
+    since: i64,
+) -> Result<Vec<String>> {
+    let t = txn.open_table(CONTENT)?;
+    let mut out = Vec::new();
+    for row in t.range((session, hash, ms(since), "")..=(session, hash, u64::MAX, "\u{10FFFF}"))? {
+        let (k, _) = row?;
+        out.push(k.value().3.to_string());
+    }
+    Ok(out)
+}
+
+/// Remember that content `hash` was accepted for `to` at `at`, and forget this content's
+/// rows from before `forget_before`.
+pub fn log_content(
+    txn: &WriteTransaction,
+    session: &str,
+    hash: &str,
+    to: &str,
+    at: i64,
+    msg: &str,
+    forget_before: i64,
+) -> Result<()> {
+    let mut t = txn.open_table(CONTENT)?;
+    t.insert((session, hash, ms(at), to), msg)?;
+    t.retain_in(
+        (session, hash, 0, "")..(session, hash, ms(forget_before), ""),
+        |_, _| false,
+    )?;
+    Ok(())
+}
+
+/// Remove every pacing row of a session.
+pub(crate) fn delete_session(txn: &WriteTransaction, session: &str) -> Result<()> {
+    txn.open_table(SETTINGS)?.remove(session)?;
+    txn.open_table(SENDS)?
+        .retain_in((session, 0, 0)..=(session, u64::MAX, u64::MAX), |_, _| {
+            false
+        })?;
+    let end = format!("{session}\0");
+    txn.open_table(CONTENT)?
+        .retain_in((session, "", 0, "")..(end.as_str(), "", 0, ""), |_, _| {
+            false
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn sends_are_kept_a_day_and_content_per_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("p.redb"), 1 << 20).unwrap();
+        let day = SEND_HISTORY_MS;
+        s.write_blocking(|t| {
+            log_send(t, "a", 1_000)?;
+            log_send(t, "a", 1_000)?;
+            log_send(t, "ab", 1_500)?;
+            log_send(t, "a", 2_000)
+        })
+        .unwrap();
+        assert_eq!(
+            s.read_blocking(|t| sends_since(t, "a", 0)).unwrap(),
+            vec![1_000, 1_000, 2_000]
+        );
+        assert_eq!(
+            s.read_blocking(|t| sends_since(t, "a", 1_001)).unwrap(),
+            vec![2_000]
+        );
+        s.write_blocking(|t| log_send(t, "a", 1_500 + day)).unwrap();
+        assert_eq!(
+            s.read_blocking(|t| sends_since(t, "a", 0)).unwrap(),
+            vec![2_000, 1_500 + day]
+        );
+        assert_eq!(
+            s.read_blocking(|t| sends_since(t, "ab", 0)).unwrap(),
+            vec![1_500]
+        );
+
+        let got = s
+            .write_blocking(|t| {
+                log_content(t, "a", "h1", "x@s", 10, "m1", 0)?;
+                log_content(t, "a", "h1", "y@s", 20, "m2", 0)?;
+                log_content(t, "a", "h2", "z@s", 20, "m3", 0)?;
+                log_content(t, "a", "h1", "w@s", 100, "m4", 15)?;
+                content_recipients(t, "a", "h1", 0)
+            })
+            .unwrap();
+        assert_eq!(got, vec!["y@s", "w@s"]);
+
+        s.write_blocking(|t| {
+            set_overrides(t, "a", Some(b"{}"))?;
+            delete_session(t, "a")
+        })
+        .unwrap();
+        assert!(s.read_blocking(|t| overrides(t, "a")).unwrap().is_none());
+        assert!(
+            s.read_blocking(|t| sends_since(t, "a", 0))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            s.read_blocking(|t| sends_since(t, "ab", 0)).unwrap().len(),
+            1
+        );
+    }
+}

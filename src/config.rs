@@ -1216,6 +1216,7 @@ fn pacing_key(field: &str) -> &'static str {
         "duplicate_recipients" => "pacing.duplicate_recipients",
         "duplicate_window_s" => "pacing.duplicate_window_s",
         "duplicate_action" => "pacing.duplicate_action",
+        "auto_read" => "pacing.auto_read",
         _ => "pacing",
     }
 }

@@ -3,7 +3,8 @@
 //! metadata, and the device URL serves the exact bytes (downloaded and decrypted on first
 //! use, from the cache afterwards, even with the session stopped); a poll and the client's
 //! vote on it arrive with the vote decrypted to the chosen option; a quoted reply carries
-//! `reply_to`; in a group of three (wagate and two clients) messages carry the group JID and
+//! `reply_to`; with `auto_read` the customer sees the read receipt of its message before
+//! wagate's reply arrives; in a group of three (wagate and two clients) messages carry the group JID and
 //! the participant's phone-number JID and LID, a reply the quoted message and its author, and
 //! a read receipt reaches the group member; small media is embedded (`inline`) when configured; `POST .../read` sends a read receipt the client sees. Needs
 //! `--features trust-wa-mock`.
@@ -170,6 +171,7 @@ fn a_group_of_three_with_participants_replies_and_a_read_receipt() {
         engine: Some(EngineConfig {
             ws_url: mock.ws_url(),
             trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
+            pacing: common::fast_pacing(),
             ..EngineConfig::default()
         }),
         ..Options::default()
@@ -300,6 +302,7 @@ fn a_customer_writes_media_polls_and_replies() {
             trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
             // The image (70 kB) is embedded in its event too.
             inline_media_max_bytes: 100_000,
+            pacing: common::fast_pacing(),
             ..EngineConfig::default()
         }),
         ..Options::default()
@@ -478,4 +481,107 @@ fn a_customer_writes_media_polls_and_replies() {
     assert_eq!(cached.status, 200);
     assert_eq!(cached.header("x-wagate-cache"), Some("hit"));
     assert_eq!(cached.body, png);
+}
+
+#[test]
+fn auto_read_marks_the_chat_read_before_the_reply() {
+    let mock_rt = Runtime::new().unwrap();
+    let mock = mock_rt
+        .block_on(MockServer::start(MockConfig::default()))
+        .unwrap();
+    let server = Server::start(Options {
+        sessions: vec![],
+        engine: Some(EngineConfig {
+            ws_url: mock.ws_url(),
+            trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
+            pacing: common::fast_pacing(),
+            ..EngineConfig::default()
+        }),
+        ..Options::default()
+    });
+    let key = server.admin();
+    let k = Some(key.as_str());
+    let rx = Receiver::start();
+    assert_eq!(
+        post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() })).status,
+        201
+    );
+    let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
+    // Off by default; on for this session.
+    let r = get(&server.url("/api/sessions/a/settings"), k);
+    assert_eq!(r.json()["settings"]["auto_read"], false, "{}", r.text());
+    let r = common::call(
+        "PUT",
+        &server.url("/api/sessions/a/settings"),
+        k,
+        &[],
+        Some((
+            "application/json",
+            json!({"auto_read": true}).to_string().into_bytes(),
+        )),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["settings"]["auto_read"], true);
+
+    let mut c = mock_rt.block_on(peer(&mock));
+    let to: whatsapp_rust::Jid = a_jid.parse().unwrap();
+    let mut ids = Vec::new();
+    for text in ["hello?", "anyone there?"] {
+        let sent = mock_rt
+            .block_on(c.client.send_message(
+                &to,
+                wa::Message {
+                    conversation: Some(text.into()),
+                    ..Default::default()
+                },
+            ))
+            .unwrap();
+        ids.push(sent.message_id);
+    }
+    rx.wait_for("both received", STEP, |h| {
+        received(h, |d| d["text"] == "anyone there?").is_some()
+            && received(h, |d| d["text"] == "hello?").is_some()
+    });
+    let r = post_json(
+        &server.url("/api/sessions/a/messages/text"),
+        k,
+        json!({"to": c.jid, "text": "yes, how can I help?"}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+
+    // The customer's client: read receipts for both messages, and only then the reply.
+    let mut read: Vec<String> = Vec::new();
+    mock_rt.block_on(wait(&mut c.events, "the reply", |e| match e {
+        Event::Receipt(rc) if rc.r#type == whatsapp_rust::types::presence::ReceiptType::Read => {
+            // `wait` takes a Fn: record through a cell.
+            READ.with(|r| {
+                r.borrow_mut()
+                    .extend(rc.message_ids.iter().map(|m| m.to_string()))
+            });
+            None
+        }
+        Event::Messages(batch)
+            if batch.messages.iter().any(|m| {
+                m.message.conversation.as_deref() == Some("yes, how can I help?")
+                    || m.message
+                        .extended_text_message
+                        .as_option()
+                        .is_some_and(|x| x.text.as_deref() == Some("yes, how can I help?"))
+            }) =>
+        {
+            Some(())
+        }
+        _ => None,
+    }));
+    READ.with(|r| read.extend(r.borrow().iter().cloned()));
+    for id in &ids {
+        assert!(
+            read.contains(id),
+            "read receipt for {id} before the reply (saw {read:?})"
+        );
+    }
+}
+
+thread_local! {
+    static READ: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }

@@ -154,6 +154,11 @@ terminal_qr = false
   page.on('request', (r) => { if (!r.url().startsWith(base) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) external.push(r.url()); });
 
   async function shoot(name) {
+    // The narrowest common phone: nothing wider than the screen (no sideways scrolling).
+    await page.setViewportSize({ width: 360, height: 740 });
+    await page.waitForTimeout(100);
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(wide <= 0, `${name}: fits a 360 px screen (overflow ${wide} px)`);
     for (const [w, hgt, tag] of [[390, 844, 'phone'], [1280, 800, 'desktop']]) {
       await page.setViewportSize({ width: w, height: hgt });
       await page.waitForTimeout(150);

@@ -18,6 +18,10 @@ const app = {
   qrUrl: null,
   sent: new Map(), // message id -> {session, to, status, li}
   nextBefore: null,
+  paged: false,
+  // Counts state changes heard on the stream: an HTTP answer read before a change we already
+  // applied must not put the older state back.
+  seq: 0,
   timers: [],
 };
 
@@ -148,7 +152,11 @@ function start() {
   runStream();
   app.timers.push(setInterval(tick, 1000));
   app.timers.push(setInterval(() => {
-    if (!$('#tab-deliveries').hidden) loadDeliveries(false).catch(fail);
+    // Keep the log fresh, but never pull a row from under the keyboard focus.
+    // Nor once older pages are shown (Refresh goes back to the newest).
+    if (!$('#tab-deliveries').hidden && !app.paged && !$('#dlv-body').contains(document.activeElement)) {
+      loadDeliveries(false).catch(fail);
+    }
   }, 4000));
 }
 
@@ -244,6 +252,7 @@ function onEvent(type, d) {
     for (const f of STATE_FIELDS) delete s[f];
     Object.assign(s, d);
     delete s.session;
+    s.seq = ++app.seq;
     renderSessions();
     if (app.selected === d.session) renderDetail();
   } else if (type === 'resync') {
@@ -268,7 +277,17 @@ function onEvent(type, d) {
 
 // ---------- sessions ----------
 
+// A session as an HTTP answer showed it, unless the stream told us something newer since
+// the request left (`since`: app.seq then).
+function putSession(s, since) {
+  const cur = app.sessions.get(s.id);
+  if (cur && cur.seq > since) return;
+  s.seq = since;
+  app.sessions.set(s.id, s);
+}
+
 async function loadSessions() {
+  const since = app.seq;
   let list;
   try {
     list = await getJson('/api/sessions');
@@ -276,7 +295,12 @@ async function loadSessions() {
     if (e.status === 403) { $('#session-list').replaceChildren(h('li', { text: 'This key may not read sessions.' })); return; }
     throw e;
   }
-  app.sessions = new Map(list.map((s) => [s.id, s]));
+  const old = app.sessions;
+  app.sessions = new Map();
+  for (const s of list) {
+    const cur = old.get(s.id);
+    app.sessions.set(s.id, cur && cur.seq > since ? cur : Object.assign(s, { seq: since }));
+  }
   if (app.selected && !app.sessions.has(app.selected)) app.selected = null;
   renderSessions();
   renderDetail();
@@ -360,7 +384,12 @@ function renderDetail() {
   $('#send-form').hidden = !s.phone;
   const pairing = s.state === 'qr';
   $('#qr-box').hidden = !pairing;
-  if (pairing && s.code && s.code !== app.qrCode) showQr(s);
+  if (pairing && s.code && s.code !== app.qrCode) {
+    showQr(s).catch((e) => {
+      app.qrCode = null; // try again with the next state
+      if (e.code !== 'not_pairing') fail(e);
+    });
+  }
   if (!pairing) dropQr();
   if (pairing && s.pair_code) $('#pair-result').textContent = pairCode(s.pair_code);
   for (const b of document.querySelectorAll('#detail-actions button')) {
@@ -498,6 +527,7 @@ async function loadDeliveries(more) {
   if (status) q.set('status', status);
   if (more && app.nextBefore) q.set('before', app.nextBefore);
   const log = await getJson('/api/deliveries?' + q);
+  app.paged = !!more;
   const rows = log.deliveries.map((d) => h('tr', { 'data-delivery': d.id, 'data-event-type': d.event_type, 'data-status': d.status },
     h('td', { 'data-label': 'When', text: when(d.created_at) }),
     h('td', { 'data-label': 'Event' }, h('code', { text: d.event_type }), h('span', { class: 'sub wrap', text: d.id })),
@@ -554,8 +584,9 @@ function wire() {
 
   const create = $('#create-form');
   create.addEventListener('submit', busy(create, async ({ id }) => {
+    const since = app.seq;
     const s = await sendJson('POST', '/api/sessions', { id: id.trim() });
-    app.sessions.set(s.id, s);
+    putSession(s, since);
     create.reset();
     say(`Session ${s.id} created: it is starting to pair.`);
     select(s.id);
@@ -599,8 +630,9 @@ function wire() {
         return;
       }
       if (act === 'logout' && !confirm(`Unlink ${sid} from its phone?`)) return;
+      const since = app.seq;
       const s = await sendJson('POST', `${path}/${act}`);
-      app.sessions.set(s.id, s);
+      putSession(s, since);
       renderSessions();
       renderDetail();
       say(`Session ${sid}: ${act} done.`);

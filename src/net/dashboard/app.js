@@ -440,12 +440,34 @@ async function loadQueue() {
     throw e;
   }
   if (sid !== app.selected) return;
+  const words = (x) => String(x).replace(/_/g, ' ');
   const facts = [['Waiting', String(q.depth)], ['Held', String(q.held_count || 0)]];
   facts.push(['Next send', q.next_send_at ? when(q.next_send_at) : '—']);
-  if (q.paused) facts.push(['Paused', typeof q.paused === 'string' ? q.paused : (q.paused.reason || JSON.stringify(q.paused))]);
+  if (q.paused) {
+    const p = q.paused;
+    let why = words(p.reason || 'paused');
+    if (p.limit) why += ` (${words(p.limit)} limit)`;
+    if (p.detail) why += `: ${words(p.detail)}`;
+    if (p.until) why += `, until ${when(p.until)}`;
+    facts.push(['Paused', why]);
+  }
+  if (q.sent) facts.push(['Sent', `${q.sent.last_minute} last minute · ${q.sent.last_hour} last hour · ${q.sent.last_day} last day`]);
+  if (q.warm_up && q.warm_up.active) facts.push(['Warm-up', `day ${q.warm_up.day}: at most ${q.warm_up.daily_limit} today`]);
   const dl = h('dl', { class: 'facts' }, facts.flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })]));
-  const held = (q.held || []).map((m) => h('li', {}, `${m.kind} to ${m.to} `, h('span', { class: 'badge', 'data-status': m.status, text: m.status })));
+  const held = (q.held || []).map((m) => h('li', { 'data-message': m.id },
+    h('div', { class: 'row' },
+      h('span', { class: 'wrap' }, `${m.kind} to ${m.to} `, h('span', { class: 'badge', 'data-status': m.status, text: m.status })),
+      h('button', { type: 'button', class: 'small ghost', 'aria-label': `Release ${m.id}`, onclick: () => release(sid, m.id) }, 'Release'))));
   box.replaceChildren(dl, held.length ? h('ul', { class: 'list compact', 'aria-label': 'Held messages' }, held) : '');
+}
+
+// A message the duplicate guard held goes back into the queue in its place.
+async function release(sid, id) {
+  try {
+    await sendJson('POST', `/api/sessions/${encodeURIComponent(sid)}/messages/${encodeURIComponent(id)}/release`);
+    say(`Message ${id} released.`);
+    await loadQueue();
+  } catch (err) { fail(err); }
 }
 
 function setSent(id, status) {

@@ -132,6 +132,7 @@ fn all_routes() -> Vec<Route> {
     v.extend(events::routes());
     v.extend(metrics::routes());
     v.extend(openapi::routes());
+    // The dashboard's page and assets (`/`, `/dashboard/...`): public, they hold no data.
     v.extend(crate::net::dashboard::routes());
     v
 }
@@ -290,9 +291,14 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// 503 for every route but health once the store has failed.
+/// 503 for every route but health (and the dashboard's files, which show the API's own
+/// errors) once the store has failed.
 async fn store_guard(State(state): State<ApiState>, req: Request, next: Next) -> Response {
-    if !state.store().is_ok() && req.uri().path() != "/api/health" {
+    let path = req.uri().path();
+    if !state.store().is_ok()
+        && path != "/api/health"
+        && !crate::net::dashboard::is_dashboard_path(path)
+    {
         return ApiError::store_unavailable().into_response();
     }
     next.run(req).await

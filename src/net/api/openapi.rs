@@ -648,17 +648,17 @@ fn specifics(r: &RouteInfo) -> Specifics {
             vec![ok("200", "This document", Some(json!({"type": "object"})))],
             vec![],
         ),
-        ("GET", "/" | "/dashboard/app.js" | "/dashboard/app.css") => {
-            let media = match r.path {
-                "/" => "text/html",
-                "/dashboard/app.js" => "text/javascript",
-                _ => "text/css",
-            };
+        ("GET", path) if crate::net::dashboard::is_dashboard_path(path) => {
+            let media = crate::net::dashboard::ASSETS
+                .iter()
+                .find(|a| a.path == path)
+                .map(|a| a.content_type.split(';').next().unwrap_or(a.content_type))
+                .unwrap_or("text/plain");
             (
                 None,
                 vec![(
                     "200".into(),
-                    json!({"description": "Embedded in the binary", "content": {media: {"schema": {"type": "string"}}}}),
+                    json!({"description": "A file of the dashboard, embedded in the binary", "content": {media: {"schema": {"type": "string"}}}}),
                 )],
                 vec![(
                     "421",
@@ -736,7 +736,7 @@ fn operation(r: &RouteInfo) -> Value {
     for (status, description) in errors {
         responses.insert(status.into(), error_response(description));
     }
-    if r.path != "/api/health" {
+    if r.path != "/api/health" && !crate::net::dashboard::is_dashboard_path(r.path) {
         responses.insert("503".into(), error_response("The store has failed"));
     }
     let id = format!(

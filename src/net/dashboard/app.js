@@ -1,335 +1,707 @@
-// wagate dashboard: plain JavaScript against the HTTP API, no build step, nothing loaded
-// from elsewhere. The API key lives in sessionStorage (this tab only) and goes out only as
-// the Authorization header of same-origin requests.
+// wagate dashboard: plain JavaScript, no dependencies. The page holds no data of its own;
+// every call carries the API key, which lives in sessionStorage only (this tab, until it
+// closes or the user signs out).
 'use strict';
-(() => {
-  const $ = (id) => document.getElementById(id);
-  const KEY = 'wagate.key';
-  let key = null;
-  let sessions = new Map();
-  let events = null; // AbortController of the live stream
-  let pairing = null; // the session whose QR is shown
-  let shownCode = null;
-  let qrUrl = null;
-  let qrTimer = null;
-  let skew = 0; // device clock minus this browser's, from the Date header
 
-  class ApiError extends Error {
-    constructor(status, code, message) {
-      super(message);
-      this.status = status;
-      this.code = code;
-    }
+const KEY_SLOT = 'wagate.key';
+const STATE_FIELDS = ['code', 'expires_at', 'pair_code', 'since', 'attempts', 'reason', 'until', 'message'];
+
+const $ = (sel) => document.querySelector(sel);
+
+const app = {
+  key: null,
+  sessions: new Map(),
+  selected: null,
+  stream: null,
+  live: false,
+  qrCode: null,
+  qrUrl: null,
+  sent: new Map(), // message id -> {session, to, status, li}
+  nextBefore: null,
+  paged: false,
+  // Counts state changes heard on the stream: an HTTP answer read before a change we already
+  // applied must not put the older state back.
+  seq: 0,
+  timers: [],
+};
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
   }
+}
 
-  async function api(method, path, body) {
-    const headers = { Authorization: `Bearer ${key}` };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    const r = await fetch(path, {
-      method,
-      headers,
-      cache: 'no-store',
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const date = Date.parse(r.headers.get('Date') || '');
-    if (!Number.isNaN(date)) skew = date - Date.now();
-    if (!r.ok) {
-      let code = `http_${r.status}`;
-      let message = `${r.status} ${r.statusText}`;
-      try {
-        const e = (await r.json()).error;
-        code = e.code;
-        message = e.message;
-      } catch (_) { /* not a JSON error */ }
-      if (r.status === 401 && key) signOut(message);
-      throw new ApiError(r.status, code, message);
-    }
-    return r;
+// ---------- small helpers ----------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === 'text') el.textContent = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : v);
   }
-
-  const path = (sid, rest = '') => `/api/sessions/${encodeURIComponent(sid)}${rest}`;
-
-  function el(tag, text, cls) {
-    const e = document.createElement(tag);
-    if (text !== undefined) e.textContent = text;
-    if (cls) e.className = cls;
-    return e;
+  for (const c of children.flat()) {
+    if (c !== null && c !== undefined) el.append(c instanceof Node ? c : String(c));
   }
+  return el;
+}
 
-  function button(text, onclick) {
-    const b = el('button', text, 'secondary');
-    b.type = 'button';
-    b.addEventListener('click', onclick);
-    return b;
-  }
+function say(text, kind) {
+  const s = $('#status');
+  s.textContent = text;
+  s.dataset.kind = kind || 'info';
+}
 
-  // ---- signing in ----------------------------------------------------------------------
+function fail(err) {
+  if (err && err.name === 'AbortError') return;
+  say(err instanceof ApiError ? `${err.message} (${err.code})` : String(err && err.message || err), 'error');
+}
 
-  function show(signedIn) {
-    $('signin').hidden = signedIn;
-    $('app').hidden = !signedIn;
-    $('signout').hidden = !signedIn;
-  }
+function when(ms) {
+  if (ms === null || ms === undefined) return '';
+  return new Date(ms).toLocaleString();
+}
 
-  async function signIn(candidate) {
-    key = candidate;
-    $('signin-error').textContent = '';
+// WhatsApp shows a pairing code as two groups of four.
+function pairCode(c) {
+  return /^[A-Z0-9]{8}$/i.test(c) ? `${c.slice(0, 4)}-${c.slice(4)}` : c;
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function api(method, path, body, accept) {
+  const headers = { Authorization: `Bearer ${app.key}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  headers.Accept = accept || 'application/json';
+  const r = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    cache: 'no-store',
+    credentials: 'omit',
+  });
+  if (!r.ok) {
+    let code = 'http_' + r.status;
+    let message = r.statusText || 'request failed';
     try {
-      const list = await (await api('GET', '/api/sessions')).json();
-      sessionStorage.setItem(KEY, candidate);
-      show(true);
-      setSessions(list);
-      listen();
-    } catch (e) {
-      key = null;
-      sessionStorage.removeItem(KEY);
-      show(false);
-      $('signin-error').textContent = e.status === 401
-        ? `That key was not accepted: ${e.message}`
-        : e.message;
+      const j = await r.json();
+      if (j && j.error) ({ code, message } = j.error);
+    } catch (_) { /* not JSON */ }
+    if (r.status === 401) signOut('The key was refused: sign in again.');
+    throw new ApiError(r.status, code, message);
+  }
+  return r;
+}
+
+const getJson = async (path) => (await api('GET', path)).json();
+const sendJson = async (method, path, body) => {
+  const r = await api(method, path, body);
+  return r.status === 204 ? null : r.json();
+};
+
+// ---------- sign in / out ----------
+
+async function signIn(key) {
+  app.key = key;
+  // Any valid key may read the API description: it tells a good key from a bad one
+  // whatever its scopes.
+  await api('GET', '/api/openapi.json');
+  sessionStorage.setItem(KEY_SLOT, key);
+  start();
+}
+
+function signOut(why) {
+  sessionStorage.removeItem(KEY_SLOT);
+  app.key = null;
+  if (app.stream) app.stream.abort();
+  app.stream = null;
+  app.timers.forEach(clearInterval);
+  app.timers = [];
+  app.sessions.clear();
+  app.sent.clear();
+  app.selected = null;
+  dropQr();
+  setLive(false);
+  for (const id of ['#nav', '#who', '#tab-sessions', '#tab-webhooks', '#tab-deliveries']) $(id).hidden = true;
+  $('#signin').hidden = false;
+  $('#key').value = '';
+  $('#session-list').replaceChildren();
+  $('#hook-list').replaceChildren();
+  $('#dlv-body').replaceChildren();
+  $('#sent-list').replaceChildren();
+  $('#sent-box').hidden = true;
+  $('#secret').textContent = '';
+  $('#secret-box').hidden = true;
+  $('#detail').hidden = true;
+  say(why || 'Signed out.', why ? 'error' : 'info');
+  $('#key').focus();
+}
+
+function start() {
+  $('#signin').hidden = true;
+  $('#nav').hidden = false;
+  $('#who').hidden = false;
+  say('Signed in.');
+  route();
+  loadSessions().catch(fail);
+  runStream();
+  app.timers.push(setInterval(tick, 1000));
+  app.timers.push(setInterval(() => {
+    // Keep the log fresh, but never pull a row from under the keyboard focus.
+    // Nor once older pages are shown (Refresh goes back to the newest).
+    if (!$('#tab-deliveries').hidden && !app.paged && !$('#dlv-body').contains(document.activeElement)) {
+      loadDeliveries(false).catch(fail);
     }
+  }, 4000));
+}
+
+// ---------- tabs ----------
+
+function route() {
+  if (!app.key) return;
+  const tab = (location.hash || '#sessions').slice(1).split('/')[0];
+  const known = ['sessions', 'webhooks', 'deliveries'];
+  const cur = known.includes(tab) ? tab : 'sessions';
+  for (const t of known) {
+    $('#tab-' + t).hidden = t !== cur;
+    const link = document.querySelector(`nav a[data-tab="${t}"]`);
+    if (t === cur) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
   }
+  if (cur === 'webhooks') loadHooks().catch(fail);
+  if (cur === 'deliveries') loadDeliveries(false).catch(fail);
+}
 
-  function signOut(reason) {
-    key = null;
-    sessionStorage.removeItem(KEY);
-    if (events) events.abort();
-    events = null;
-    closePair();
-    show(false);
-    $('signin-error').textContent = reason || '';
-    $('key').value = '';
-  }
+// ---------- live stream (SSE read with fetch: EventSource cannot send a header) ----------
 
-  // ---- sessions ------------------------------------------------------------------------
+function setLive(on) {
+  app.live = on;
+  const el = $('#live');
+  el.dataset.live = on ? 'on' : 'off';
+  el.textContent = on ? 'live' : 'offline';
+}
 
-  function label(s) {
-    switch (s.state) {
-      case 'qr': return 'waiting to be linked';
-      case 'failed': return `failed: ${s.reason || 'unknown'}`;
-      case 'disconnected': return `reconnecting (attempt ${s.attempts || 1})`;
-      default: return s.state;
-    }
-  }
-
-  function setSessions(list) {
-    sessions = new Map(list.map((s) => [s.id, s]));
-    render();
-  }
-
-  function render() {
-    const ul = $('sessions');
-    ul.replaceChildren();
-    const select = $('send-sid');
-    const chosen = select.value;
-    select.replaceChildren();
-    const all = [...sessions.values()].sort((a, b) => a.id.localeCompare(b.id));
-    for (const s of all) {
-      const li = el('li');
-      li.append(el('strong', s.id), el('span', label(s), `state state-${s.state}`));
-      if (s.phone) li.append(el('span', s.phone, 'muted'));
-      if (s.state === 'qr') li.append(button('Link a phone', () => openPair(s.id)));
-      if (s.state === 'stopped' || s.state === 'failed') {
-        li.append(button('Start', () => api('POST', path(s.id, '/start'))
-          .catch((e) => { $('create-error').textContent = `${s.id}: ${e.message}`; })));
-      }
-      ul.append(li);
-      const o = el('option', s.id);
-      o.value = s.id;
-      select.append(o);
-    }
-    if (!all.length) ul.append(el('li', 'No sessions yet.'));
-    if (chosen && sessions.has(chosen)) select.value = chosen;
-    if (pairing) updatePair();
-  }
-
-  // A `state` event carries the session id and its new state's fields.
-  function applyState(ev) {
-    const old = sessions.get(ev.session) || { id: ev.session };
-    const next = { id: old.id, enabled: old.enabled, phone: old.phone, lid: old.lid, created_at: old.created_at };
-    for (const [k, v] of Object.entries(ev)) if (k !== 'session') next[k] = v;
-    sessions.set(next.id, next);
-    render();
-  }
-
-  async function reload() {
-    setSessions(await (await api('GET', '/api/sessions')).json());
-  }
-
-  // Server-Sent Events over fetch (EventSource cannot send the Authorization header).
-  async function listen() {
-    if (events) events.abort();
-    const ctl = new AbortController();
-    events = ctl;
-    let delay = 1000;
-    while (!ctl.signal.aborted) {
-      try {
-        const r = await fetch('/api/events?type=state,resync', {
-          headers: { Authorization: `Bearer ${key}`, Accept: 'text/event-stream' },
-          signal: ctl.signal,
-          cache: 'no-store',
-        });
-        if (r.status === 401) return signOut('The key is no longer valid.');
-        if (!r.ok || !r.body) throw new Error(`HTTP ${r.status}`);
-        $('live').textContent = 'Live';
-        delay = 1000;
-        await reload(); // what changed while we were away
-        const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buf = '';
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buf += value.replace(/\r\n/g, '\n');
-          let i;
-          while ((i = buf.indexOf('\n\n')) >= 0) {
-            onEvent(buf.slice(0, i));
-            buf = buf.slice(i + 2);
-          }
+async function runStream() {
+  const ctrl = new AbortController();
+  app.stream = ctrl;
+  let wait = 1000;
+  while (!ctrl.signal.aborted) {
+    try {
+      const r = await fetch('/api/events', {
+        headers: { Authorization: `Bearer ${app.key}`, Accept: 'text/event-stream' },
+        signal: ctrl.signal,
+        cache: 'no-store',
+        credentials: 'omit',
+      });
+      if (r.status === 401) { signOut('The key was refused: sign in again.'); return; }
+      if (r.status === 403) { say('This key may not read sessions: no live view.', 'error'); return; }
+      if (!r.ok || !r.body) throw new Error('events: HTTP ' + r.status);
+      setLive(true);
+      wait = 1000;
+      // Whatever happened while we were away: read the states afresh.
+      loadSessions().catch(fail);
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value.replace(/\r\n?/g, '\n');
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          onBlock(block);
         }
-      } catch (_) {
-        if (ctl.signal.aborted) return;
       }
-      $('live').textContent = 'Connection lost; reconnecting…';
-      await new Promise((res) => setTimeout(res, delay));
-      delay = Math.min(delay * 2, 30000);
+    } catch (e) {
+      if (ctrl.signal.aborted) return;
     }
+    setLive(false);
+    await sleep(wait);
+    wait = Math.min(wait * 2, 15000);
   }
+}
 
-  function onEvent(block) {
-    let name = 'message';
-    const data = [];
-    for (const line of block.split('\n')) {
-      if (line.startsWith('event:')) name = line.slice(6).trim();
-      else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+function onBlock(block) {
+  let type = 'message';
+  const data = [];
+  for (const line of block.split('\n')) {
+    if (line.startsWith(':')) continue;
+    const c = line.indexOf(':');
+    const field = c < 0 ? line : line.slice(0, c);
+    let value = c < 0 ? '' : line.slice(c + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'event') type = value;
+    else if (field === 'data') data.push(value);
+  }
+  if (!data.length) return;
+  let payload;
+  try { payload = JSON.parse(data.join('\n')); } catch (_) { return; }
+  onEvent(type, payload);
+}
+
+function onEvent(type, d) {
+  if (type === 'state') {
+    const s = app.sessions.get(d.session);
+    if (!s) { loadSessions().catch(fail); return; }
+    for (const f of STATE_FIELDS) delete s[f];
+    Object.assign(s, d);
+    delete s.session;
+    s.seq = ++app.seq;
+    renderSessions();
+    if (app.selected === d.session) renderDetail();
+  } else if (type === 'resync') {
+    loadSessions().catch(fail);
+  } else if (type === 'session.connected') {
+    const s = app.sessions.get(d.session);
+    if (s && d.data) {
+      s.phone = d.data.phone || s.phone;
+      s.lid = d.data.lid || s.lid;
+      renderSessions();
+      if (app.selected === d.session) renderDetail();
     }
-    if (name === 'resync') {
-      reload().catch(() => {});
-    } else if (name === 'state' && data.length) {
-      try { applyState(JSON.parse(data.join('\n'))); } catch (_) { /* ignore a bad event */ }
-    }
+    say(`Session ${d.session} connected.`);
+  } else if (type.startsWith('message.') && d.data && app.sent.has(d.data.id)) {
+    setSent(d.data.id, type.slice('message.'.length));
+  } else if (type === 'message.received') {
+    say(`Session ${d.session} received a message${d.data && d.data.text ? ': ' + d.data.text : ''}.`);
+  } else if (type === 'queue' && d.session === app.selected) {
+    loadQueue().catch(fail);
   }
+}
 
-  // ---- linking a phone -----------------------------------------------------------------
+// ---------- sessions ----------
 
-  function openPair(sid) {
-    pairing = sid;
-    shownCode = null;
-    $('pair').hidden = false;
-    $('pair-sid').textContent = sid;
-    $('pair-code').textContent = '';
-    $('pair-error').textContent = '';
-    updatePair();
-    $('pair').scrollIntoView({ block: 'nearest' });
+// A session as an HTTP answer showed it, unless the stream told us something newer since
+// the request left (`since`: app.seq then).
+function putSession(s, since) {
+  const cur = app.sessions.get(s.id);
+  if (cur && cur.seq > since) return;
+  s.seq = since;
+  app.sessions.set(s.id, s);
+}
+
+async function loadSessions() {
+  const since = app.seq;
+  let list;
+  try {
+    list = await getJson('/api/sessions');
+  } catch (e) {
+    if (e.status === 403) { $('#session-list').replaceChildren(h('li', { text: 'This key may not read sessions.' })); return; }
+    throw e;
   }
-
-  function closePair() {
-    pairing = null;
-    shownCode = null;
-    $('pair').hidden = true;
-    clearInterval(qrTimer);
-    qrTimer = null;
-    if (qrUrl) URL.revokeObjectURL(qrUrl);
-    qrUrl = null;
+  const old = app.sessions;
+  app.sessions = new Map();
+  for (const s of list) {
+    const cur = old.get(s.id);
+    app.sessions.set(s.id, cur && cur.seq > since ? cur : Object.assign(s, { seq: since }));
   }
+  if (app.selected && !app.sessions.has(app.selected)) app.selected = null;
+  renderSessions();
+  renderDetail();
+}
 
-  async function updatePair() {
-    const s = sessions.get(pairing);
-    if (!s) return closePair();
-    clearInterval(qrTimer);
-    if (s.state !== 'qr') {
-      $('qr').hidden = true;
-      $('countdown').textContent = s.state === 'connected'
-        ? `Linked${s.phone ? ` to ${s.phone}` : ''}.`
-        : `The session is ${label(s)}.`;
+function stateLabel(s) {
+  switch (s.state) {
+    case 'qr': return 'waiting for a scan';
+    case 'failed': return 'failed' + (s.reason ? ` (${s.reason})` : '');
+    case 'disconnected': return 'reconnecting';
+    default: return s.state;
+  }
+}
+
+function renderSessions() {
+  const ul = $('#session-list');
+  if (!app.sessions.size) {
+    ul.replaceChildren(h('li', { class: 'muted', text: 'No sessions yet: create one above.' }));
+    return;
+  }
+  const phones = $('#known-phones');
+  phones.replaceChildren();
+  const items = [];
+  for (const s of [...app.sessions.values()].sort((a, b) => a.id.localeCompare(b.id))) {
+    const number = s.phone ? s.phone.split('@')[0] : null;
+    if (number) phones.append(h('option', { value: number, label: `${s.id} (${number})` }));
+    items.push(h('li', { 'data-session': s.id, 'aria-current': app.selected === s.id ? 'true' : null },
+      h('button', { type: 'button', class: 'session', onclick: () => select(s.id) },
+        h('span', { class: 'name' }, s.id, h('span', { class: 'sub', text: number || 'not linked' })),
+        h('span', { class: 'badge', 'data-state': s.state, text: stateLabel(s) }))));
+  }
+  ul.replaceChildren(...items);
+}
+
+function select(id) {
+  if (app.selected !== id) {
+    app.selected = id;
+    $('#pair-result').textContent = '';
+    dropQr();
+  }
+  renderSessions();
+  renderDetail();
+  renderSent();
+  loadQueue().catch(fail);
+  $('#detail-h').focus();
+}
+
+// The messages this page sent from the selected session, newest first.
+function renderSent() {
+  const mine = [...app.sent.values()].filter((m) => m.session === app.selected).map((m) => m.li).reverse();
+  $('#sent-list').replaceChildren(...mine);
+  $('#sent-box').hidden = !mine.length;
+}
+
+function dropQr() {
+  if (app.qrUrl) URL.revokeObjectURL(app.qrUrl);
+  app.qrUrl = null;
+  app.qrCode = null;
+  $('#qr-img').removeAttribute('src');
+  $('#qr-code').textContent = '';
+}
+
+function renderDetail() {
+  const s = app.selected && app.sessions.get(app.selected);
+  const box = $('#detail');
+  if (!s) { box.hidden = true; dropQr(); return; }
+  box.hidden = false;
+  box.dataset.session = s.id;
+  $('#detail-h').textContent = s.id;
+  $('#detail-h').tabIndex = -1;
+  const badge = $('#detail-state');
+  badge.dataset.state = s.state;
+  badge.textContent = stateLabel(s);
+  const facts = [['Phone', s.phone || '—'], ['Enabled', s.enabled ? 'yes' : 'no'], ['Created', when(s.created_at)]];
+  if (s.since) facts.push([s.state === 'connected' ? 'Connected since' : 'Since', when(s.since)]);
+  if (s.state === 'disconnected') facts.push(['Attempts', String(s.attempts)]);
+  if (s.message) facts.push(['Message', s.message]);
+  if (s.until) facts.push(['Retry after', when(s.until)]);
+  $('#detail-facts').replaceChildren(...facts.flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })]));
+  // Sending needs a linked device; a message to a session that is reconnecting still queues.
+  $('#send-form').hidden = !s.phone;
+  const pairing = s.state === 'qr';
+  $('#qr-box').hidden = !pairing;
+  if (pairing && s.code && s.code !== app.qrCode) {
+    showQr(s).catch((e) => {
+      app.qrCode = null; // try again with the next state
+      if (e.code !== 'not_pairing') fail(e);
+    });
+  }
+  if (!pairing) dropQr();
+  if (pairing && s.pair_code) $('#pair-result').textContent = pairCode(s.pair_code);
+  for (const b of document.querySelectorAll('#detail-actions button')) {
+    const act = b.dataset.act;
+    b.disabled = (act === 'start' && s.enabled && s.state !== 'failed') || (act === 'stop' && !s.enabled);
+  }
+  tick();
+}
+
+async function showQr(s) {
+  app.qrCode = s.code;
+  $('#qr-code').textContent = s.code;
+  const want = s.code;
+  const r = await api('GET', `/api/sessions/${encodeURIComponent(s.id)}/qr?format=png`, undefined, 'image/png');
+  const blob = await r.blob();
+  if (app.qrCode !== want) return; // rotated meanwhile
+  if (app.qrUrl) URL.revokeObjectURL(app.qrUrl);
+  app.qrUrl = URL.createObjectURL(blob);
+  const img = $('#qr-img');
+  img.src = app.qrUrl;
+  img.dataset.code = want;
+}
+
+function tick() {
+  const s = app.selected && app.sessions.get(app.selected);
+  const el = $('#qr-countdown');
+  if (!s || s.state !== 'qr' || !s.expires_at) { el.textContent = ''; return; }
+  const left = Math.max(0, Math.round((s.expires_at - Date.now()) / 1000));
+  el.textContent = left > 0 ? `This code changes in ${left} s` : 'Waiting for the next code…';
+}
+
+async function loadQueue() {
+  const sid = app.selected;
+  const box = $('#queue');
+  if (!sid) return;
+  let q;
+  try {
+    q = await getJson(`/api/sessions/${encodeURIComponent(sid)}/queue`);
+  } catch (e) {
+    if (e.code === 'route_not_found') {
+      box.replaceChildren(h('p', { class: 'muted', text: 'This wagate does not report its queue.' }));
       return;
     }
-    if (s.pair_code) $('pair-code').textContent = s.pair_code;
-    $('qr').hidden = false;
-    if (s.code && s.code !== shownCode) {
-      shownCode = s.code;
-      try {
-        const blob = await (await api('GET', path(pairing, '/qr?format=svg'))).blob();
-        if (qrUrl) URL.revokeObjectURL(qrUrl);
-        qrUrl = URL.createObjectURL(blob);
-        $('qr').src = qrUrl;
-      } catch (e) {
-        $('pair-error').textContent = e.message;
-      }
+    if (e.status === 403 || e.status === 404) {
+      box.replaceChildren(h('p', { class: 'muted', text: e.message }));
+      return;
     }
-    const tick = () => {
-      const left = Math.max(0, Math.round((s.expires_at - (Date.now() + skew)) / 1000));
-      $('countdown').textContent = left > 0 ? `This code is valid for ${left} s.` : 'Waiting for the next code…';
-    };
-    tick();
-    qrTimer = setInterval(tick, 1000);
+    throw e;
   }
+  if (sid !== app.selected) return;
+  const words = (x) => String(x).replace(/_/g, ' ');
+  const facts = [['Waiting', String(q.depth)], ['Held', String(q.held_count || 0)]];
+  facts.push(['Next send', q.next_send_at ? when(q.next_send_at) : '—']);
+  if (q.paused) {
+    const p = q.paused;
+    let why = words(p.reason || 'paused');
+    if (p.limit) why += ` (${words(p.limit)} limit)`;
+    if (p.detail) why += `: ${words(p.detail)}`;
+    if (p.until) why += `, until ${when(p.until)}`;
+    facts.push(['Paused', why]);
+  }
+  if (q.sent) facts.push(['Sent', `${q.sent.last_minute} last minute · ${q.sent.last_hour} last hour · ${q.sent.last_day} last day`]);
+  if (q.warm_up && q.warm_up.active) facts.push(['Warm-up', `day ${q.warm_up.day}: at most ${q.warm_up.daily_limit} today`]);
+  const dl = h('dl', { class: 'facts' }, facts.flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })]));
+  const held = (q.held || []).map((m) => h('li', { 'data-message': m.id },
+    h('div', { class: 'row' },
+      h('span', { class: 'wrap' }, `${m.kind} to ${m.to} `, h('span', { class: 'badge', 'data-status': m.status, text: m.status })),
+      h('button', { type: 'button', class: 'small ghost', 'aria-label': `Release ${m.id}`, onclick: () => release(sid, m.id) }, 'Release'))));
+  box.replaceChildren(dl, held.length ? h('ul', { class: 'list compact', 'aria-label': 'Held messages' }, held) : '');
+}
 
-  // ---- forms ---------------------------------------------------------------------------
+// A message the duplicate guard held goes back into the queue in its place.
+async function release(sid, id) {
+  try {
+    await sendJson('POST', `/api/sessions/${encodeURIComponent(sid)}/messages/${encodeURIComponent(id)}/release`);
+    say(`Message ${id} released.`);
+    await loadQueue();
+  } catch (err) { fail(err); }
+}
 
-  $('signin-form').addEventListener('submit', (e) => {
-    e.preventDefault();
-    signIn($('key').value.trim());
-  });
+function setSent(id, status) {
+  const m = app.sent.get(id);
+  if (!m) return;
+  const order = ['queued', 'held', 'sent', 'delivered', 'read'];
+  // Events may arrive out of order: never step back (failed always shows).
+  if (status !== 'failed' && order.indexOf(status) < order.indexOf(m.status)) return;
+  m.status = status;
+  const badge = m.li.querySelector('.badge');
+  badge.dataset.status = status;
+  badge.textContent = status;
+  m.li.dataset.status = status;
+}
 
-  $('signout').addEventListener('click', () => signOut(''));
-
-  $('create-form').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const id = $('new-id').value.trim();
-    $('create-error').textContent = '';
+async function pollSent(id) {
+  // The stream tells us; this covers a stream that is down.
+  for (let i = 0; i < 20 && app.key; i++) {
+    await sleep(i < 5 ? 1500 : 5000);
+    const m = app.sent.get(id);
+    if (!m || ['delivered', 'read', 'failed', 'cancelled'].includes(m.status)) return;
+    if (app.live) continue;
     try {
-      const s = await (await api('POST', '/api/sessions', { id })).json();
-      sessions.set(s.id, s);
-      $('new-id').value = '';
-      render();
-      openPair(s.id);
-    } catch (err) {
-      $('create-error').textContent = err.message;
+      const v = await getJson(`/api/sessions/${encodeURIComponent(m.session)}/messages/${encodeURIComponent(id)}`);
+      setSent(id, v.status);
+    } catch (_) { /* next round */ }
+  }
+}
+
+// ---------- webhooks ----------
+
+async function loadHooks() {
+  const list = await getJson('/api/webhooks');
+  const ul = $('#hook-list');
+  if (!list.length) { ul.replaceChildren(h('li', { class: 'muted', text: 'No endpoints yet.' })); return; }
+  ul.replaceChildren(...list.map((e) => h('li', { 'data-endpoint': e.id },
+    h('div', { class: 'row' },
+      h('div', {},
+        h('strong', { class: 'wrap', text: e.url }),
+        h('span', { class: 'sub', text: `${e.id} · events: ${e.events.join(', ')}${e.sessions ? ' · sessions: ' + e.sessions.join(', ') : ''}` }),
+        e.description ? h('span', { class: 'sub', text: e.description }) : null,
+        e.disabled_reason ? h('span', { class: 'sub', text: 'Disabled: ' + e.disabled_reason }) : null),
+      h('div', { class: 'actions' },
+        h('span', { class: 'badge', 'data-status': e.enabled ? 'delivered' : 'cancelled', text: e.enabled ? 'enabled' : 'disabled' }),
+        h('button', { type: 'button', class: 'small', onclick: () => testHook(e) }, 'Send test'),
+        h('button', { type: 'button', class: 'small ghost', onclick: () => toggleHook(e) }, e.enabled ? 'Disable' : 'Enable'),
+        h('button', { type: 'button', class: 'small danger', 'aria-label': `Delete ${e.url}`, onclick: () => deleteHook(e) }, 'Delete'))))));
+}
+
+async function testHook(e) {
+  try {
+    const r = await sendJson('POST', `/api/webhooks/${encodeURIComponent(e.id)}/test`);
+    say(`Test event queued for ${e.url} (delivery ${r.delivery_id}).`);
+  } catch (err) { fail(err); }
+}
+
+async function toggleHook(e) {
+  try {
+    await sendJson('PATCH', `/api/webhooks/${encodeURIComponent(e.id)}`, { enabled: !e.enabled });
+    say(`${e.url} ${e.enabled ? 'disabled' : 'enabled'}.`);
+    await loadHooks();
+  } catch (err) { fail(err); }
+}
+
+async function deleteHook(e) {
+  if (!confirm(`Delete the endpoint ${e.url}? Its pending deliveries fail.`)) return;
+  try {
+    await sendJson('DELETE', `/api/webhooks/${encodeURIComponent(e.id)}`);
+    say(`Endpoint ${e.url} deleted.`);
+    await loadHooks();
+  } catch (err) { fail(err); }
+}
+
+// ---------- deliveries ----------
+
+async function loadDeliveries(more) {
+  const q = new URLSearchParams({ limit: '50' });
+  const status = $('#dlv-status').value;
+  if (status) q.set('status', status);
+  if (more && app.nextBefore) q.set('before', app.nextBefore);
+  const log = await getJson('/api/deliveries?' + q);
+  app.paged = !!more;
+  const rows = log.deliveries.map((d) => h('tr', { 'data-delivery': d.id, 'data-event-type': d.event_type, 'data-status': d.status },
+    h('td', { 'data-label': 'When', text: when(d.created_at) }),
+    h('td', { 'data-label': 'Event' }, h('code', { text: d.event_type }), h('span', { class: 'sub wrap', text: d.id })),
+    h('td', { 'data-label': 'Session', text: d.session || '—' }),
+    h('td', { 'data-label': 'Status' }, h('span', { class: 'badge', 'data-status': d.status, text: d.status }),
+      d.last_error ? h('span', { class: 'sub', text: d.last_error }) : null),
+    h('td', { 'data-label': 'Tries', text: String(d.attempt_count) }),
+    h('td', {}, d.status === 'pending' ? null
+      : h('button', { type: 'button', class: 'small ghost', 'aria-label': `Redeliver ${d.id}`, onclick: () => redeliver(d) }, 'Redeliver'))));
+  const body = $('#dlv-body');
+  if (more) body.append(...rows);
+  else body.replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: '6', class: 'muted', text: 'No deliveries.' }))]));
+  app.nextBefore = log.next_before || null;
+  $('#dlv-more').hidden = !app.nextBefore;
+}
+
+async function redeliver(d) {
+  try {
+    await sendJson('POST', `/api/deliveries/${encodeURIComponent(d.id)}/redeliver`);
+    say(`Delivery ${d.id} queued again.`);
+    await loadDeliveries(false);
+  } catch (err) { fail(err); }
+}
+
+// ---------- wiring ----------
+
+function formValues(form) {
+  return Object.fromEntries(new FormData(form).entries());
+}
+
+function busy(form, fn) {
+  return async (ev) => {
+    ev.preventDefault();
+    const btn = form.querySelector('button[type="submit"]');
+    if (btn) btn.disabled = true;
+    try { await fn(formValues(form)); } catch (err) { fail(err); } finally { if (btn) btn.disabled = false; }
+  };
+}
+
+function wire() {
+  const signin = $('#signin-form');
+  signin.addEventListener('submit', busy(signin, async ({ key }) => {
+    try {
+      await signIn(key.trim());
+    } catch (e) {
+      app.key = null;
+      sessionStorage.removeItem(KEY_SLOT);
+      if (e instanceof ApiError && e.status === 401) say('That key was refused.', 'error');
+      else throw e;
     }
-  });
+  }));
+  $('#signout').addEventListener('click', () => signOut());
+  window.addEventListener('hashchange', route);
 
-  $('code-form').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    $('pair-error').textContent = '';
-    try {
-      const r = await (await api('POST', path(pairing, '/pair-code'), { phone: $('phone').value.trim() })).json();
-      $('pair-code').textContent = r.code;
-    } catch (err) {
-      $('pair-error').textContent = err.message;
-    }
-  });
+  const create = $('#create-form');
+  create.addEventListener('submit', busy(create, async ({ id }) => {
+    const since = app.seq;
+    const s = await sendJson('POST', '/api/sessions', { id: id.trim() });
+    putSession(s, since);
+    create.reset();
+    say(`Session ${s.id} created: it is starting to pair.`);
+    select(s.id);
+  }));
 
-  $('send-form').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const out = $('send-status');
-    const sid = $('send-sid').value;
+  const pair = $('#pair-form');
+  pair.addEventListener('submit', busy(pair, async ({ phone }) => {
+    const r = await sendJson('POST', `/api/sessions/${encodeURIComponent(app.selected)}/pair-code`, { phone: phone.trim() });
+    $('#pair-result').textContent = pairCode(r.code);
+    say(`Enter ${pairCode(r.code)} on the phone: WhatsApp › Linked devices › Link with phone number.`);
+  }));
+
+  const send = $('#send-form');
+  send.addEventListener('submit', busy(send, async ({ to, text }) => {
+    const sid = app.selected;
+    const dest = to.trim();
+    const m = await sendJson('POST', `/api/sessions/${encodeURIComponent(sid)}/messages/text`, { to: dest, text });
+    const li = h('li', { 'data-message': m.id, 'data-status': m.status },
+      h('div', { class: 'row' }, h('span', { class: 'wrap' }, `To ${dest}: `, h('code', { text: m.id })),
+        h('span', { class: 'badge', 'data-status': m.status, text: m.status })));
+    app.sent.set(m.id, { session: sid, to: dest, status: m.status, li });
+    renderSent();
+    say(`Message ${m.id} accepted.`);
+    pollSent(m.id);
+  }));
+
+  $('#detail-actions').addEventListener('click', async (ev) => {
+    const act = ev.target.closest('button') && ev.target.closest('button').dataset.act;
+    const sid = app.selected;
+    if (!act || !sid) return;
+    const path = `/api/sessions/${encodeURIComponent(sid)}`;
     try {
-      const body = { to: $('send-to').value.trim(), text: $('send-text').value };
-      const m = await (await api('POST', path(sid, '/messages/text'), body)).json();
-      out.textContent = `Queued (${m.id}).`;
-      for (let i = 0; i < 30; i++) {
-        await new Promise((res) => setTimeout(res, 1000));
-        const now = await (await api('GET', path(sid, `/messages/${encodeURIComponent(m.id)}`))).json();
-        out.textContent = `Message ${m.id}: ${now.status}`;
-        if (['delivered', 'read', 'failed'].includes(now.status)) break;
+      if (act === 'delete') {
+        if (!confirm(`Delete session ${sid} and every key it holds?`)) return;
+        await sendJson('DELETE', path);
+        app.sessions.delete(sid);
+        app.selected = null;
+        renderSessions();
+        renderDetail();
+        say(`Session ${sid} deleted.`);
+        return;
       }
-    } catch (err) {
-      out.textContent = `Not sent: ${err.message}`;
-    }
+      if (act === 'logout' && !confirm(`Unlink ${sid} from its phone?`)) return;
+      const since = app.seq;
+      const s = await sendJson('POST', `${path}/${act}`);
+      putSession(s, since);
+      renderSessions();
+      renderDetail();
+      say(`Session ${sid}: ${act} done.`);
+    } catch (err) { fail(err); }
   });
 
-  // ---- start ---------------------------------------------------------------------------
+  const hook = $('#hook-form');
+  hook.addEventListener('submit', busy(hook, async ({ url, events, description }) => {
+    const body = { url: url.trim(), events: events.split(',').map((e) => e.trim()).filter(Boolean) };
+    if (!body.events.length) body.events = ['*'];
+    if (description.trim()) body.description = description.trim();
+    const e = await sendJson('POST', '/api/webhooks', body);
+    hook.reset();
+    $('#secret').textContent = e.secret;
+    $('#secret-box').hidden = false;
+    say(`Endpoint ${e.url} added. Copy its secret now.`);
+    await loadHooks();
+    $('#copy-secret').focus();
+  }));
+  $('#copy-secret').addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText($('#secret').textContent);
+      say('Secret copied.');
+    } catch (_) {
+      const r = document.createRange();
+      r.selectNodeContents($('#secret'));
+      const sel = getSelection();
+      sel.removeAllRanges();
+      sel.addRange(r);
+      say('Copying is not allowed here: the secret is selected, copy it by hand.', 'error');
+    }
+  });
+  $('#hide-secret').addEventListener('click', () => {
+    $('#secret').textContent = '';
+    $('#secret-box').hidden = true;
+  });
 
-  fetch('/api/health', { cache: 'no-store' })
-    .then((r) => r.json())
-    .then((h) => {
-      const parts = [`v${h.version}`];
-      if (h.device_id) parts.unshift(`device ${h.device_id}`);
-      if (h.cert_sha256) parts.push(`certificate SHA-256 ${h.cert_sha256}`);
-      $('device').textContent = parts.join(' · ');
-    })
-    .catch(() => {});
+  const filter = $('#dlv-filter');
+  filter.addEventListener('submit', busy(filter, () => loadDeliveries(false)));
+  $('#dlv-more').addEventListener('click', () => loadDeliveries(true).catch(fail));
+}
 
-  const saved = sessionStorage.getItem(KEY);
-  if (saved) signIn(saved); else show(false);
-})();
+wire();
+const saved = sessionStorage.getItem(KEY_SLOT);
+if (saved) {
+  app.key = saved;
+  start();
+} else {
+  $('#signin').hidden = false;
+}

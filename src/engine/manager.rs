@@ -693,6 +693,7 @@ impl SessionManager {
             .store
             .write(move |txn| sessions::delete(txn, &key).map(|_| ()))
             .await?;
+        self.inner.media.remove_session(id).await;
         tracing::info!(session = id, "session deleted");
         Ok(())
     }

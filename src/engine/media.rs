@@ -109,6 +109,17 @@ impl MediaCache {
         Some(self.file(path, size, rec, true))
     }
 
+    /// Remove a deleted session's cached files.
+    pub async fn remove_session(&self, session: &str) {
+        let _one = self.lock.lock().await;
+        let dir = self.dir.join(session);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(session, error = %e, "cannot remove cached media"),
+        }
+    }
+
     /// Download and decrypt into the cache, then evict beyond the bound.
     pub async fn fetch(
         &self,
@@ -251,3 +262,61 @@ fn classify(e: &anyhow::Error) -> MediaError {
 
 /// Shared handle type.
 pub type SharedCache = Arc<MediaCache>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(dir: &Path, session: &str, id: &str, len: usize, age_s: u64) -> PathBuf {
+        let d = dir.join(session);
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join(id);
+        std::fs::write(&p, vec![0u8; len]).unwrap();
+        let t = std::time::SystemTime::now() - std::time::Duration::from_secs(age_s);
+        std::fs::File::options()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+        p
+    }
+
+    #[tokio::test]
+    async fn the_least_recently_used_files_go_first_beyond_the_bound() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = MediaCache::new(tmp.path().to_path_buf(), 2500, 0);
+        let oldest = put(tmp.path(), "a", "msg_1", 1000, 300);
+        let old = put(tmp.path(), "b", "msg_2", 1000, 200);
+        let partial = put(tmp.path(), "a", ".msg_9.part", 5000, 400);
+        let newest = put(tmp.path(), "a", "msg_3", 1000, 0);
+        cache.evict(&newest).await;
+        assert!(!oldest.exists(), "oldest removed");
+        assert!(old.exists() && newest.exists(), "2000 bytes fit in 2500");
+        assert!(
+            partial.exists(),
+            "a download under way is not counted nor removed"
+        );
+
+        // A hit refreshes a file: then the other one is the oldest.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let rec = InboundRecord {
+            id: "msg_2".into(),
+            kind: "image".into(),
+            ..Default::default()
+        };
+        let hit = cache.cached("b", &rec).await.unwrap();
+        assert!(hit.cached);
+        assert_eq!(hit.size, 1000);
+        assert_eq!(hit.mimetype, "application/octet-stream");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let newer = put(tmp.path(), "c", "msg_4", 1000, 0);
+        cache.evict(&newer).await;
+        assert!(old.exists(), "refreshed by the hit");
+        assert!(!newest.exists(), "now the least recently used");
+        assert!(cache.cached("x", &rec).await.is_none());
+
+        cache.remove_session("b").await;
+        assert!(!tmp.path().join("b").exists());
+    }
+}

@@ -55,6 +55,9 @@ pub const SHORT_ENV_NAMES: &[(&str, &str, &str)] = &[
 
 const ENV_PREFIX: &str = "WAGATE_";
 
+/// The largest `webhooks.inline_media_max_bytes` (the download happens before the ack).
+pub const MAX_INLINE_MEDIA_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Unix socket paths (`sun_path`) hold 108 bytes including the terminating NUL.
 const MAX_SOCKET_PATH_BYTES: usize = 107;
 
@@ -88,6 +91,9 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// redb page cache in MiB, `1..=1024`.
     pub cache_size_mb: u32,
+    /// Bound of the on-disk cache of downloaded inbound media (`data_dir/media`), in MiB;
+    /// the least recently used files are removed beyond it. `1..=65536`.
+    pub media_cache_mb: u32,
 }
 
 impl Default for StoreConfig {
@@ -95,6 +101,7 @@ impl Default for StoreConfig {
         StoreConfig {
             data_dir: PathBuf::from("./data"),
             cache_size_mb: 4,
+            media_cache_mb: 256,
         }
     }
 }
@@ -540,6 +547,9 @@ pub struct WebhooksConfig {
     pub retention_days: u32,
     /// At most this many deliveries are kept; the oldest finished ones go first.
     pub retention_max_deliveries: u32,
+    /// Inbound media up to this many bytes is embedded in `message.received` as base64
+    /// (`inline`); 0 turns it off. At most 4 MiB.
+    pub inline_media_max_bytes: u64,
 }
 
 impl Default for WebhooksConfig {
@@ -551,6 +561,7 @@ impl Default for WebhooksConfig {
             rotation_grace_secs: 86400,
             retention_days: 7,
             retention_max_deliveries: 100_000,
+            inline_media_max_bytes: 0,
         }
     }
 }
@@ -943,6 +954,12 @@ impl Config {
                 format!("{} is out of range 1..=1024", s.cache_size_mb),
             ));
         }
+        if !(1..=65536).contains(&s.media_cache_mb) {
+            return Err((
+                "store.media_cache_mb",
+                format!("{} is out of range 1..=65536", s.media_cache_mb),
+            ));
+        }
         if s.data_dir.as_os_str().is_empty() {
             return Err(("store.data_dir", "must not be empty".to_owned()));
         }
@@ -1041,6 +1058,15 @@ impl Config {
             return Err((
                 "webhooks.retry_tail_secs",
                 "at most 16 waits, each at least 1 second".to_owned(),
+            ));
+        }
+        if h.inline_media_max_bytes > MAX_INLINE_MEDIA_BYTES {
+            return Err((
+                "webhooks.inline_media_max_bytes",
+                format!(
+                    "{} is over the limit of {MAX_INLINE_MEDIA_BYTES}",
+                    h.inline_media_max_bytes
+                ),
             ));
         }
         if h.retention_days == 0 {
@@ -1190,6 +1216,7 @@ fn pacing_key(field: &str) -> &'static str {
         "duplicate_recipients" => "pacing.duplicate_recipients",
         "duplicate_window_s" => "pacing.duplicate_window_s",
         "duplicate_action" => "pacing.duplicate_action",
+        "auto_read" => "pacing.auto_read",
         _ => "pacing",
     }
 }

@@ -150,7 +150,7 @@ pub enum EventKind {
         message: Option<String>,
     },
     #[serde(rename = "message.received")]
-    MessageReceived(MessageReceived),
+    MessageReceived(Box<MessageReceived>),
     #[serde(rename = "message.sent")]
     MessageSent(MessageUpdate),
     #[serde(rename = "message.delivered")]
@@ -216,7 +216,207 @@ pub struct MessageReceived {
     pub push_name: Option<String>,
     /// Unix milliseconds, as the sender stamped it.
     pub sent_at: i64,
+    /// The text, or a media message's caption.
     pub text: Option<String>,
+    /// The group's JID when the chat is a group (the sender stays in `from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The message this one quotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<MessageRef>,
+    /// JIDs the message mentions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    /// What the message is: `kind` and that kind's fields.
+    #[serde(flatten)]
+    pub content: Box<InboundContent>,
+}
+
+/// A reference to another message of the chat by its WhatsApp id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct MessageRef {
+    pub wa_id: String,
+    /// Who wrote the referenced message, when the reference says (groups, and quotes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<String>,
+    /// Whether the referenced message is one this session sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_me: bool,
+}
+
+/// Media of an inbound message; the bytes are fetched through `url`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct InboundMedia {
+    pub mimetype: Option<String>,
+    /// Bytes of the decrypted file.
+    pub size: Option<u64>,
+    /// Hex SHA-256 of the decrypted file.
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// Duration of audio and video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Audio recorded as a voice note.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub voice: bool,
+    /// Animated sticker, or a video sent as a GIF.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub animated: bool,
+    /// The device URL that downloads it: `/api/sessions/{sid}/messages/{id}/media`.
+    pub url: String,
+    /// The file as base64, when it is no larger than `webhooks.inline_media_max_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<String>,
+}
+
+/// A link preview attached to a text.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct LinkPreview {
+    pub url: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+}
+
+/// One shared contact.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct SharedContact {
+    pub name: Option<String>,
+    pub vcard: Option<String>,
+}
+
+/// The kind of an inbound message and its fields (`kind` in `message.received`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InboundContent {
+    Text {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link_preview: Option<LinkPreview>,
+    },
+    Image {
+        #[serde(flatten)]
+        media: InboundMedia,
+    },
+    Video {
+        #[serde(flatten)]
+        media: InboundMedia,
+    },
+    Audio {
+        #[serde(flatten)]
+        media: InboundMedia,
+    },
+    Document {
+        #[serde(flatten)]
+        media: InboundMedia,
+    },
+    Sticker {
+        #[serde(flatten)]
+        media: InboundMedia,
+    },
+    Location {
+        latitude: Option<f64>,
+        longitude: Option<f64>,
+        name: Option<String>,
+        address: Option<String>,
+        url: Option<String>,
+        /// A live location share.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        live: bool,
+    },
+    /// One or more shared contacts.
+    Contact { contacts: Vec<SharedContact> },
+    Poll {
+        question: String,
+        options: Vec<String>,
+        /// How many options a voter may choose (0 = any number).
+        selectable: u32,
+    },
+    /// A vote on a poll: `options` are the chosen option names (empty = vote withdrawn);
+    /// `null` with `error` when it could not be decrypted (the poll is unknown here).
+    PollVote {
+        poll: MessageRef,
+        options: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A reaction; an empty `emoji` removes the sender's reaction.
+    Reaction { target: MessageRef, emoji: String },
+    /// A row chosen in a list message.
+    ListReply {
+        id: Option<String>,
+        title: Option<String>,
+        description: Option<String>,
+    },
+    /// A button pressed on a buttons or template message.
+    ButtonsReply {
+        id: Option<String>,
+        text: Option<String>,
+    },
+    /// The sender edited an earlier message; `text` is the new text.
+    Edit { target: MessageRef },
+    /// The sender deleted an earlier message for everyone.
+    Revoke { target: MessageRef },
+    /// A message kind wagate does not map (yet); `message_type` is WhatsApp's name for it.
+    Unsupported { message_type: String },
+}
+
+impl Default for InboundContent {
+    fn default() -> Self {
+        InboundContent::Text { link_preview: None }
+    }
+}
+
+impl InboundContent {
+    /// The `kind` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            InboundContent::Text { .. } => "text",
+            InboundContent::Image { .. } => "image",
+            InboundContent::Video { .. } => "video",
+            InboundContent::Audio { .. } => "audio",
+            InboundContent::Document { .. } => "document",
+            InboundContent::Sticker { .. } => "sticker",
+            InboundContent::Location { .. } => "location",
+            InboundContent::Contact { .. } => "contact",
+            InboundContent::Poll { .. } => "poll",
+            InboundContent::PollVote { .. } => "poll_vote",
+            InboundContent::Reaction { .. } => "reaction",
+            InboundContent::ListReply { .. } => "list_reply",
+            InboundContent::ButtonsReply { .. } => "buttons_reply",
+            InboundContent::Edit { .. } => "edit",
+            InboundContent::Revoke { .. } => "revoke",
+            InboundContent::Unsupported { .. } => "unsupported",
+        }
+    }
+
+    /// The media descriptor, for the media kinds.
+    pub fn media(&self) -> Option<&InboundMedia> {
+        match self {
+            InboundContent::Image { media }
+            | InboundContent::Video { media }
+            | InboundContent::Audio { media }
+            | InboundContent::Document { media }
+            | InboundContent::Sticker { media } => Some(media),
+            _ => None,
+        }
+    }
+
+    pub fn media_mut(&mut self) -> Option<&mut InboundMedia> {
+        match self {
+            InboundContent::Image { media }
+            | InboundContent::Video { media }
+            | InboundContent::Audio { media }
+            | InboundContent::Document { media }
+            | InboundContent::Sticker { media } => Some(media),
+            _ => None,
+        }
+    }
 }
 
 /// A sent message moved on: sent, delivered, read or failed.

@@ -179,6 +179,9 @@ fn engine_config(cfg: &Config) -> EngineConfig {
         version: cfg.whatsapp.version.tuple(),
         push_name: cfg.whatsapp.push_name.clone(),
         trust_ca_pem: read_trust_ca(cfg),
+        media_cache_dir: Some(cfg.store.data_dir.join("media")),
+        media_cache_max_bytes: u64::from(cfg.store.media_cache_mb) * 1024 * 1024,
+        inline_media_max_bytes: cfg.webhooks.inline_media_max_bytes,
         pacing: cfg.pacing.clone(),
     }
 }

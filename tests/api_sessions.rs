@@ -284,7 +284,7 @@ fn a_lagging_reader_gets_resync() {
         for i in 0..20_000 {
             bus.publish(Notice::Event(Event::new(
                 "default",
-                EventKind::MessageReceived(MessageReceived {
+                EventKind::MessageReceived(Box::new(MessageReceived {
                     id: format!("msg_{i}"),
                     wa_id: format!("W{i}"),
                     chat: "1@s.whatsapp.net".into(),
@@ -294,7 +294,11 @@ fn a_lagging_reader_gets_resync() {
                     push_name: None,
                     sent_at: 0,
                     text: Some(text.clone()),
-                }),
+                    group: None,
+                    reply_to: None,
+                    mentions: Vec::new(),
+                    content: Default::default(),
+                })),
             )));
             if i % 1000 == 0 {
                 tokio::task::yield_now().await;

@@ -40,6 +40,7 @@ fn fast(min_delay_ms: u64, max_delay_ms: u64, typing: bool) -> Settings {
         duplicate_recipients: 5,
         duplicate_window_s: 3_600,
         duplicate_action: DuplicateAction::Hold,
+        auto_read: false,
     }
 }
 

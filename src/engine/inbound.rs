@@ -12,14 +12,27 @@
 //! recoveries) reach the session task as ordinary events; [`record_missing`] writes those the
 //! same way, and skips the ones the hook already wrote.
 
+pub mod content;
+mod fields;
+
 use std::sync::Arc;
 
+use base64::Engine as _;
+use wacore_binary::JidExt as _;
+use waproto::whatsapp as wa;
 use whatsapp_rust::Client;
 use whatsapp_rust::types::events::InboundMessage;
 
 use super::EngineStats;
-use crate::events::{Bus, Event, EventKind, MessageReceived, Notice};
-use crate::store::{Store, outbox};
+use crate::events::{Bus, Event, EventKind, InboundContent, MessageReceived, Notice};
+use crate::store::inbound::InboundRecord;
+use crate::store::{Store, inbound, outbox};
+
+/// The longest an inline media download may hold up a message's ack.
+const INLINE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A received message as written: its event and its record.
+pub(crate) type Received = (Event, InboundRecord);
 
 /// The durability hook of one session's client.
 pub(crate) struct Durable {
@@ -27,20 +40,22 @@ pub(crate) struct Durable {
     pub store: Store,
     pub bus: Bus,
     pub stats: Arc<EngineStats>,
+    pub media: Arc<super::media::MediaCache>,
 }
 
 #[async_trait::async_trait]
 impl whatsapp_rust::InboundDurabilityHook for Durable {
     async fn on_messages(
         &self,
-        _client: Arc<Client>,
+        client: Arc<Client>,
         batch: &[InboundMessage],
     ) -> anyhow::Result<()> {
-        let events: Vec<Event> = batch
-            .iter()
-            .filter(|m| !m.info.source.is_from_me)
-            .map(|m| received_event(&self.session, m))
-            .collect();
+        let mut events = Vec::new();
+        for m in batch.iter().filter(|m| !m.info.source.is_from_me) {
+            let mut r = received_event(&self.session, m);
+            enrich(&client, &self.store, &self.media, &self.session, m, &mut r).await;
+            events.push(r);
+        }
         write(&self.store, &self.bus, &self.stats, events).await?;
         Ok(())
     }
@@ -53,18 +68,20 @@ pub(crate) async fn record_missing(
     store: &Store,
     bus: &Bus,
     stats: &EngineStats,
+    media: &super::media::MediaCache,
     batch: &[InboundMessage],
 ) {
     let mut events = Vec::new();
     for m in batch.iter().filter(|m| !m.info.source.is_from_me) {
         let mut e = received_event(session, m);
-        complete_addresses(client, &mut e).await;
+        complete_addresses(client, &mut e.0).await;
+        enrich(client, store, media, session, m, &mut e).await;
         events.push(e);
     }
     if events.is_empty() {
         return;
     }
-    let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+    let ids: Vec<String> = events.iter().map(|e| e.0.id.clone()).collect();
     let known = store
         .read(move |t| {
             ids.iter()
@@ -72,7 +89,7 @@ pub(crate) async fn record_missing(
                 .collect::<Result<Vec<bool>, _>>()
         })
         .await;
-    let missing: Vec<Event> = match known {
+    let missing: Vec<Received> = match known {
         Ok(known) => events
             .into_iter()
             .zip(known)
@@ -97,7 +114,7 @@ async fn write(
     store: &Store,
     bus: &Bus,
     stats: &EngineStats,
-    events: Vec<Event>,
+    events: Vec<Received>,
 ) -> Result<(), crate::store::StoreError> {
     if events.is_empty() {
         return Ok(());
@@ -105,8 +122,10 @@ async fn write(
     let written = store
         .write(move |t| {
             let mut out = Vec::new();
-            for e in events {
+            for (e, rec) in events {
+                let session = e.session.clone();
                 if let Some(e) = outbox::record(t, e)? {
+                    inbound::put(t, &session, &rec)?;
                     out.push(e);
                 }
             }
@@ -144,17 +163,49 @@ fn jid_string(j: &whatsapp_rust::Jid) -> String {
     j.to_non_ad().to_string()
 }
 
-/// The `message.received` event of an inbound message, with its derived ids.
-pub(crate) fn received_event(session: &str, m: &InboundMessage) -> Event {
+/// The `message.received` event of an inbound message, with its derived ids, and the record
+/// the store keeps of it.
+pub(crate) fn received_event(session: &str, m: &InboundMessage) -> Received {
     let data = message_received(session, m);
     let ulid = data.id.trim_start_matches("msg_").to_string();
-    let mut e = Event::new(session, EventKind::MessageReceived(data));
+    let base = {
+        use whatsapp_rust::prelude::MessageExt;
+        m.message.get_base_message()
+    };
+    let keep_proto =
+        data.content.media().is_some() || matches!(*data.content, InboundContent::Poll { .. });
+    let rec = InboundRecord {
+        id: data.id.clone(),
+        chat: data.chat.clone(),
+        sender: data.from.clone(),
+        wa_id: data.wa_id.clone(),
+        kind: data.content.name().to_string(),
+        sent_at: data.sent_at,
+        mimetype: data.content.media().and_then(|x| x.mimetype.clone()),
+        file_name: data.content.media().and_then(|x| x.file_name.clone()),
+        size: data.content.media().and_then(|x| x.size),
+        proto: keep_proto.then(|| {
+            let mut keep = base.clone();
+            // A poll's secret travels beside it; keep it with the poll.
+            if keep.message_context_info.as_option().is_none()
+                && let Some(ci) = m.message.message_context_info.as_option()
+            {
+                keep.message_context_info = waproto::buffa::MessageField::some(ci.clone());
+            }
+            base64::engine::general_purpose::STANDARD.encode(waproto::codec::message_to_vec(&keep))
+        }),
+    };
+    let mut e = Event::new(session, EventKind::MessageReceived(Box::new(data)));
     e.id = format!("evt_{ulid}");
-    e
+    (e, rec)
+}
+
+/// The device URL of a received message's media.
+pub fn media_url(session: &str, id: &str) -> String {
+    format!("/api/sessions/{session}/messages/{id}/media")
 }
 
 fn message_received(session: &str, m: &InboundMessage) -> MessageReceived {
-    use whatsapp_rust::prelude::MessageExt;
     let src = &m.info.source;
     let (mut phone, mut lid) = (None, None);
     for j in [Some(&src.sender), src.sender_alt.as_ref()]
@@ -171,15 +222,149 @@ fn message_received(session: &str, m: &InboundMessage) -> MessageReceived {
     let from = jid_string(&src.sender);
     let sent_at = m.info.timestamp.timestamp_millis();
     let ulid = outbox::inbound_ulid(session, &chat, &from, &m.info.id, sent_at);
+    let id = format!("msg_{ulid}");
+    let mapped = content::map(&m.message, &media_url(session, &id));
     MessageReceived {
-        id: format!("msg_{ulid}"),
+        id,
         wa_id: m.info.id.to_string(),
+        group: src.chat.is_group().then(|| chat.clone()),
         chat,
         from,
         from_phone: phone,
         from_lid: lid,
         push_name: (!m.info.push_name.is_empty()).then(|| m.info.push_name.clone()),
         sent_at,
-        text: m.message.text_content().map(str::to_string),
+        text: mapped.text,
+        reply_to: mapped.reply_to,
+        mentions: mapped.mentions,
+        content: Box::new(mapped.content),
     }
+}
+
+/// What the mapping cannot do alone: decrypt a poll vote (the poll's secret is in the store
+/// or the client's), and embed small media when `inline_media_max_bytes` asks for it.
+async fn enrich(
+    client: &Client,
+    store: &Store,
+    media: &super::media::MediaCache,
+    session: &str,
+    m: &InboundMessage,
+    (e, rec): &mut Received,
+) {
+    let EventKind::MessageReceived(data) = &mut e.kind else {
+        return;
+    };
+    if let InboundContent::PollVote {
+        poll,
+        options,
+        error,
+    } = &mut *data.content
+    {
+        match decrypt_vote(client, store, session, m, poll).await {
+            Ok(names) => *options = Some(names),
+            Err(why) => *error = Some(why),
+        }
+    }
+    let limit = media.inline_max_bytes();
+    if limit > 0
+        && let Some(md) = data.content.media_mut()
+        && md.size.is_some_and(|s| s <= limit)
+    {
+        // This runs before the write, so before WhatsApp's ack: bounded in size (config) and
+        // in time; a download that fails or takes too long leaves `inline` out, not the event.
+        let fetch = media.download_small(client, rec, limit);
+        match tokio::time::timeout(INLINE_TIMEOUT, fetch)
+            .await
+            .unwrap_or_else(|_| Err(super::media::MediaError::Other("timed out".into())))
+        {
+            Ok(bytes) => {
+                md.inline = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+            }
+            Err(err) => {
+                tracing::warn!(session, id = %rec.id, error = %err, "inline media not embedded")
+            }
+        }
+    }
+}
+
+/// The option names a poll vote chose.
+async fn decrypt_vote(
+    client: &Client,
+    store: &Store,
+    session: &str,
+    m: &InboundMessage,
+    poll: &mut crate::events::MessageRef,
+) -> Result<Vec<String>, String> {
+    use whatsapp_rust::prelude::MessageExt;
+    let base = m.message.get_base_message();
+    let Some(update) = base.poll_update_message.as_option() else {
+        return Err("not a poll vote".into());
+    };
+    let Some(vote) = update.vote.as_option() else {
+        return Err("the vote carries no payload".into());
+    };
+    let src = &m.info.source;
+    let chat = jid_string(&src.chat);
+    let creator: whatsapp_rust::Jid = if let Some(p) = &poll.participant {
+        p.parse().map_err(|_| format!("bad poll creator '{p}'"))?
+    } else if poll.from_me {
+        src.sender.to_non_ad()
+    } else {
+        client.pn().ok_or("not logged in")?.to_non_ad()
+    };
+    poll.participant.get_or_insert_with(|| creator.to_string());
+    let (sid, c, w) = (session.to_string(), chat.clone(), poll.wa_id.clone());
+    let stored = store
+        .read(move |t| inbound::by_wa_id(t, &sid, &c, &w))
+        .await
+        .map_err(|e| e.to_string())?;
+    let poll_msg: Option<wa::Message> = stored
+        .and_then(|r| r.proto)
+        .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
+        .and_then(|b| waproto::codec::message_decode(&b).ok());
+    let Some(poll_msg) = poll_msg else {
+        return Err("the poll is unknown to this session".into());
+    };
+    let secret = match poll_msg
+        .message_context_info
+        .as_option()
+        .and_then(|c| c.message_secret.clone())
+    {
+        Some(s) => s,
+        None => client
+            .persistence_manager()
+            .backend()
+            .get_msg_secret(&chat, &creator.to_string(), &poll.wa_id)
+            .await
+            .ok()
+            .flatten()
+            .ok_or("the poll's secret is unknown")?,
+    };
+    let hashes = client
+        .polls()
+        .decrypt_vote(
+            whatsapp_rust::features::PollVoteCiphertext {
+                enc_payload: vote.enc_payload.as_deref().unwrap_or_default(),
+                enc_iv: vote.enc_iv.as_deref().unwrap_or_default(),
+            },
+            &secret,
+            &poll.wa_id,
+            &creator,
+            &src.sender,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let InboundContent::Poll { options, .. } = content::map(&poll_msg, "").content else {
+        return Err("the referenced message is not a poll".into());
+    };
+    Ok(hashes
+        .iter()
+        .map(|h| {
+            options
+                .iter()
+                .find(|o| wacore::poll::compute_option_hash(o).as_slice() == h.as_slice())
+                .cloned()
+                .unwrap_or_else(|| content::hex(h))
+        })
+        .collect())
 }

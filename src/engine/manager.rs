@@ -9,12 +9,14 @@ use tokio::sync::{Mutex, Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use whatsapp_rust::Client;
 
+use super::media::{MediaError, MediaFile};
 use super::pacing::{self, Limit, Overrides, Settings, WarmUp};
 use super::sender::{self, PaceShared, Sender};
 use super::session::{self, ClientSlot, Command, SessionCtx};
 use super::{EngineConfig, EngineError, EngineStats, startable, valid_session_id};
 use crate::events::{Bus, FailReason, SessionState, now_ms};
 use crate::store::Store;
+use crate::store::inbound::InboundRecord;
 use crate::store::pacing as store_pacing;
 use crate::store::queue::{self, MessageRecord};
 use crate::store::sessions::{self, SessionRecord};
@@ -49,6 +51,7 @@ struct Inner {
     bus: Bus,
     cfg: Arc<EngineConfig>,
     sessions: Mutex<HashMap<String, Handle>>,
+    media: Arc<super::media::MediaCache>,
 }
 
 /// The engine's handle. Cloning shares it.
@@ -66,8 +69,16 @@ impl SessionManager {
         cfg: EngineConfig,
         autostart: bool,
     ) -> Result<Self, EngineError> {
+        let media = Arc::new(super::media::MediaCache::new(
+            cfg.media_cache_dir
+                .clone()
+                .unwrap_or_else(|| super::media::default_dir(store.path())),
+            cfg.media_cache_max_bytes,
+            cfg.inline_media_max_bytes,
+        ));
         let mgr = SessionManager {
             inner: Arc::new(Inner {
+                media,
                 stats: Arc::default(),
                 store,
                 bus,
@@ -119,6 +130,7 @@ impl SessionManager {
             state_tx,
             client: client.clone(),
             stats: self.inner.stats.clone(),
+            media: self.inner.media.clone(),
         };
         let wake = Arc::new(Notify::new());
         let pace = Arc::new(PaceShared::default());
@@ -612,6 +624,58 @@ impl SessionManager {
             .map_err(|e| EngineError::Client(e.to_string()))
     }
 
+    /// A received message's record.
+    pub async fn inbound(&self, id: &str, msg: &str) -> Result<Option<InboundRecord>, EngineError> {
+        let (sid, msg) = (id.to_string(), msg.to_string());
+        Ok(self
+            .inner
+            .store
+            .read(move |txn| crate::store::inbound::get(txn, &sid, &msg))
+            .await?)
+    }
+
+    /// The media of a received message as a file in the cache (downloaded and decrypted
+    /// first when it is not there).
+    pub async fn media(&self, id: &str, msg: &str) -> Result<MediaFile, MediaError> {
+        let rec = self
+            .inbound(id, msg)
+            .await
+            .map_err(|e| MediaError::Other(e.to_string()))?
+            .ok_or(MediaError::NotFound)?;
+        if rec.proto.is_none() {
+            return Err(MediaError::NotFound);
+        }
+        if let Some(hit) = self.inner.media.cached(id, &rec).await {
+            return Ok(hit);
+        }
+        let client = self
+            .client(id)
+            .await
+            .ok_or_else(|| MediaError::NotConnected(id.to_string()))?;
+        self.inner.media.fetch(&client, id, &rec).await
+    }
+
+    /// Mark a received message read: a read receipt to its sender, and no longer unread.
+    pub async fn read_inbound(&self, id: &str, msg: &str) -> Result<Option<()>, EngineError> {
+        let Some(rec) = self.inbound(id, msg).await? else {
+            return Ok(None);
+        };
+        let group = rec.chat.ends_with("@g.us");
+        self.mark_read(
+            id,
+            &rec.chat,
+            group.then_some(rec.sender.as_str()),
+            &[rec.wa_id.as_str()],
+        )
+        .await?;
+        let (sid, chat, mid) = (id.to_string(), rec.chat.clone(), rec.id.clone());
+        self.inner
+            .store
+            .write(move |t| crate::store::inbound::mark_read(t, &sid, &chat, &[mid]))
+            .await?;
+        Ok(Some(()))
+    }
+
     /// Stop the session, then remove it and every key it had.
     pub async fn delete(&self, id: &str) -> Result<(), EngineError> {
         let mut map = self.inner.sessions.lock().await;
@@ -629,6 +693,7 @@ impl SessionManager {
             .store
             .write(move |txn| sessions::delete(txn, &key).map(|_| ()))
             .await?;
+        self.inner.media.remove_session(id).await;
         tracing::info!(session = id, "session deleted");
         Ok(())
     }

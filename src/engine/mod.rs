@@ -6,14 +6,16 @@
 
 pub mod compose;
 pub mod groups;
-mod inbound;
+pub mod inbound;
 pub mod manager;
+pub mod media;
 pub mod pacing;
 pub mod reply;
 pub mod sender;
 pub mod session;
 
 pub use manager::{SessionInfo, SessionManager};
+pub use media::{MediaError, MediaFile};
 
 use crate::events::SessionState;
 use crate::store::StoreError;
@@ -47,6 +49,12 @@ pub struct EngineConfig {
     /// A PEM certificate the media HTTP client trusts instead of the public roots. Honoured
     /// only in a `trust-wa-mock` build (wa-mock's media host); ignored otherwise.
     pub trust_ca_pem: Option<Vec<u8>>,
+    /// Where downloaded media is cached; `None` = `media/` beside the redb file.
+    pub media_cache_dir: Option<std::path::PathBuf>,
+    /// The cache's size bound in bytes; the least recently used files go first beyond it.
+    pub media_cache_max_bytes: u64,
+    /// Media up to this size is embedded in `message.received` as base64 (0 = never).
+    pub inline_media_max_bytes: u64,
     /// The platform's pacing defaults (`[pacing]`); sessions override them one by one.
     pub pacing: pacing::Settings,
 }
@@ -58,6 +66,9 @@ impl Default for EngineConfig {
             version: DEFAULT_VERSION,
             push_name: "wagate".into(),
             trust_ca_pem: None,
+            media_cache_dir: None,
+            media_cache_max_bytes: media::DEFAULT_CACHE_MAX_BYTES,
+            inline_media_max_bytes: 0,
             pacing: pacing::Settings::default(),
         }
     }

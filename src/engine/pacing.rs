@@ -73,6 +73,9 @@ pub struct Settings {
     pub duplicate_window_s: u64,
     /// ... is held, rejected, or (off) let through.
     pub duplicate_action: DuplicateAction,
+    /// Before a send to a chat with unread received messages, mark them read (after the
+    /// random delay, then a pause of half a fresh one before typing starts).
+    pub auto_read: bool,
 }
 
 impl Default for Settings {
@@ -90,6 +93,7 @@ impl Default for Settings {
             duplicate_recipients: 5,
             duplicate_window_s: 3_600,
             duplicate_action: DuplicateAction::Hold,
+            auto_read: false,
         }
     }
 }
@@ -192,7 +196,8 @@ impl Settings {
             warmup,
             duplicate_recipients,
             duplicate_window_s,
-            duplicate_action
+            duplicate_action,
+            auto_read
         );
         s
     }
@@ -227,6 +232,8 @@ pub struct Overrides {
     pub duplicate_window_s: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_action: Option<DuplicateAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_read: Option<bool>,
 }
 
 /// The random delay before one send: uniform in `min_delay_ms..=max_delay_ms`.
@@ -429,6 +436,7 @@ mod tests {
             duplicate_recipients: 2,
             duplicate_window_s: 600,
             duplicate_action: DuplicateAction::Hold,
+            auto_read: false,
         }
     }
 

@@ -174,7 +174,10 @@ impl Sender {
             // An interrupted send goes again at once: it was paced the first time.
             if rec.status != MessageStatus::Sending {
                 match self.pace(&rec).await {
-                    Paced::Go(settings) => self.simulate(&rec, &settings).await,
+                    Paced::Go(settings) => {
+                        self.auto_read(&rec, &settings).await;
+                        self.simulate(&rec, &settings).await
+                    }
                     Paced::Again => continue,
                     Paced::Closed => return,
                 }
@@ -291,6 +294,97 @@ impl Sender {
                 Paced::Again
             }
         }
+    }
+
+    /// `auto_read`: mark the chat's unread received messages read before replying, then
+    /// pause half a fresh random delay (reading), so typing does not start at the receipt.
+    /// A receipt that does not go out is logged; the message still goes.
+    async fn auto_read(&self, rec: &MessageRecord, s: &Settings) {
+        if !s.auto_read {
+            return;
+        }
+        let Some(client) = self.client() else {
+            return;
+        };
+        // The chat as received may be named by phone number or by LID.
+        let mut chats = vec![rec.to.clone()];
+        if let Ok(jid) = rec.to.parse::<whatsapp_rust::Jid>()
+            && let Ok(Some(entry)) = client.get_lid_pn_entry(&jid).await
+        {
+            for alt in [
+                format!("{}@lid", entry.lid),
+                format!("{}@s.whatsapp.net", entry.phone_number),
+            ] {
+                if !chats.contains(&alt) {
+                    chats.push(alt);
+                }
+            }
+        }
+        let (sid, cs) = (self.id.clone(), chats.clone());
+        let unread = match self
+            .store
+            .read(move |t| {
+                let mut all = Vec::new();
+                for c in &cs {
+                    all.extend(store::inbound::unread(t, &sid, c)?);
+                }
+                Ok(all)
+            })
+            .await
+        {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(session = %self.id, error = %e, "cannot read unread messages");
+                return;
+            }
+        };
+        if unread.is_empty() {
+            return;
+        }
+        // One receipt per chat and (in groups) sender.
+        let mut batches: Vec<ReadBatch> = Vec::new();
+        for m in &unread {
+            let sender = m.chat.ends_with("@g.us").then(|| m.sender.clone());
+            let key = (m.chat.clone(), sender);
+            match batches.iter_mut().find(|(k, _, _)| *k == key) {
+                Some((_, wa, ids)) => {
+                    wa.push(m.wa_id.clone());
+                    ids.push(m.id.clone());
+                }
+                None => batches.push((key, vec![m.wa_id.clone()], vec![m.id.clone()])),
+            }
+        }
+        for ((chat, sender), wa_ids, ids) in batches {
+            let (Ok(chat_jid), sender_jid) = (
+                chat.parse::<whatsapp_rust::Jid>(),
+                sender.as_deref().map(str::parse::<whatsapp_rust::Jid>),
+            ) else {
+                continue;
+            };
+            let sender_jid = match sender_jid {
+                Some(Ok(j)) => Some(j),
+                Some(Err(_)) => continue,
+                None => None,
+            };
+            let refs: Vec<&str> = wa_ids.iter().map(String::as_str).collect();
+            if let Err(e) = client
+                .mark_as_read(&chat_jid, sender_jid.as_ref(), &refs)
+                .await
+            {
+                tracing::warn!(session = %self.id, chat, error = %e, "auto_read: receipt not sent");
+                continue;
+            }
+            let sid = self.id.clone();
+            if let Err(e) = self
+                .store
+                .write(move |t| store::inbound::mark_read(t, &sid, &chat, &ids))
+                .await
+            {
+                tracing::error!(session = %self.id, error = %e, "cannot record read messages");
+            }
+        }
+        let pause = pacing::draw_delay(s, &mut rand::rng()) / 2;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
 
     /// Typing before text, recording before voice notes: the state for a while, then
@@ -477,3 +571,6 @@ pub(crate) async fn addresses(client: &Client, to: &str) -> (Option<String>, Opt
     }
     (phone, lid)
 }
+
+/// Unread messages of one chat and (in groups) sender: ((chat, sender), WhatsApp ids, ids).
+type ReadBatch = ((String, Option<String>), Vec<String>, Vec<String>);

@@ -52,6 +52,7 @@ pub(crate) struct SessionCtx {
     pub state_tx: watch::Sender<SessionState>,
     pub client: ClientSlot,
     pub stats: Arc<EngineStats>,
+    pub media: Arc<super::media::MediaCache>,
 }
 
 /// Forwards the client's events, in dispatch order, to the session task.
@@ -209,6 +210,7 @@ impl SessionCtx {
                 store: self.store.clone(),
                 bus: self.bus.clone(),
                 stats: self.stats.clone(),
+                media: self.media.clone(),
             })
             .with_event_handler(Forward(tx))
             .build()
@@ -447,6 +449,7 @@ impl SessionCtx {
                     &self.store,
                     &self.bus,
                     &self.stats,
+                    &self.media,
                     &batch.messages,
                 )
                 .await;

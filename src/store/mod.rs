@@ -10,6 +10,7 @@
 //! answers 503 from then on, and the daemon exits non-zero so systemd restarts it with a fresh
 //! handle. Everything acknowledged before was committed durably, so nothing is lost.
 
+pub mod inbound;
 pub mod keys;
 pub mod outbox;
 pub mod pacing;
@@ -165,6 +166,7 @@ impl Store {
         pacing::create_tables(&txn)?;
         keys::create_tables(&txn)?;
         outbox::create_tables(&txn)?;
+        inbound::create_tables(&txn)?;
         wa_backend::create_tables(&txn)?;
         txn.commit()?;
         let (failed_tx, _) = watch::channel(false);

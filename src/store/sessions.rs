@@ -116,6 +116,7 @@ pub fn delete(txn: &WriteTransaction, id: &str) -> Result<bool> {
     };
     super::wa_backend::delete_session_keys(txn, id)?;
     super::queue::delete_session(txn, id)?;
+    super::inbound::delete_session(txn, id)?;
     super::pacing::delete_session(txn, id)?;
     Ok(existed)
 }

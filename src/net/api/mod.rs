@@ -30,6 +30,7 @@ pub mod error;
 mod events;
 mod groups;
 mod health;
+mod inbound;
 mod keys;
 mod messages;
 mod metrics;
@@ -123,6 +124,7 @@ fn all_routes() -> Vec<Route> {
     v.extend(keys::routes());
     v.extend(sessions::routes());
     v.extend(messages::routes());
+    v.extend(inbound::routes());
     v.extend(pacing::routes());
     v.extend(webhooks::routes());
     v.extend(groups::routes());

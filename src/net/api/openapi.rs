@@ -536,6 +536,33 @@ fn specifics(r: &RouteInfo) -> Specifics {
                 ("409", "Too late: already sending or sent"),
             ],
         ),
+        ("GET", "/api/sessions/{sid}/messages/{id}/media") => (
+            None,
+            vec![(
+                "200".into(),
+                json!({"description": "The decrypted media, with its Content-Type and Content-Length (Content-Disposition for documents); X-Wagate-Cache says hit or miss", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}),
+            )],
+            vec![
+                (
+                    "404",
+                    "No such session, or no received message with media (media_not_found)",
+                ),
+                (
+                    "409",
+                    "The session is not connected (the media is not cached)",
+                ),
+                ("410", "WhatsApp no longer has the media (media_expired)"),
+                ("502", "The download failed"),
+            ],
+        ),
+        ("POST", "/api/sessions/{sid}/messages/{id}/read") => (
+            None,
+            vec![ok("200", "Read receipt sent", None)],
+            vec![
+                ("404", "No such session or received message"),
+                ("409", "The session is not connected"),
+            ],
+        ),
         ("GET", "/api/sessions/{sid}/groups") => (
             None,
             vec![ok(

@@ -1,0 +1,587 @@
+//! Inbound messages end to end through wa-mock: a bare whatsapp-rust client (a customer's
+//! phone) writes to a wagate session. An image arrives as `message.received` with its
+//! metadata, and the device URL serves the exact bytes (downloaded and decrypted on first
+//! use, from the cache afterwards, even with the session stopped); a poll and the client's
+//! vote on it arrive with the vote decrypted to the chosen option; a quoted reply carries
+//! `reply_to`; with `auto_read` the customer sees the read receipt of its message before
+//! wagate's reply arrives; in a group of three (wagate and two clients) messages carry the group JID and
+//! the participant's phone-number JID and LID, a reply the quoted message and its author, and
+//! a read receipt reaches the group member; small media is embedded (`inline`) when configured; `POST .../read` sends a read receipt the client sees. Needs
+//! `--features trust-wa-mock`.
+#![cfg(feature = "trust-wa-mock")]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::receiver::{Hit, Receiver};
+use common::{Options, Server, get, post_json};
+use serde_json::{Value, json};
+use sha2::Digest;
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+use wa_mock::{MockConfig, MockServer};
+use wagate::engine::EngineConfig;
+use whatsapp_rust::bot::{Bot, BotHandle};
+use whatsapp_rust::download::MediaType;
+use whatsapp_rust::types::events::Event;
+use whatsapp_rust::waproto::whatsapp as wa;
+
+const STEP: Duration = Duration::from_secs(40);
+
+struct Peer {
+    client: Arc<whatsapp_rust::Client>,
+    events: mpsc::UnboundedReceiver<Arc<Event>>,
+    _handle: BotHandle,
+    jid: String,
+    phone: String,
+    lid: String,
+}
+
+fn media_client(pem: &str) -> whatsapp_rust::http::UreqHttpClient {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    let cert = Certificate::from_pem(pem.as_bytes()).unwrap().to_owned();
+    let tls = TlsConfig::builder()
+        .root_certs(RootCerts::new_with_certs(&[cert]))
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).build().into();
+    whatsapp_rust::http::UreqHttpClient::with_agent(agent)
+}
+
+async fn wait<T>(
+    rx: &mut mpsc::UnboundedReceiver<Arc<Event>>,
+    what: &str,
+    pick: impl Fn(&Event) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(e)) => {
+                if let Some(v) = pick(&e) {
+                    return v;
+                }
+            }
+            Ok(None) => panic!("events ended waiting for {what}"),
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+async fn peer(mock: &MockServer) -> Peer {
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let bot = Bot::builder()
+        .with_backend(whatsapp_rust::wacore::store::InMemoryBackend::new())
+        .with_transport_factory(
+            whatsapp_rust::transport::TokioWebSocketTransportFactory::new().with_url(mock.ws_url()),
+        )
+        .with_http_client(media_client(&mock.media_cert_pem().unwrap()))
+        .with_version((2, 3000, 0))
+        .on_event(move |e, _| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(e);
+            }
+        })
+        .build()
+        .await
+        .unwrap();
+    let client = bot.client();
+    let handle = bot.spawn();
+    let qr = wait(&mut events, "peer QR", |e| match e {
+        Event::PairingQrCode(q) => Some(q.code.clone()),
+        _ => None,
+    })
+    .await;
+    let account = mock.scan(&qr).await.unwrap();
+    wait(&mut events, "peer connected", |e| {
+        matches!(e, Event::Connected(_)).then_some(())
+    })
+    .await;
+    Peer {
+        client,
+        events,
+        _handle: handle,
+        jid: account.user_jid(),
+        phone: account.phone,
+        lid: account.lid,
+    }
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + STEP;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn received(hits: &[Hit], pick: impl Fn(&Value) -> bool) -> Option<Value> {
+    hits.iter()
+        .map(Hit::json)
+        .find(|b| b["type"] == "message.received" && pick(&b["data"]))
+        .map(|b| b["data"].clone())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Pair session "a" through the API; its account.
+fn pair_a(
+    server: &Server,
+    mock_rt: &Runtime,
+    mock: &MockServer,
+    k: Option<&str>,
+) -> wa_mock::AccountInfo {
+    assert_eq!(
+        post_json(&server.url("/api/sessions"), k, json!({"id": "a"})).status,
+        201
+    );
+    let mut code = None;
+    wait_until("a QR code", || {
+        let r = common::call(
+            "GET",
+            &server.url("/api/sessions/a/qr"),
+            k,
+            &[("Accept", "application/json")],
+            None,
+        );
+        if r.status == 200 {
+            code = r.json()["code"].as_str().map(str::to_string);
+        }
+        code.is_some()
+    });
+    let a = mock_rt.block_on(mock.scan(&code.unwrap())).unwrap();
+    wait_until("a connected", || {
+        get(&server.url("/api/sessions/a"), k).json()["state"] == "connected"
+    });
+    a
+}
+
+#[test]
+fn a_group_of_three_with_participants_replies_and_a_read_receipt() {
+    use whatsapp_rust::features::{GroupCreateOptions, GroupParticipantOptions};
+    let mock_rt = Runtime::new().unwrap();
+    let mock = mock_rt
+        .block_on(MockServer::start(MockConfig::default()))
+        .unwrap();
+    let server = Server::start(Options {
+        sessions: vec![],
+        engine: Some(EngineConfig {
+            ws_url: mock.ws_url(),
+            trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
+            pacing: common::fast_pacing(),
+            ..EngineConfig::default()
+        }),
+        ..Options::default()
+    });
+    let key = server.admin();
+    let k = Some(key.as_str());
+    let rx = Receiver::start();
+    assert_eq!(
+        post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() })).status,
+        201
+    );
+    let a = pair_a(&server, &mock_rt, &mock, k);
+    let (mut b, mut c) = mock_rt.block_on(async { tokio::join!(peer(&mock), peer(&mock)) });
+    let created = mock_rt
+        .block_on(b.client.groups().create_group(
+            GroupCreateOptions::new("Orders").with_participants(vec![
+                GroupParticipantOptions::new(whatsapp_rust::Jid::pn(a.phone.as_str())),
+                GroupParticipantOptions::new(whatsapp_rust::Jid::pn(c.phone.as_str())),
+            ]),
+        ))
+        .unwrap();
+    let group = created.metadata.id.clone();
+    let group_s = group.to_string();
+
+    // B asks in the group: wagate hears it from the group, with B as the participant.
+    let question = mock_rt
+        .block_on(b.client.send_text(group.clone(), "who has the key?"))
+        .unwrap();
+    let hits = rx.wait_for("B's question", STEP, |h| {
+        received(h, |d| d["text"] == "who has the key?").is_some()
+    });
+    let q = received(&hits, |d| d["text"] == "who has the key?").unwrap();
+    assert_eq!(q["kind"], "text");
+    assert_eq!(q["chat"], group_s.as_str());
+    assert_eq!(q["group"], group_s.as_str());
+    assert_eq!(q["wa_id"], question.message_id.as_str());
+    assert_eq!(q["from_phone"], format!("{}@s.whatsapp.net", b.phone));
+    assert_eq!(q["from_lid"], format!("{}@lid", b.lid), "{q}");
+
+    // C answers quoting B: the reply names the quoted message and its author.
+    let b_pn = format!("{}@s.whatsapp.net", b.phone);
+    let answer = wa::Message {
+        extended_text_message: whatsapp_rust::buffa::MessageField::some(
+            wa::message::ExtendedTextMessage {
+                text: Some("I have it".into()),
+                context_info: whatsapp_rust::buffa::MessageField::some(wa::ContextInfo {
+                    stanza_id: Some(question.message_id.clone()),
+                    participant: Some(b_pn.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ),
+        ..Default::default()
+    };
+    mock_rt
+        .block_on(c.client.send_message(&group, answer))
+        .unwrap();
+    let hits = rx.wait_for("C's answer", STEP, |h| {
+        received(h, |d| d["text"] == "I have it").is_some()
+    });
+    let r = received(&hits, |d| d["text"] == "I have it").unwrap();
+    assert_eq!(r["group"], group_s.as_str());
+    assert_eq!(r["from_phone"], format!("{}@s.whatsapp.net", c.phone));
+    assert_eq!(r["from_lid"], format!("{}@lid", c.lid));
+    assert_eq!(r["reply_to"]["wa_id"], question.message_id.as_str());
+    assert_eq!(r["reply_to"]["participant"], b_pn.as_str());
+
+    // wagate replies to B in the group; both members receive it.
+    let sent = post_json(
+        &server.url("/api/sessions/a/messages/text"),
+        k,
+        json!({"to": group_s, "text": "thanks C", "reply_to": question.message_id,
+               "reply_to_participant": b.phone, "reply_to_text": "who has the key?"}),
+    );
+    assert_eq!(sent.status, 202, "{}", sent.text());
+    for (who, p) in [("B", &mut b), ("C", &mut c)] {
+        mock_rt.block_on(wait(
+            &mut p.events,
+            &format!("{who}: wagate's reply"),
+            |e| match e {
+                Event::Messages(batch) => batch
+                    .messages
+                    .iter()
+                    .find(|m| {
+                        m.info.source.chat == group
+                            && m.message
+                                .extended_text_message
+                                .as_option()
+                                .is_some_and(|x| x.text.as_deref() == Some("thanks C"))
+                    })
+                    .map(|_| ()),
+                _ => None,
+            },
+        ));
+    }
+
+    // wagate marks B's question read: B sees the read receipt.
+    let id = q["id"].as_str().unwrap();
+    let rr = post_json(
+        &server.url(&format!("/api/sessions/a/messages/{id}/read")),
+        k,
+        json!({}),
+    );
+    assert_eq!(rr.status, 200, "{}", rr.text());
+    let qid = question.message_id.clone();
+    mock_rt.block_on(wait(&mut b.events, "B: the read receipt", |e| match e {
+        Event::Receipt(rc)
+            if rc.r#type == whatsapp_rust::types::presence::ReceiptType::Read
+                && rc.message_ids.iter().any(|m| m.as_str() == qid) =>
+        {
+            Some(())
+        }
+        _ => None,
+    }));
+}
+
+#[test]
+fn a_customer_writes_media_polls_and_replies() {
+    let mock_rt = Runtime::new().unwrap();
+    let mock = mock_rt
+        .block_on(MockServer::start(MockConfig::default()))
+        .unwrap();
+    let server = Server::start(Options {
+        sessions: vec![],
+        engine: Some(EngineConfig {
+            ws_url: mock.ws_url(),
+            trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
+            // The image (70 kB) is embedded in its event too.
+            inline_media_max_bytes: 100_000,
+            pacing: common::fast_pacing(),
+            ..EngineConfig::default()
+        }),
+        ..Options::default()
+    });
+    let key = server.admin();
+    let k = Some(key.as_str());
+    let rx = Receiver::start();
+    assert_eq!(
+        post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() })).status,
+        201
+    );
+
+    let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
+    let mut c = mock_rt.block_on(peer(&mock));
+    let to: whatsapp_rust::Jid = a_jid.parse().unwrap();
+
+    // 1. An image with a caption.
+    let png: Vec<u8> = [&b"\x89PNG\r\n\x1a\n"[..], &[42u8; 70_000]].concat();
+    let sha = sha2::Sha256::digest(&png);
+    let up = mock_rt
+        .block_on(
+            c.client
+                .upload(png.clone(), MediaType::Image, Default::default()),
+        )
+        .unwrap();
+    let image = wa::Message {
+        image_message: whatsapp_rust::buffa::MessageField::some(wa::message::ImageMessage {
+            url: Some(up.url.clone()),
+            direct_path: Some(up.direct_path.clone()),
+            media_key: Some(up.media_key.to_vec()),
+            file_enc_sha256: Some(up.file_enc_sha256.to_vec()),
+            file_sha256: Some(up.file_sha256.to_vec()),
+            file_length: Some(up.file_length),
+            mimetype: Some("image/png".into()),
+            caption: Some("my broken part".into()),
+            width: Some(10),
+            height: Some(20),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let sent = mock_rt.block_on(c.client.send_message(&to, image)).unwrap();
+    let hits = rx.wait_for("the image", STEP, |h| {
+        received(h, |d| d["kind"] == "image").is_some()
+    });
+    let img = received(&hits, |d| d["kind"] == "image").unwrap();
+    assert_eq!(img["wa_id"], sent.message_id.as_str());
+    assert_eq!(img["mimetype"], "image/png");
+    assert_eq!(img["size"], png.len());
+    assert_eq!(img["sha256"], hex(&sha));
+    assert_eq!(img["caption"], "my broken part");
+    assert_eq!(img["text"], "my broken part", "text stays the caption");
+    assert_eq!(img["from_phone"], c.jid.as_str());
+    assert!(img.get("group").is_none(), "not a group: {img}");
+    use base64::Engine as _;
+    let inline = base64::engine::general_purpose::STANDARD
+        .decode(img["inline"].as_str().expect("inline media"))
+        .unwrap();
+    assert_eq!(inline, png);
+    let id = img["id"].as_str().unwrap().to_string();
+    assert_eq!(img["url"], format!("/api/sessions/a/messages/{id}/media"));
+
+    // The device URL: the exact bytes, then the same from the cache.
+    let r = get(&server.url(img["url"].as_str().unwrap()), k);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("image/png"));
+    assert_eq!(
+        r.header("content-length"),
+        Some(png.len().to_string().as_str())
+    );
+    assert_eq!(r.header("x-wagate-cache"), Some("miss"));
+    assert_eq!(hex(&sha2::Sha256::digest(&r.body)), hex(&sha));
+    let again = get(&server.url(img["url"].as_str().unwrap()), k);
+    assert_eq!(again.status, 200);
+    assert_eq!(again.header("x-wagate-cache"), Some("hit"));
+    assert_eq!(again.body, png);
+    // A key for sessions:read only may download; a text has no media; unknown ids are 404.
+    let reader = server.key(&[wagate::auth::Scope::SessionsRead], None);
+    assert_eq!(
+        get(&server.url(img["url"].as_str().unwrap()), Some(&reader)).status,
+        200
+    );
+    let r = get(&server.url("/api/sessions/a/messages/msg_nope/media"), k);
+    assert_eq!(
+        (r.status, r.error_code()),
+        (404, "media_not_found".to_string())
+    );
+
+    // 2. A poll, and the customer's vote on it: reported with the chosen option's name.
+    let options = vec!["pizza".to_string(), "salad".to_string(), "soup".to_string()];
+    let (poll, secret) = mock_rt
+        .block_on(c.client.polls().create(to.clone(), "Lunch?", &options, 1))
+        .unwrap();
+    let hits = rx.wait_for("the poll", STEP, |h| {
+        received(h, |d| d["kind"] == "poll").is_some()
+    });
+    let p = received(&hits, |d| d["kind"] == "poll").unwrap();
+    assert_eq!(p["question"], "Lunch?");
+    assert_eq!(p["options"], json!(options));
+    assert_eq!(p["selectable"], 1);
+    let me: whatsapp_rust::Jid = c.jid.parse().unwrap();
+    mock_rt
+        .block_on(c.client.polls().vote(
+            to.clone(),
+            &poll.message_id,
+            &me,
+            &secret,
+            &["salad".to_string()],
+        ))
+        .unwrap();
+    let hits = rx.wait_for("the vote", STEP, |h| {
+        received(h, |d| d["kind"] == "poll_vote").is_some()
+    });
+    let v = received(&hits, |d| d["kind"] == "poll_vote").unwrap();
+    assert_eq!(v["poll"]["wa_id"], poll.message_id.as_str());
+    assert_eq!(v["options"], json!(["salad"]), "{v}");
+    assert!(v.get("error").is_none(), "{v}");
+
+    // 3. A reply quoting the image, mentioning nobody in particular.
+    let reply = wa::Message {
+        extended_text_message: whatsapp_rust::buffa::MessageField::some(
+            wa::message::ExtendedTextMessage {
+                text: Some("did you see it?".into()),
+                context_info: whatsapp_rust::buffa::MessageField::some(wa::ContextInfo {
+                    stanza_id: Some(sent.message_id.clone()),
+                    participant: Some(c.jid.clone()),
+                    mentioned_jid: vec![a_jid.clone()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ),
+        ..Default::default()
+    };
+    mock_rt.block_on(c.client.send_message(&to, reply)).unwrap();
+    let hits = rx.wait_for("the reply", STEP, |h| {
+        received(h, |d| d["text"] == "did you see it?").is_some()
+    });
+    let r = received(&hits, |d| d["text"] == "did you see it?").unwrap();
+    assert_eq!(r["kind"], "text");
+    assert_eq!(r["reply_to"]["wa_id"], sent.message_id.as_str());
+    assert_eq!(r["reply_to"]["participant"], c.jid.as_str());
+    assert_eq!(r["mentions"], json!([a_jid]));
+    let reply_id = r["id"].as_str().unwrap().to_string();
+
+    // 4. Mark the reply read: the customer's client sees the read receipt.
+    let rr = post_json(
+        &server.url(&format!("/api/sessions/a/messages/{reply_id}/read")),
+        k,
+        json!({}),
+    );
+    assert_eq!(rr.status, 200, "{}", rr.text());
+    let reply_wa = r["wa_id"].as_str().unwrap().to_string();
+    mock_rt.block_on(wait(&mut c.events, "the read receipt", |e| match e {
+        Event::Receipt(rc)
+            if rc.r#type == whatsapp_rust::types::presence::ReceiptType::Read
+                && rc.message_ids.iter().any(|m| m.as_str() == reply_wa) =>
+        {
+            Some(())
+        }
+        _ => None,
+    }));
+    let r = post_json(
+        &server.url("/api/sessions/a/messages/msg_nope/read"),
+        k,
+        json!({}),
+    );
+    assert_eq!(r.status, 404);
+
+    // 5. With the session stopped the cached image still comes (no download needed).
+    assert_eq!(
+        post_json(&server.url("/api/sessions/a/stop"), k, json!({})).status,
+        200
+    );
+    let cached = get(&server.url(img["url"].as_str().unwrap()), k);
+    assert_eq!(cached.status, 200);
+    assert_eq!(cached.header("x-wagate-cache"), Some("hit"));
+    assert_eq!(cached.body, png);
+}
+
+#[test]
+fn auto_read_marks_the_chat_read_before_the_reply() {
+    let mock_rt = Runtime::new().unwrap();
+    let mock = mock_rt
+        .block_on(MockServer::start(MockConfig::default()))
+        .unwrap();
+    let server = Server::start(Options {
+        sessions: vec![],
+        engine: Some(EngineConfig {
+            ws_url: mock.ws_url(),
+            trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
+            pacing: common::fast_pacing(),
+            ..EngineConfig::default()
+        }),
+        ..Options::default()
+    });
+    let key = server.admin();
+    let k = Some(key.as_str());
+    let rx = Receiver::start();
+    assert_eq!(
+        post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() })).status,
+        201
+    );
+    let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
+    // Off by default; on for this session.
+    let r = get(&server.url("/api/sessions/a/settings"), k);
+    assert_eq!(r.json()["settings"]["auto_read"], false, "{}", r.text());
+    let r = common::call(
+        "PUT",
+        &server.url("/api/sessions/a/settings"),
+        k,
+        &[],
+        Some((
+            "application/json",
+            json!({"auto_read": true}).to_string().into_bytes(),
+        )),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["settings"]["auto_read"], true);
+
+    let mut c = mock_rt.block_on(peer(&mock));
+    let to: whatsapp_rust::Jid = a_jid.parse().unwrap();
+    let mut ids = Vec::new();
+    for text in ["hello?", "anyone there?"] {
+        let sent = mock_rt
+            .block_on(c.client.send_message(
+                &to,
+                wa::Message {
+                    conversation: Some(text.into()),
+                    ..Default::default()
+                },
+            ))
+            .unwrap();
+        ids.push(sent.message_id);
+    }
+    rx.wait_for("both received", STEP, |h| {
+        received(h, |d| d["text"] == "anyone there?").is_some()
+            && received(h, |d| d["text"] == "hello?").is_some()
+    });
+    let r = post_json(
+        &server.url("/api/sessions/a/messages/text"),
+        k,
+        json!({"to": c.jid, "text": "yes, how can I help?"}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+
+    // The customer's client: read receipts for both messages, and only then the reply.
+    let mut read: Vec<String> = Vec::new();
+    mock_rt.block_on(wait(&mut c.events, "the reply", |e| match e {
+        Event::Receipt(rc) if rc.r#type == whatsapp_rust::types::presence::ReceiptType::Read => {
+            // `wait` takes a Fn: record through a cell.
+            READ.with(|r| {
+                r.borrow_mut()
+                    .extend(rc.message_ids.iter().map(|m| m.to_string()))
+            });
+            None
+        }
+        Event::Messages(batch)
+            if batch.messages.iter().any(|m| {
+                m.message.conversation.as_deref() == Some("yes, how can I help?")
+                    || m.message
+                        .extended_text_message
+                        .as_option()
+                        .is_some_and(|x| x.text.as_deref() == Some("yes, how can I help?"))
+            }) =>
+        {
+            Some(())
+        }
+        _ => None,
+    }));
+    READ.with(|r| read.extend(r.borrow().iter().cloned()));
+    for id in &ids {
+        assert!(
+            read.contains(id),
+            "read receipt for {id} before the reply (saw {read:?})"
+        );
+    }
+}
+
+thread_local! {
+    static READ: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}

@@ -41,6 +41,83 @@ fn ok(status: &str, description: &str, schema: Option<Value>) -> (String, Value)
     (status.to_string(), r)
 }
 
+/// The webhook and delivery schemas (apart: one `json!` for all would pass the macro's
+/// recursion limit).
+fn webhook_schemas() -> Value {
+    json!({
+            "Webhook": {
+                "type": "object",
+                "required": ["id", "url", "events", "sessions", "enabled", "description", "disabled_reason", "previous_secret_until", "created_at", "updated_at"],
+                "properties": {
+                    "id": {"type": "string", "example": "whk_01JF0000000000000000000000"},
+                    "url": {"type": "string"},
+                    "events": {"type": "array", "items": {"type": "string"}, "description": "Event types, or [\"*\"]"},
+                    "sessions": {"type": "array", "nullable": true, "items": {"type": "string"}},
+                    "enabled": {"type": "boolean"},
+                    "description": {"type": "string", "nullable": true},
+                    "disabled_reason": {"type": "string", "nullable": true, "description": "Set when wagate disabled it (the receiver answered 410)"},
+                    "previous_secret_until": {"type": "integer", "format": "int64", "nullable": true, "description": "While set, deliveries carry the previous secret's signatures too"},
+                    "created_at": {"type": "integer", "format": "int64"},
+                    "updated_at": {"type": "integer", "format": "int64"}
+                }
+            },
+            "WebhookCreated": {
+                "allOf": [
+                    {"$ref": "#/components/schemas/Webhook"},
+                    {"type": "object", "required": ["secret"], "properties": {"secret": {"type": "string", "description": "whsec_ + base64 of 32 random bytes; shown this once"}}}
+                ]
+            },
+            "WebhookCreate": {
+                "type": "object", "required": ["url"], "additionalProperties": false,
+                "properties": {
+                    "url": {"type": "string", "description": "http:// or https:// with a host"},
+                    "events": {"type": "array", "items": {"type": "string"}, "description": "Event types or [\"*\"] (the default)"},
+                    "sessions": {"type": "array", "nullable": true, "items": {"type": "string"}},
+                    "enabled": {"type": "boolean", "default": true},
+                    "description": {"type": "string", "nullable": true, "maxLength": 200}
+                }
+            },
+            "WebhookPatch": {
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "url": {"type": "string"},
+                    "events": {"type": "array", "items": {"type": "string"}},
+                    "sessions": {"type": "array", "nullable": true, "items": {"type": "string"}, "description": "null: all sessions"},
+                    "enabled": {"type": "boolean"},
+                    "description": {"type": "string", "nullable": true, "maxLength": 200}
+                }
+            },
+            "Delivery": {
+                "type": "object",
+                "required": ["id", "event_id", "event_type", "session", "endpoint", "status", "created_at", "attempts"],
+                "properties": {
+                    "id": {"type": "string", "description": "dlv_ + ULID: X-Wagate-Delivery-Id and webhook-id of every attempt"},
+                    "event_id": {"type": "string"},
+                    "event_type": {"type": "string"},
+                    "session": {"type": "string"},
+                    "endpoint": {"type": "string"},
+                    "status": {"type": "string", "enum": ["pending", "delivered", "failed", "expired"]},
+                    "created_at": {"type": "integer", "format": "int64"},
+                    "next_at": {"type": "integer", "format": "int64", "nullable": true},
+                    "tries": {"type": "integer"},
+                    "attempt_count": {"type": "integer"},
+                    "last_error": {"type": "string", "nullable": true},
+                    "finished_at": {"type": "integer", "format": "int64", "nullable": true},
+                    "attempts": {"type": "array", "items": {
+                        "type": "object", "required": ["at", "latency_ms"],
+                        "properties": {
+                            "at": {"type": "integer", "format": "int64"},
+                            "status_code": {"type": "integer", "nullable": true},
+                            "latency_ms": {"type": "integer"},
+                            "response": {"type": "string", "nullable": true, "description": "The first 1 KiB of the answer"},
+                            "error": {"type": "string", "nullable": true}
+                        }
+                    }}
+                }
+            }
+    })
+}
+
 fn components() -> Value {
     let nullable_string = json!({"type": "string", "nullable": true});
     let nullable_int = json!({"type": "integer", "format": "int64", "nullable": true});
@@ -242,6 +319,9 @@ fn components() -> Value {
         }
     });
     if let (Some(all), Value::Object(more)) = (v["schemas"].as_object_mut(), pacing_schemas()) {
+        all.extend(more);
+    }
+    if let (Some(all), Value::Object(more)) = (v["schemas"].as_object_mut(), webhook_schemas()) {
         all.extend(more);
     }
     v
@@ -666,6 +746,120 @@ fn specifics(r: &RouteInfo) -> Specifics {
                 )],
             )
         }
+        ("POST", "/api/webhooks") => (
+            Some("WebhookCreate"),
+            vec![ok(
+                "201",
+                "Created; the secret is in this answer only",
+                Some(schema_ref("WebhookCreated")),
+            )],
+            vec![("422", "Invalid url, events or sessions (named)")],
+        ),
+        ("GET", "/api/webhooks") => (
+            None,
+            vec![ok(
+                "200",
+                "The endpoints (never their secrets)",
+                Some(json!({"type": "array", "items": schema_ref("Webhook")})),
+            )],
+            vec![],
+        ),
+        ("GET", "/api/webhooks/{id}") => (
+            None,
+            vec![ok("200", "The endpoint", Some(schema_ref("Webhook")))],
+            vec![("404", "No such endpoint")],
+        ),
+        ("PATCH", "/api/webhooks/{id}") => (
+            Some("WebhookPatch"),
+            vec![ok("200", "The endpoint now", Some(schema_ref("Webhook")))],
+            vec![
+                ("404", "No such endpoint"),
+                ("422", "Invalid url, events or sessions (named)"),
+            ],
+        ),
+        ("DELETE", "/api/webhooks/{id}") => (
+            None,
+            vec![ok(
+                "204",
+                "Deleted; its pending deliveries end as failed",
+                None,
+            )],
+            vec![("404", "No such endpoint")],
+        ),
+        ("POST", "/api/webhooks/{id}/rotate-secret") => (
+            None,
+            vec![ok(
+                "200",
+                "The new secret (shown once) and until when the old one signs too",
+                Some(json!({
+                    "type": "object", "required": ["secret", "previous_secret_until"],
+                    "properties": {"secret": {"type": "string"}, "previous_secret_until": {"type": "integer", "format": "int64"}}
+                })),
+            )],
+            vec![("404", "No such endpoint")],
+        ),
+        ("POST", "/api/webhooks/{id}/test") => (
+            None,
+            vec![ok(
+                "202",
+                "A webhook.test event queued for this endpoint",
+                Some(json!({
+                    "type": "object", "required": ["event_id", "delivery_id"],
+                    "properties": {"event_id": {"type": "string"}, "delivery_id": {"type": "string"}}
+                })),
+            )],
+            vec![("404", "No such endpoint")],
+        ),
+        ("POST", "/api/webhooks/{id}/replay") => (
+            None,
+            vec![ok(
+                "202",
+                "How many stored events go to the endpoint again",
+                Some(json!({
+                    "type": "object", "required": ["deliveries"], "properties": {"deliveries": {"type": "integer"}}
+                })),
+            )],
+            vec![
+                ("400", "since missing or negative"),
+                ("404", "No such endpoint"),
+            ],
+        ),
+        ("GET", "/api/deliveries") => (
+            None,
+            vec![ok(
+                "200",
+                "The delivery log, newest first",
+                Some(json!({
+                    "type": "object", "required": ["deliveries"],
+                    "properties": {
+                        "deliveries": {"type": "array", "items": schema_ref("Delivery")},
+                        "next_before": {"type": "string", "description": "Pass as before for the next page; absent on the last page"}
+                    }
+                })),
+            )],
+            vec![("400", "A bad filter (named)")],
+        ),
+        ("GET", "/api/deliveries/{id}") => (
+            None,
+            vec![ok(
+                "200",
+                "The delivery with every attempt",
+                Some(schema_ref("Delivery")),
+            )],
+            vec![("404", "No such delivery")],
+        ),
+        ("POST", "/api/deliveries/{id}/redeliver") => (
+            None,
+            vec![ok(
+                "202",
+                "Pending again from the start of the schedule, same id",
+                Some(schema_ref("Delivery")),
+            )],
+            vec![
+                ("404", "No such delivery"),
+                ("409", "Its event was removed by the retention"),
+            ],
+        ),
         _ => (None, vec![ok("200", "Success", None)], vec![]),
     }
 }
@@ -685,6 +879,23 @@ fn parameters(r: &RouteInfo) -> Vec<Value> {
             "schema": {"type": "string", "enum": ["png", "svg", "json", "text"]},
             "description": "Overrides Accept"
         })),
+        ("POST", "/api/webhooks/{id}/replay") => params.push(json!({
+            "name": "since", "in": "query", "required": true,
+            "schema": {"type": "integer", "format": "int64", "minimum": 0},
+            "description": "Unix milliseconds"
+        })),
+        ("GET", "/api/deliveries") => {
+            for (name, description) in [
+                ("status", "pending, delivered, failed or expired"),
+                ("endpoint", "An endpoint id"),
+                ("session", "A session id"),
+                ("event", "An event type or an event id"),
+                ("before", "A delivery id: only older ones (paging)"),
+            ] {
+                params.push(json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}, "description": description}));
+            }
+            params.push(json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}));
+        }
         ("GET", "/api/events") => {
             params.push(json!({"name": "session", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Comma list of session ids"}));
             params.push(json!({"name": "type", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Comma list of event names"}));

@@ -6,96 +6,15 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use base64::Engine as _;
+use common::peer::{Peer, peer, wait, wait_until};
 use common::{Options, Server, get, post_json};
 use serde_json::json;
 use tokio::runtime::Runtime;
-use tokio::sync::mpsc;
 use wa_mock::{MockConfig, MockServer};
 use wagate::engine::EngineConfig;
-use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::types::events::Event;
 use whatsapp_rust::waproto::whatsapp as wa;
-
-const STEP: Duration = Duration::from_secs(40);
-
-/// The recipient: a bare whatsapp-rust client paired with the mock.
-struct Peer {
-    client: Arc<whatsapp_rust::Client>,
-    events: mpsc::UnboundedReceiver<Arc<Event>>,
-    _handle: BotHandle,
-    jid: String,
-}
-
-fn media_client(pem: &str) -> whatsapp_rust::http::UreqHttpClient {
-    use ureq::tls::{Certificate, RootCerts, TlsConfig};
-    let cert = Certificate::from_pem(pem.as_bytes()).unwrap().to_owned();
-    let tls = TlsConfig::builder()
-        .root_certs(RootCerts::new_with_certs(&[cert]))
-        .build();
-    let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).build().into();
-    whatsapp_rust::http::UreqHttpClient::with_agent(agent)
-}
-
-async fn peer(mock: &MockServer) -> Peer {
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let bot = Bot::builder()
-        .with_backend(whatsapp_rust::wacore::store::InMemoryBackend::new())
-        .with_transport_factory(
-            whatsapp_rust::transport::TokioWebSocketTransportFactory::new().with_url(mock.ws_url()),
-        )
-        .with_http_client(media_client(&mock.media_cert_pem().unwrap()))
-        .with_version((2, 3000, 0))
-        .on_event(move |e, _| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(e);
-            }
-        })
-        .build()
-        .await
-        .unwrap();
-    let client = bot.client();
-    let handle = bot.spawn();
-    let qr = wait(&mut events, "peer QR", |e| match e {
-        Event::PairingQrCode(q) => Some(q.code.clone()),
-        _ => None,
-    })
-    .await;
-    let account = mock.scan(&qr).await.unwrap();
-    wait(&mut events, "peer connected", |e| {
-        matches!(e, Event::Connected(_)).then_some(())
-    })
-    .await;
-    Peer {
-        client,
-        events,
-        _handle: handle,
-        jid: account.user_jid(),
-    }
-}
-
-async fn wait<T>(
-    rx: &mut mpsc::UnboundedReceiver<Arc<Event>>,
-    what: &str,
-    pick: impl Fn(&Event) -> Option<T>,
-) -> T {
-    let deadline = tokio::time::Instant::now() + STEP;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(e)) => {
-                if let Some(v) = pick(&e) {
-                    return v;
-                }
-            }
-            Ok(None) => panic!("events ended waiting for {what}"),
-            Err(_) => panic!("timed out waiting for {what}"),
-        }
-    }
-}
 
 /// The next message the peer decrypts, with its WhatsApp id.
 async fn received(peer: &mut Peer, what: &str) -> (String, wa::Message) {
@@ -108,14 +27,6 @@ async fn received(peer: &mut Peer, what: &str) -> (String, wa::Message) {
         _ => None,
     })
     .await
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + STEP;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -8,95 +8,16 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
+use common::peer::{Peer, peer, wait, wait_until};
 use common::{Options, Server, get, post_json};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
-use tokio::sync::mpsc;
 use wa_mock::{MockConfig, MockServer};
 use wagate::engine::EngineConfig;
 use whatsapp_rust::Jid;
-use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::features::{GroupCreateOptions, GroupParticipantOptions};
 use whatsapp_rust::types::events::Event;
 use whatsapp_rust::waproto::whatsapp as wa;
-
-const STEP: Duration = Duration::from_secs(40);
-
-/// A group member: a bare whatsapp-rust client paired with the mock.
-struct Peer {
-    client: Arc<whatsapp_rust::Client>,
-    events: mpsc::UnboundedReceiver<Arc<Event>>,
-    _handle: BotHandle,
-    phone: String,
-    lid: String,
-}
-
-impl Peer {
-    fn jid(&self) -> Jid {
-        Jid::pn(self.phone.as_str())
-    }
-}
-
-async fn peer(mock: &MockServer) -> Peer {
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let bot = Bot::builder()
-        .with_backend(whatsapp_rust::wacore::store::InMemoryBackend::new())
-        .with_transport_factory(
-            whatsapp_rust::transport::TokioWebSocketTransportFactory::new().with_url(mock.ws_url()),
-        )
-        .with_http_client(whatsapp_rust::http::UreqHttpClient::new())
-        .with_version((2, 3000, 0))
-        .on_event(move |e, _| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(e);
-            }
-        })
-        .build()
-        .await
-        .unwrap();
-    let client = bot.client();
-    let handle = bot.spawn();
-    let qr = wait(&mut events, "peer QR", |e| match e {
-        Event::PairingQrCode(q) => Some(q.code.clone()),
-        _ => None,
-    })
-    .await;
-    let account = mock.scan(&qr).await.unwrap();
-    wait(&mut events, "peer connected", |e| {
-        matches!(e, Event::Connected(_)).then_some(())
-    })
-    .await;
-    Peer {
-        client,
-        events,
-        _handle: handle,
-        phone: account.phone,
-        lid: account.lid,
-    }
-}
-
-async fn wait<T>(
-    rx: &mut mpsc::UnboundedReceiver<Arc<Event>>,
-    what: &str,
-    pick: impl Fn(&Event) -> Option<T>,
-) -> T {
-    let deadline = tokio::time::Instant::now() + STEP;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(e)) => {
-                if let Some(v) = pick(&e) {
-                    return v;
-                }
-            }
-            Ok(None) => panic!("events ended waiting for {what}"),
-            Err(_) => panic!("timed out waiting for {what}"),
-        }
-    }
-}
 
 /// One group message a member decrypted.
 #[derive(Debug)]
@@ -124,14 +45,6 @@ async fn from_in_group(peer: &mut Peer, group: &Jid, from: &str, what: &str) -> 
         _ => None,
     })
     .await
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + STEP;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn extended(m: &wa::Message) -> (String, wa::ContextInfo) {
@@ -226,7 +139,7 @@ fn group_scenario(lid_groups: bool) {
         .block_on(b.client.groups().create_group(
             GroupCreateOptions::new("Orders").with_participants(vec![
                 GroupParticipantOptions::new(Jid::pn(a.phone.as_str())),
-                GroupParticipantOptions::new(c.jid()),
+                GroupParticipantOptions::new(c.pn()),
             ]),
         ))
         .unwrap();

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod peer;
 pub mod receiver;
 
 use std::io::{BufRead, BufReader, Read};

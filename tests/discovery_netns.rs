@@ -107,13 +107,17 @@ fn browse(ty: &'static str, window: Duration, want_removed: bool) -> (Option<See
             };
             match ev {
                 ServiceEvent::ServiceResolved(r) if r.get_fullname().starts_with(INSTANCE) => {
+                    // The veth link has an IPv6 link-local address too: the service can
+                    // resolve first with only that one, and again when the A record arrives.
+                    let v4: Vec<Ipv4Addr> = r.get_addresses_v4().into_iter().collect();
+                    let has_v4 = !v4.is_empty();
                     seen = Some(Seen {
                         fullname: r.get_fullname().to_owned(),
                         port: r.get_port(),
-                        v4: r.get_addresses_v4().into_iter().collect(),
+                        v4,
                         txt: r.get_properties().clone().into_property_map_str(),
                     });
-                    if !want_removed {
+                    if has_v4 && !want_removed {
                         break;
                     }
                 }

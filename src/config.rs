@@ -466,7 +466,8 @@ const MAX_GPIO_LINE: u32 = 512;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
-    /// A `tracing_subscriber::EnvFilter` directive string, e.g. `info,wagate=debug`.
+    /// Log filter directives (`tracing_subscriber`'s `Targets` syntax): a default level and
+    /// `target=level` pairs, e.g. `info,wagate=debug,whatsapp_rust=off`.
     pub level: String,
     pub format: LogFormat,
 }
@@ -1032,7 +1033,11 @@ impl Config {
 
         self.validate_display()?;
 
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+        if let Err(e) = self
+            .log
+            .level
+            .parse::<tracing_subscriber::filter::Targets>()
+        {
             return Err(("log.level", e.to_string()));
         }
 
@@ -1489,7 +1494,7 @@ default_session = "main-1"
             ("WAGATE_DISPLAY__BACKEND", "hdmi", "display.backend"),
             ("WAGATE_DISPLAY__TERMINAL_QR", "yes", "display.terminal_qr"),
             ("WAGATE_LOG__FORMAT", "json", "log.format"),
-            ("WAGATE_LOG", "info,[", "log.level"),
+            ("WAGATE_LOG", "info,wagate=loud", "log.level"),
             (
                 "WAGATE_SESSIONS__DEFAULT_SESSION",
                 "Main",

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Appliance binary sizes: builds wagate with the size-tuned release profile (Cargo.toml:
-# opt-level "s", fat LTO, one codegen unit, panic=abort, stripped) and the SPI display, for
+# opt-level "z", fat LTO, one codegen unit, panic=abort, stripped) and the SPI display, for
 # the ARM targets of the Raspberry Pi images, and prints one row per target. The goal is
 # 8 MiB or less, stripped, with everything in.
 #
 # usage: bench/arm-size.sh                 aarch64 and armv7
 #        bench/arm-size.sh TARGET ...       some targets
-#        OPT_LEVEL=z bench/arm-size.sh      compare another opt-level (CARGO_PROFILE_RELEASE_OPT_LEVEL)
+#        OPT_LEVEL=s bench/arm-size.sh      compare another opt-level (CARGO_PROFILE_RELEASE_OPT_LEVEL)
 #
 # Needs the cross toolchains of .cargo/config.toml (gcc-aarch64-linux-gnu,
 # gcc-arm-linux-gnueabihf) and the Rust targets. A cold build takes 10-25 minutes a target.

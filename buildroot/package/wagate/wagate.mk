@@ -21,7 +21,7 @@ WAGATE_CARGO_BUILD_OPTS = --package wagate --bin wagate --features spi
 # tuned for size on small boards; these assignments come after Buildroot's on the command
 # line and restore it. tests/appliance.rs checks they match Cargo.toml's [profile.release].
 WAGATE_CARGO_ENV = \
-	CARGO_PROFILE_RELEASE_OPT_LEVEL=s \
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
 	CARGO_PROFILE_RELEASE_LTO=fat \
 	CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
 	CARGO_PROFILE_RELEASE_PANIC=abort

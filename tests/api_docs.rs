@@ -125,6 +125,49 @@ fn openapi_document_lists_every_route() {
     }
 }
 
+/// A query string the API refuses (400 `invalid_query`) is an answer the document lists, for
+/// every operation that takes query parameters (schemathesis found two that did not).
+#[test]
+fn refused_query_strings_are_documented() {
+    let srv = Server::start(Options::default());
+    let key = srv.admin();
+    let doc = get(&srv.url("/api/openapi.json"), Some(&key)).json();
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let query = op["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+            if query {
+                assert!(
+                    op["responses"].get("400").is_some(),
+                    "{method} {path} takes a query string but does not document 400"
+                );
+            }
+        }
+    }
+    for (path, method) in [
+        ("/api/events?bogus=1", "get"),
+        ("/api/sessions/default/qr?format=null", "get"),
+        ("/api/deliveries?limit=x", "get"),
+    ] {
+        let r = get(&srv.url(path), Some(&key));
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert_eq!(r.json()["error"]["code"], "invalid_query", "{path}");
+        let template = path
+            .split('?')
+            .next()
+            .unwrap()
+            .replace("/default/", "/{sid}/");
+        assert!(
+            doc["paths"][&template][method]["responses"]
+                .get("400")
+                .is_some(),
+            "{method} {template}: 400 undocumented"
+        );
+    }
+}
+
 /// A minimal reader of the Prometheus text format: (name, labels, value) per sample; panics
 /// on a line that is not a comment, blank or a well-formed sample.
 fn parse_prometheus(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {

@@ -868,9 +868,16 @@ fn parameters(r: &RouteInfo) -> Vec<Value> {
     let mut params = Vec::new();
     for seg in r.path.split('/') {
         if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            params.push(
-                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}),
-            );
+            let kind = r.method == Method::POST
+                && r.path == "/api/sessions/{sid}/messages/{id}"
+                && name == "id";
+            params.push(if kind {
+                // On this route `{id}` is the message kind.
+                json!({"name": name, "in": "path", "required": true, "description": "The message kind",
+                       "schema": {"type": "string", "enum": crate::engine::compose::KINDS}})
+            } else {
+                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
+            });
         }
     }
     match (r.method.as_str(), r.path) {
@@ -950,6 +957,13 @@ fn operation(r: &RouteInfo) -> Value {
     if r.path != "/api/health" && !crate::net::dashboard::is_dashboard_path(r.path) {
         responses.insert("503".into(), error_response("The store has failed"));
     }
+    let params = parameters(r);
+    // Query strings go through `QueryParams`: an unknown or invalid parameter is a 400.
+    if params.iter().any(|p| p["in"] == "query") {
+        responses.entry("400").or_insert_with(|| {
+            error_response("An unknown or invalid query parameter (named in the message)")
+        });
+    }
     let id = format!(
         "{}{}",
         r.method.as_str().to_ascii_lowercase(),
@@ -969,7 +983,6 @@ fn operation(r: &RouteInfo) -> Value {
         "summary": r.summary,
         "responses": responses,
     });
-    let params = parameters(r);
     if !params.is_empty() {
         op["parameters"] = Value::Array(params);
     }

@@ -168,6 +168,49 @@ fn refused_query_strings_are_documented() {
     }
 }
 
+/// The pacing settings answer has exactly the fields the document's schemas list, overrides
+/// included (schemathesis found `auto_read` missing from `PacingSettings`).
+#[test]
+fn settings_answer_matches_the_documented_schemas() {
+    let srv = Server::start(Options::default());
+    let key = srv.admin();
+    let doc = get(&srv.url("/api/openapi.json"), Some(&key)).json();
+    let body = serde_json::json!({"auto_read": true, "per_day": 50});
+    let r = call(
+        "PUT",
+        &srv.url("/api/sessions/default/settings"),
+        Some(&key),
+        &[],
+        Some(("application/json", body.to_string().into_bytes())),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let props = |schema: &str| -> Vec<String> {
+        let mut p: Vec<String> = doc["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        p.sort();
+        p
+    };
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&v["settings"]), props("PacingSettings"));
+    assert_eq!(keys(&v["defaults"]), props("PacingSettings"));
+    assert_eq!(v["settings"]["auto_read"], true);
+    for k in keys(&v["overrides"]) {
+        assert!(
+            props("PacingOverrides").contains(&k),
+            "override {k} undocumented"
+        );
+    }
+}
+
 /// A minimal reader of the Prometheus text format: (name, labels, value) per sample; panics
 /// on a line that is not a comment, blank or a well-formed sample.
 fn parse_prometheus(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {

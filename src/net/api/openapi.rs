@@ -402,7 +402,8 @@ fn pacing_settings(overrides: bool) -> Value {
             "warmup": {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": 90, "description": "Daily limits for the first days after pairing"},
             "duplicate_recipients": int("The same content to more than this many distinct recipients ... (at least 1)"),
             "duplicate_window_s": int("... within this many seconds ..."),
-            "duplicate_action": {"type": "string", "enum": ["hold", "reject", "off"], "description": "... is held, rejected (409), or let through"}
+            "duplicate_action": {"type": "string", "enum": ["hold", "reject", "off"], "description": "... is held, rejected (409), or let through"},
+            "auto_read": {"type": "boolean", "description": "Before a send to a chat with unread received messages, mark them read"}
         }
     });
     if overrides {
@@ -424,7 +425,8 @@ fn pacing_settings(overrides: bool) -> Value {
             "warmup",
             "duplicate_recipients",
             "duplicate_window_s",
-            "duplicate_action"
+            "duplicate_action",
+            "auto_read"
         ]);
     }
     v

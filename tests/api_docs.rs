@@ -305,3 +305,34 @@ fn metrics_are_prometheus_text() {
         .is_some()
     );
 }
+
+/// A percent-encoded path segment that is not UTF-8 is a documented 400 in the API's error
+/// shape, not axum's plain-text rejection (found by bench/malformed_http.py).
+#[test]
+fn a_path_parameter_that_is_not_utf8_is_a_json_400() {
+    let srv = Server::start(Options::default());
+    let key = srv.admin();
+    let doc = get(&srv.url("/api/openapi.json"), Some(&key)).json();
+    for (path, template) in [
+        ("/api/sessions/%ff%fe", "/api/sessions/{sid}"),
+        (
+            "/api/sessions/default/messages/%c3%28",
+            "/api/sessions/{sid}/messages/{id}",
+        ),
+        ("/api/webhooks/%80", "/api/webhooks/{id}"),
+        ("/api/keys/%ff", "/api/keys/{id}"),
+    ] {
+        let r = get(&srv.url(path), Some(&key));
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        let v: Value = serde_json::from_slice(&r.body)
+            .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {}", r.text()));
+        assert_eq!(v["error"]["code"], "invalid_path", "{path}");
+        assert!(v["error"]["message"].is_string());
+        assert!(
+            doc["paths"][template]["get"]["responses"]
+                .get("400")
+                .is_some(),
+            "GET {template}: 400 undocumented"
+        );
+    }
+}

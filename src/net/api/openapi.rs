@@ -960,10 +960,16 @@ fn operation(r: &RouteInfo) -> Value {
         responses.insert("503".into(), error_response("The store has failed"));
     }
     let params = parameters(r);
-    // Query strings go through `QueryParams`: an unknown or invalid parameter is a 400.
+    // Query strings go through `QueryParams`: an unknown or invalid parameter is a 400; so
+    // is a path parameter that is not UTF-8 once percent-decoded (`PathParams`).
     if params.iter().any(|p| p["in"] == "query") {
         responses.entry("400").or_insert_with(|| {
             error_response("An unknown or invalid query parameter (named in the message)")
+        });
+    }
+    if params.iter().any(|p| p["in"] == "path") {
+        responses.entry("400").or_insert_with(|| {
+            error_response("A path parameter that is not UTF-8 once percent-decoded")
         });
     }
     let id = format!(

@@ -69,6 +69,8 @@ cat >"$tmp/schemathesis.toml" <<'TOML'
 "path.sid" = "default"
 TOML
 
+# Schemathesis keeps a failure cache in its working directory: run it in the temp dir.
+cd "$tmp"
 status=0
 "$venv/bin/schemathesis" --config-file "$tmp/schemathesis.toml" run "http://$addr/api/openapi.json" \
   --header "Authorization: Bearer $key" \

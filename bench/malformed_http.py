@@ -237,9 +237,10 @@ def main():
                 conns.remove(c); c.close(); waited_closed += 1
         time.sleep(0.5)
     idle_left = len(conns)
+    held_rss = rss_kib(a.pid)
     for c in conns:
         c.close()
-    samples.append((a.n, rss_kib(a.pid)))
+    time.sleep(2)
 
     print(f"\nmalformed HTTP: {a.n} requests in {elapsed:.1f} s ({a.n / elapsed:.0f}/s), one connection each")
     print(f"{'category':24} outcomes (status[ json] or closed: count)")
@@ -247,7 +248,8 @@ def main():
         print(f"{cat:24} " + ", ".join(f"{k}: {v}" for k, v in sorted(stats[cat].items())))
     print(f"\nslowloris: {a.slowloris} partial requests fed a byte a second for {a.slowloris_secs:.0f} s: "
           f"{closed_by_server} closed by wagate meanwhile; health during it: {'200' if probe_ok else 'FAILED'}; "
-          f"after feeding stopped, {waited_closed} closed by wagate within {a.slowloris_secs * 3:.0f} s, {idle_left} still open")
+          f"after feeding stopped, {waited_closed} closed by wagate within {a.slowloris_secs * 3:.0f} s, {idle_left} still open; "
+          f"VmRSS with them open {held_rss} KiB, {rss_kib(a.pid)} KiB after the client closed them")
     print(f"\n{'requests':>9} {'VmRSS KiB':>10}")
     for n, r in samples:
         print(f"{n:9} {r:10}")

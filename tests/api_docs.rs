@@ -125,6 +125,92 @@ fn openapi_document_lists_every_route() {
     }
 }
 
+/// A query string the API refuses (400 `invalid_query`) is an answer the document lists, for
+/// every operation that takes query parameters (schemathesis found two that did not).
+#[test]
+fn refused_query_strings_are_documented() {
+    let srv = Server::start(Options::default());
+    let key = srv.admin();
+    let doc = get(&srv.url("/api/openapi.json"), Some(&key)).json();
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let query = op["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+            if query {
+                assert!(
+                    op["responses"].get("400").is_some(),
+                    "{method} {path} takes a query string but does not document 400"
+                );
+            }
+        }
+    }
+    for (path, method) in [
+        ("/api/events?bogus=1", "get"),
+        ("/api/sessions/default/qr?format=null", "get"),
+        ("/api/deliveries?limit=x", "get"),
+    ] {
+        let r = get(&srv.url(path), Some(&key));
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert_eq!(r.json()["error"]["code"], "invalid_query", "{path}");
+        let template = path
+            .split('?')
+            .next()
+            .unwrap()
+            .replace("/default/", "/{sid}/");
+        assert!(
+            doc["paths"][&template][method]["responses"]
+                .get("400")
+                .is_some(),
+            "{method} {template}: 400 undocumented"
+        );
+    }
+}
+
+/// The pacing settings answer has exactly the fields the document's schemas list, overrides
+/// included (schemathesis found `auto_read` missing from `PacingSettings`).
+#[test]
+fn settings_answer_matches_the_documented_schemas() {
+    let srv = Server::start(Options::default());
+    let key = srv.admin();
+    let doc = get(&srv.url("/api/openapi.json"), Some(&key)).json();
+    let body = serde_json::json!({"auto_read": true, "per_day": 50});
+    let r = call(
+        "PUT",
+        &srv.url("/api/sessions/default/settings"),
+        Some(&key),
+        &[],
+        Some(("application/json", body.to_string().into_bytes())),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let props = |schema: &str| -> Vec<String> {
+        let mut p: Vec<String> = doc["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        p.sort();
+        p
+    };
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&v["settings"]), props("PacingSettings"));
+    assert_eq!(keys(&v["defaults"]), props("PacingSettings"));
+    assert_eq!(v["settings"]["auto_read"], true);
+    for k in keys(&v["overrides"]) {
+        assert!(
+            props("PacingOverrides").contains(&k),
+            "override {k} undocumented"
+        );
+    }
+}
+
 /// A minimal reader of the Prometheus text format: (name, labels, value) per sample; panics
 /// on a line that is not a comment, blank or a well-formed sample.
 fn parse_prometheus(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
@@ -218,4 +304,35 @@ fn metrics_are_prometheus_text() {
         )
         .is_some()
     );
+}
+
+/// A percent-encoded path segment that is not UTF-8 is a documented 400 in the API's error
+/// shape, not axum's plain-text rejection (found by bench/malformed_http.py).
+#[test]
+fn a_path_parameter_that_is_not_utf8_is_a_json_400() {
+    let srv = Server::start(Options::default());
+    let key = srv.admin();
+    let doc = get(&srv.url("/api/openapi.json"), Some(&key)).json();
+    for (path, template) in [
+        ("/api/sessions/%ff%fe", "/api/sessions/{sid}"),
+        (
+            "/api/sessions/default/messages/%c3%28",
+            "/api/sessions/{sid}/messages/{id}",
+        ),
+        ("/api/webhooks/%80", "/api/webhooks/{id}"),
+        ("/api/keys/%ff", "/api/keys/{id}"),
+    ] {
+        let r = get(&srv.url(path), Some(&key));
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        let v: Value = serde_json::from_slice(&r.body)
+            .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {}", r.text()));
+        assert_eq!(v["error"]["code"], "invalid_path", "{path}");
+        assert!(v["error"]["message"].is_string());
+        assert!(
+            doc["paths"][template]["get"]["responses"]
+                .get("400")
+                .is_some(),
+            "GET {template}: 400 undocumented"
+        );
+    }
 }

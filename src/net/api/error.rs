@@ -318,3 +318,23 @@ where
             .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
     }
 }
+
+/// Path parameters, refused as 400 `invalid_path` in the API's error shape (axum's own
+/// rejection is plain text), e.g. a percent-encoded segment that is not UTF-8.
+#[derive(Debug, Clone)]
+pub struct PathParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for PathParams<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| PathParams(v))
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+    }
+}

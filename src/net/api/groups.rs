@@ -2,10 +2,11 @@
 //! asked of WhatsApp on each call (so it needs the session connected).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::Method;
 use axum::routing::get;
 
+use super::error::PathParams;
 use super::{Access, ApiError, ApiState, Route};
 use crate::auth::Scope;
 use crate::engine::groups::GroupSummary;
@@ -22,7 +23,7 @@ pub(super) fn routes() -> Vec<Route> {
 
 async fn list(
     State(state): State<ApiState>,
-    Path(sid): Path<String>,
+    PathParams(sid): PathParams<String>,
 ) -> Result<Json<Vec<GroupSummary>>, ApiError> {
     Ok(Json(state.manager().groups(&sid).await?))
 }

@@ -4,13 +4,14 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
+use super::error::PathParams;
 use super::{Access, ApiError, ApiState, Route};
 use crate::auth::Scope;
 use crate::engine::MediaError;
@@ -73,7 +74,7 @@ fn safe_name(name: &str) -> String {
 
 async fn media(
     State(state): State<ApiState>,
-    Path((sid, id)): Path<(String, String)>,
+    PathParams((sid, id)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {
     let mgr = state.manager();
     mgr.get(&sid).await?;
@@ -125,7 +126,7 @@ async fn media(
 
 async fn read(
     State(state): State<ApiState>,
-    Path((sid, id)): Path<(String, String)>,
+    PathParams((sid, id)): PathParams<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let mgr = state.manager();
     mgr.get(&sid).await?;

@@ -1,12 +1,12 @@
 //! API keys (`admin`): create (the key is in the answer, once), list, show, revoke.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 
-use super::error::JsonBody;
+use super::error::{JsonBody, PathParams};
 use super::{Access, ApiError, ApiState, Route};
 use crate::auth::{self, KeySpec, NewKey, Scope};
 use crate::events::now_ms;
@@ -124,7 +124,7 @@ fn key_not_found(id: &str) -> ApiError {
 
 async fn show(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<KeyView>, ApiError> {
     let key = id.clone();
     let rec = state
@@ -137,7 +137,7 @@ async fn show(
 
 async fn revoke(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     let key = id.clone();
     let outcome = state

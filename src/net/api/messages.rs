@@ -3,13 +3,13 @@
 //! cancels it while it has not started sending.
 
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
-use super::error::JsonBody;
+use super::error::{JsonBody, PathParams};
 use super::{Access, ApiError, ApiState, Route};
 use crate::auth::Scope;
 use crate::engine::compose::{self, ComposeError};
@@ -215,7 +215,7 @@ async fn read_multipart(mut form: Multipart) -> Result<SendBody, ApiError> {
 
 async fn accept(
     State(state): State<ApiState>,
-    Path((sid, kind)): Path<(String, String)>,
+    PathParams((sid, kind)): PathParams<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
@@ -274,7 +274,7 @@ fn no_message(id: &str) -> ApiError {
 
 async fn show(
     State(state): State<ApiState>,
-    Path((sid, id)): Path<(String, String)>,
+    PathParams((sid, id)): PathParams<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let mgr = state.manager();
     mgr.get(&sid).await?;
@@ -287,7 +287,7 @@ async fn show(
 
 async fn cancel(
     State(state): State<ApiState>,
-    Path((sid, id)): Path<(String, String)>,
+    PathParams((sid, id)): PathParams<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let mgr = state.manager();
     mgr.get(&sid).await?;

@@ -402,7 +402,8 @@ fn pacing_settings(overrides: bool) -> Value {
             "warmup": {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": 90, "description": "Daily limits for the first days after pairing"},
             "duplicate_recipients": int("The same content to more than this many distinct recipients ... (at least 1)"),
             "duplicate_window_s": int("... within this many seconds ..."),
-            "duplicate_action": {"type": "string", "enum": ["hold", "reject", "off"], "description": "... is held, rejected (409), or let through"}
+            "duplicate_action": {"type": "string", "enum": ["hold", "reject", "off"], "description": "... is held, rejected (409), or let through"},
+            "auto_read": {"type": "boolean", "description": "Before a send to a chat with unread received messages, mark them read"}
         }
     });
     if overrides {
@@ -424,7 +425,8 @@ fn pacing_settings(overrides: bool) -> Value {
             "warmup",
             "duplicate_recipients",
             "duplicate_window_s",
-            "duplicate_action"
+            "duplicate_action",
+            "auto_read"
         ]);
     }
     v
@@ -868,9 +870,16 @@ fn parameters(r: &RouteInfo) -> Vec<Value> {
     let mut params = Vec::new();
     for seg in r.path.split('/') {
         if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            params.push(
-                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}),
-            );
+            let kind = r.method == Method::POST
+                && r.path == "/api/sessions/{sid}/messages/{id}"
+                && name == "id";
+            params.push(if kind {
+                // On this route `{id}` is the message kind.
+                json!({"name": name, "in": "path", "required": true, "description": "The message kind",
+                       "schema": {"type": "string", "enum": crate::engine::compose::KINDS}})
+            } else {
+                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
+            });
         }
     }
     match (r.method.as_str(), r.path) {
@@ -950,6 +959,19 @@ fn operation(r: &RouteInfo) -> Value {
     if r.path != "/api/health" && !crate::net::dashboard::is_dashboard_path(r.path) {
         responses.insert("503".into(), error_response("The store has failed"));
     }
+    let params = parameters(r);
+    // Query strings go through `QueryParams`: an unknown or invalid parameter is a 400; so
+    // is a path parameter that is not UTF-8 once percent-decoded (`PathParams`).
+    if params.iter().any(|p| p["in"] == "query") {
+        responses.entry("400").or_insert_with(|| {
+            error_response("An unknown or invalid query parameter (named in the message)")
+        });
+    }
+    if params.iter().any(|p| p["in"] == "path") {
+        responses.entry("400").or_insert_with(|| {
+            error_response("A path parameter that is not UTF-8 once percent-decoded")
+        });
+    }
     let id = format!(
         "{}{}",
         r.method.as_str().to_ascii_lowercase(),
@@ -969,7 +991,6 @@ fn operation(r: &RouteInfo) -> Value {
         "summary": r.summary,
         "responses": responses,
     });
-    let params = parameters(r);
     if !params.is_empty() {
         op["parameters"] = Value::Array(params);
     }

@@ -3,12 +3,12 @@
 //! message the duplicate guard held (`POST .../messages/{id}/release`).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::Method;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::error::JsonBody;
+use super::error::{JsonBody, PathParams};
 use super::messages::view;
 use super::{Access, ApiError, ApiState, Route};
 use crate::auth::Scope;
@@ -59,14 +59,14 @@ fn settings_json(info: SettingsInfo) -> Result<Json<Value>, ApiError> {
 
 async fn show_settings(
     State(state): State<ApiState>,
-    Path(sid): Path<String>,
+    PathParams(sid): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     settings_json(state.manager().settings(&sid).await?)
 }
 
 async fn put_settings(
     State(state): State<ApiState>,
-    Path(sid): Path<String>,
+    PathParams(sid): PathParams<String>,
     JsonBody(overrides): JsonBody<Overrides>,
 ) -> Result<Json<Value>, ApiError> {
     settings_json(state.manager().set_settings(&sid, overrides).await?)
@@ -74,7 +74,7 @@ async fn put_settings(
 
 async fn show_queue(
     State(state): State<ApiState>,
-    Path(sid): Path<String>,
+    PathParams(sid): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let q = state.manager().queue(&sid).await?;
     let held: Vec<Value> = q.held.iter().map(view).collect();
@@ -85,7 +85,7 @@ async fn show_queue(
 
 async fn release(
     State(state): State<ApiState>,
-    Path((sid, id)): Path<(String, String)>,
+    PathParams((sid, id)): PathParams<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let rec = state.manager().release(&sid, &id).await?;
     Ok(Json(json!(view(&rec))))

@@ -3,14 +3,14 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{Principal, session_forbidden};
-use super::error::{JsonBody, QueryParams};
+use super::error::{JsonBody, PathParams, QueryParams};
 use super::{Access, ApiError, ApiState, Route};
 use crate::auth::Scope;
 use crate::display;
@@ -139,14 +139,14 @@ async fn create(
 
 async fn show(
     State(state): State<ApiState>,
-    Path(sid): Path<String>,
+    PathParams(sid): PathParams<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(view(&state.manager().get(&sid).await?)))
 }
 
 async fn remove(
     State(state): State<ApiState>,
-    Path(sid): Path<String>,
+    PathParams(sid): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     state.manager().delete(&sid).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -154,21 +154,21 @@ async fn remove(
 
 async fn start(
     State(state): State<ApiState>,
-    Path(sid): Path<String>,
+    PathParams(sid): PathParams<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(view(&state.manager().start(&sid).await?)))
 }
 
 async fn stop(
     State(state): State<ApiState>,
-    Path(sid): Path<String>,
+    PathParams(sid): PathParams<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(view(&state.manager().stop(&sid).await?)))
 }
 
 async fn logout(
     State(state): State<ApiState>,
-    Path(sid): Path<String>,
+    PathParams(sid): PathParams<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(view(&state.manager().logout(&sid).await?)))
 }
@@ -242,7 +242,7 @@ const PNG_SCALE: u32 = 8;
 
 async fn qr(
     State(state): State<ApiState>,
-    Path(sid): Path<String>,
+    PathParams(sid): PathParams<String>,
     QueryParams(query): QueryParams<QrQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -323,7 +323,7 @@ struct PairCodeBody {
 
 async fn pair_code(
     State(state): State<ApiState>,
-    Path(sid): Path<String>,
+    PathParams(sid): PathParams<String>,
     JsonBody(body): JsonBody<PairCodeBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let code = state.manager().pair_code(&sid, &body.phone).await?;

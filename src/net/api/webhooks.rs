@@ -3,12 +3,12 @@
 //! list, show with every attempt, redeliver.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::error::{JsonBody, QueryParams};
+use super::error::{JsonBody, PathParams, QueryParams};
 use super::{Access, ApiError, ApiState, Route};
 use crate::auth::Scope;
 use crate::engine::valid_session_id;
@@ -291,7 +291,7 @@ async fn list(State(state): State<ApiState>) -> Result<Json<Vec<EndpointView>>, 
 
 async fn show(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<EndpointView>, ApiError> {
     let key = id.clone();
     let ep = state
@@ -328,7 +328,7 @@ struct Patch {
 
 async fn update(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<Patch>,
 ) -> Result<Json<EndpointView>, ApiError> {
     if let Some(url) = &body.url {
@@ -363,7 +363,7 @@ async fn update(
 
 async fn remove(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     let now = now(&state);
     let key = id.clone();
@@ -388,7 +388,7 @@ struct Rotated {
 
 async fn rotate(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<Rotated>, ApiError> {
     let now = now(&state);
     let until = now + settings(&state).rotation_grace_ms;
@@ -414,7 +414,7 @@ struct Queued {
 
 async fn test(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
     let mut event = Event::new(
         "",
@@ -455,7 +455,7 @@ struct Replayed {
 
 async fn replay(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     QueryParams(q): QueryParams<ReplayQuery>,
 ) -> Result<(StatusCode, Json<Replayed>), ApiError> {
     if q.since < 0 {
@@ -559,7 +559,7 @@ fn delivery_not_found(id: &str) -> ApiError {
 
 async fn delivery(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<Delivery>, ApiError> {
     let key = id.clone();
     let d = state
@@ -572,7 +572,7 @@ async fn delivery(
 
 async fn redeliver(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<(StatusCode, Json<Delivery>), ApiError> {
     let now = now(&state);
     let key = id.clone();

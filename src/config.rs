@@ -118,6 +118,9 @@ pub struct ApiConfig {
     pub tls_key: PathBuf,
     /// Request body limit in KiB, at least 1.
     pub body_limit_kb: u32,
+    /// Seconds a client may take to send a request head (slower ones, and keep-alive
+    /// connections idle that long, are closed), 1..=600.
+    pub header_timeout_secs: u32,
     /// Names the device answers to besides its addresses, `localhost`, its host name and
     /// `<hostname>.local` (the DNS-rebinding guard; also put in a self-signed certificate).
     pub host_names: Vec<String>,
@@ -131,6 +134,7 @@ impl Default for ApiConfig {
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
             body_limit_kb: 16384,
+            header_timeout_secs: 30,
             host_names: Vec::new(),
         }
     }
@@ -979,6 +983,9 @@ impl Config {
         if a.body_limit_kb == 0 {
             return Err(("api.body_limit_kb", "must be at least 1".to_owned()));
         }
+        if !(1..=600).contains(&a.header_timeout_secs) {
+            return Err(("api.header_timeout_secs", "must be 1..=600".to_owned()));
+        }
         if a.tls == TlsMode::Files {
             if a.tls_cert.as_os_str().is_empty() {
                 return Err((
@@ -1480,6 +1487,11 @@ default_session = "main-1"
             ("WAGATE_WHATSAPP__VERSION", "1.+2.3", "whatsapp.version"),
             ("WAGATE_API__TLS", "on", "api.tls"),
             ("WAGATE_API__BODY_LIMIT_KB", "0", "api.body_limit_kb"),
+            (
+                "WAGATE_API__HEADER_TIMEOUT_SECS",
+                "0",
+                "api.header_timeout_secs",
+            ),
             (
                 "WAGATE_API__HOST_NAMES",
                 r#"["gate.example.lan", "evil.com/x"]"#,

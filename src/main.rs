@@ -289,6 +289,9 @@ async fn run(cfg: Config) -> Result<ExitCode> {
         api_state.set_display(d.last_frame());
     }
     api_state.set_lan(lan.api_info(&cfg));
+    api_state.set_header_timeout(std::time::Duration::from_secs(u64::from(
+        cfg.api.header_timeout_secs,
+    )));
     let webhooks = Webhooks::spawn(
         store.clone(),
         mgr.bus(),

@@ -26,6 +26,7 @@
 //! Unknown routes and wrong methods answer JSON errors too ([`error::ApiError`]).
 
 pub mod auth;
+mod conn;
 pub mod error;
 mod events;
 mod groups;
@@ -167,6 +168,8 @@ struct Inner {
     webhooks: std::sync::OnceLock<crate::net::webhook::Webhooks>,
     /// Who the device is (set by the daemon; an embedded server has none).
     lan: std::sync::OnceLock<LanInfo>,
+    /// How long a request head may take to arrive (`api.header_timeout_secs`).
+    header_timeout: std::sync::OnceLock<std::time::Duration>,
 }
 
 /// What the API tells about the device and how it recognizes its own names.
@@ -203,6 +206,7 @@ impl ApiState {
                 display: std::sync::OnceLock::new(),
                 webhooks: std::sync::OnceLock::new(),
                 lan: std::sync::OnceLock::new(),
+                header_timeout: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -215,6 +219,20 @@ impl ApiState {
     /// The device's id, certificate and extra names (once, before serving).
     pub fn set_lan(&self, lan: LanInfo) {
         let _ = self.inner.lan.set(lan);
+    }
+
+    /// How long a client may take to send a request head (once, before serving; default
+    /// 30 s): slower connections, and keep-alive connections idle that long, are closed.
+    pub fn set_header_timeout(&self, timeout: std::time::Duration) {
+        let _ = self.inner.header_timeout.set(timeout);
+    }
+
+    fn header_timeout(&self) -> std::time::Duration {
+        self.inner
+            .header_timeout
+            .get()
+            .copied()
+            .unwrap_or(conn::DEFAULT_HEADER_TIMEOUT)
     }
 
     pub fn lan(&self) -> Option<&LanInfo> {
@@ -360,12 +378,11 @@ pub async fn serve_with_shutdown(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            state.close_streams();
-        })
-        .await
+    let timeout = state.header_timeout();
+    conn::serve(listener, app, timeout, shutdown, move || {
+        state.close_streams()
+    })
+    .await
 }
 
 /// [`serve_with_shutdown`] over HTTPS with `config` (see [`tls`]).
@@ -377,10 +394,9 @@ pub async fn serve_tls_with_shutdown(
 ) -> std::io::Result<()> {
     let app = router(state.clone());
     let listener = tls::TlsListener::new(listener, config)?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            state.close_streams();
-        })
-        .await
+    let timeout = state.header_timeout();
+    conn::serve(listener, app, timeout, shutdown, move || {
+        state.close_streams()
+    })
+    .await
 }

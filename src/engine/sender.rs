@@ -485,7 +485,10 @@ impl Sender {
             .store
             .write(move |t| {
                 let at = now_ms();
-                let sent = queue::mark_sent(t, &sid, &id, at)?;
+                // None: a receipt recorded the send already (after a crash mid-send).
+                let Some(sent) = queue::mark_sent(t, &sid, &id, at)? else {
+                    return Ok(None);
+                };
                 store::pacing::log_send(t, &sid, at)?;
                 outbox::record(t, Event::new(&sid, EventKind::MessageSent(sent.update())))
             })

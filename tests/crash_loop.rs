@@ -15,16 +15,15 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::daemon::{Gate, wait_until};
 use common::peer::peer;
 use common::receiver::Receiver;
-use common::{call, get, post_json};
+use common::{get, post_json};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -32,71 +31,10 @@ use tokio::runtime::Runtime;
 use wa_mock::{MockConfig, MockServer};
 use whatsapp_rust::types::events::Event;
 
-/// The binary under test; `CRASH_BIN` names a copy (so a long run is not disturbed by a rebuild).
-fn bin() -> String {
-    std::env::var("CRASH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wagate").to_string())
-}
 /// The kinds the client cycles through; each carries the message's token in a text field.
 const KINDS: [&str; 5] = ["text", "location", "contact", "poll", "image"];
 /// How long the end may take to settle (queue drained, webhooks delivered).
-const SETTLE: Duration = Duration::from_secs(120);
-
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
-fn wagate(data: &Path, api: &str, ws: &str, ca: &Path) -> Command {
-    let mut cmd = Command::new(bin());
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("WAGATE_DATA_DIR", data)
-        .env("WAGATE_API_ADDR", api)
-        .env("WAGATE_WHATSAPP_URL", ws)
-        .env("WAGATE_WHATSAPP__TRUST_CA_FILE", ca)
-        .env("WAGATE_DISPLAY__BACKEND", "none")
-        .env("WAGATE_DISPLAY__TERMINAL_QR", "false")
-        // Millisecond pacing: the loop is about crashes, not the anti-ban policy.
-        .env("WAGATE_PACING__MIN_DELAY_MS", "1")
-        .env("WAGATE_PACING__MAX_DELAY_MS", "20")
-        .env("WAGATE_PACING__TYPING", "false")
-        .env("WAGATE_PACING__PER_MINUTE", "100000")
-        .env("WAGATE_PACING__PER_HOUR", "100000")
-        .env("WAGATE_PACING__PER_DAY", "100000")
-        .env("WAGATE_PACING__WARMUP", "[]")
-        .env("WAGATE_LOG", "info");
-    cmd
-}
-
-/// The daemon; killed when dropped, so a failing test leaves no process behind.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn kill9(child: &mut Daemon) {
-    // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
-    let rc = unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGKILL) };
-    assert_eq!(rc, 0, "kill -9");
-    child.0.wait().unwrap();
-}
-
-fn healthy(api: &str) -> bool {
-    std::net::TcpStream::connect(api).is_ok()
-        && get(&format!("http://{api}/api/health"), None).status == 200
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+const SETTLE: Duration = Duration::from_secs(300);
 
 /// The token `ck<n>x` a message carries, if it carries one.
 fn token(text: &str) -> Option<u64> {
@@ -162,58 +100,12 @@ fn sigkill_loop_loses_and_duplicates_nothing() {
         .block_on(MockServer::start(MockConfig::default()))
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("wa-mock-media.pem");
-    std::fs::write(&ca, mock.media_cert_pem().unwrap()).unwrap();
-    let api = free_addr();
-    let base = format!("http://{api}");
-    let ws = mock.ws_url();
-    let cmd = || wagate(dir.path(), &api, &ws, &ca);
-    let out = cmd()
-        .args(["key", "create", "--scope", "admin"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let mut gate = Gate::new(dir.path(), dir.path(), &mock);
+    let base = gate.base();
+    let key = gate.admin_key();
     let k = Some(key.as_str());
-
-    let mut run = 0u32;
-    let mut start = || -> Daemon {
-        run += 1;
-        let log = std::fs::File::create(dir.path().join(format!("run{run}.log"))).unwrap();
-        let child = Daemon(
-            cmd()
-                .arg("run")
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
-        wait_until("wagate to come up", Duration::from_secs(30), || {
-            healthy(&api)
-        });
-        child
-    };
-    let mut child = start();
-
-    // Pair the default session through the API: the mock phone scans the QR.
-    let mut code = None;
-    wait_until("a QR code", Duration::from_secs(40), || {
-        let r = call(
-            "GET",
-            &format!("{base}/api/sessions/default/qr"),
-            k,
-            &[("Accept", "application/json")],
-            None,
-        );
-        if r.status == 200 {
-            code = r.json()["code"].as_str().map(str::to_string);
-        }
-        code.is_some()
-    });
-    mock_rt.block_on(mock.scan(&code.unwrap())).unwrap();
-    wait_until("the session connected", Duration::from_secs(40), || {
-        get(&format!("{base}/api/sessions/default"), k).json()["state"] == "connected"
-    });
+    let mut child = gate.start();
+    gate.pair(&mock_rt, &mock, &key);
 
     // The recipient, and everything it decrypts: (token, WhatsApp id).
     let mut b = mock_rt.block_on(peer(&mock));
@@ -319,8 +211,8 @@ fn sigkill_loop_loses_and_duplicates_nothing() {
     for i in 0..kills {
         let delay = rng.random_range(0..1500u64);
         std::thread::sleep(Duration::from_millis(delay));
-        kill9(&mut child);
-        child = start();
+        child.kill9();
+        child = gate.start();
         let accepted: Vec<String> = {
             let log = log.lock().unwrap();
             log.posted[checked..]
@@ -412,7 +304,7 @@ fn sigkill_loop_loses_and_duplicates_nothing() {
         recorded = deliveries();
     }
     // Nothing left running that could add hits while they are counted.
-    kill9(&mut child);
+    child.kill9();
     std::thread::sleep(Duration::from_millis(200));
 
     // The figures.

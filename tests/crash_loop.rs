@@ -34,7 +34,8 @@ use whatsapp_rust::types::events::Event;
 
 /// The kinds the client cycles through; each carries the message's token in a text field.
 const KINDS: [&str; 5] = ["text", "location", "contact", "poll", "image"];
-/// How long the end may take to settle (queue drained, webhooks delivered).
+/// How long each step of the end may take (the next message leaving the queue, the
+/// recipient's last message, the last webhook).
 const SETTLE: Duration = Duration::from_secs(300);
 
 /// The token `ck<n>x` a message carries, if it carries one.
@@ -256,9 +257,10 @@ fn sigkill_loop_loses_and_duplicates_nothing() {
     // Settle: every accepted message sent or failed, every recorded event delivered.
     let accepted: Vec<&Posted> = log.posted.iter().filter(|p| p.id.is_some()).collect();
     let mut status: BTreeMap<String, String> = BTreeMap::new();
-    let deadline = Instant::now() + SETTLE;
     for p in &accepted {
         let id = p.id.as_deref().unwrap();
+        // Per message: the queue drains in order, so each waits about one send.
+        let deadline = Instant::now() + SETTLE;
         loop {
             let v = get(&format!("{base}/api/sessions/default/messages/{id}"), k).json();
             let s = v["status"].as_str().unwrap_or("").to_string();

@@ -481,18 +481,27 @@ impl Sender {
                 other => Attempt::Retry(other.to_string()),
             })?;
         let (sid, id) = (self.id.clone(), rec.id.clone());
-        let event = self
+        let recorded = self
             .store
             .write(move |t| {
                 let at = now_ms();
-                let sent = queue::mark_sent(t, &sid, &id, at)?;
+                // None: its receipt came first (while the send returned, or after a crash
+                // mid-send) and recorded the send and `message.sent` then.
+                let Some(sent) = queue::mark_sent(t, &sid, &id, at)? else {
+                    return Ok(None);
+                };
                 store::pacing::log_send(t, &sid, at)?;
-                outbox::record(t, Event::new(&sid, EventKind::MessageSent(sent.update())))
+                outbox::record(t, Event::new(&sid, EventKind::MessageSent(sent.update()))).map(Some)
             })
             .await?;
         tracing::info!(session = %self.id, msg = %rec.id, wa_id = %wa_id, "sent");
-        EngineStats::bump(&self.stats.sent);
-        self.publish(event).await;
+        match recorded {
+            Some(event) => {
+                EngineStats::bump(&self.stats.sent);
+                self.publish(event).await;
+            }
+            None => self.publish(None).await,
+        }
         Ok(())
     }
 

@@ -411,9 +411,19 @@ impl SessionCtx {
                     let res = self
                         .store
                         .write(move |t| {
-                            let Some(rec) = queue::apply_receipt(t, &sid, &wa_id, status, at)?
-                            else {
-                                return Ok(None);
+                            let r = queue::apply_receipt(t, &sid, &wa_id, status, at)?;
+                            // The send was never recorded (a crash came between it and its
+                            // record): record it now, before the receipt.
+                            let sent = match r.sent {
+                                Some(rec) => {
+                                    crate::store::pacing::log_send(t, &sid, at)?;
+                                    let kind = DomainKind::MessageSent(rec.update());
+                                    outbox::record(t, Event::new(&sid, kind))?
+                                }
+                                None => None,
+                            };
+                            let Some(rec) = r.advanced else {
+                                return Ok((sent, None));
                             };
                             let update = rec.update();
                             let kind = if status == MessageStatus::Read {
@@ -421,19 +431,24 @@ impl SessionCtx {
                             } else {
                                 DomainKind::MessageDelivered(update)
                             };
-                            outbox::record(t, Event::new(&sid, kind))
+                            Ok((sent, outbox::record(t, Event::new(&sid, kind))?))
                         })
                         .await;
                     match res {
-                        Ok(Some(event)) => {
-                            if status == MessageStatus::Read {
-                                EngineStats::bump(&self.stats.read);
-                            } else {
-                                EngineStats::bump(&self.stats.delivered);
+                        Ok((sent, advanced)) => {
+                            if let Some(event) = sent {
+                                EngineStats::bump(&self.stats.sent);
+                                self.bus.publish(Notice::Event(event));
                             }
-                            self.bus.publish(Notice::Event(event));
+                            if let Some(event) = advanced {
+                                if status == MessageStatus::Read {
+                                    EngineStats::bump(&self.stats.read);
+                                } else {
+                                    EngineStats::bump(&self.stats.delivered);
+                                }
+                                self.bus.publish(Notice::Event(event));
+                            }
                         }
-                        Ok(None) => {}
                         Err(e) => {
                             tracing::error!(session = %self.id, error = %e, "cannot record a receipt")
                         }

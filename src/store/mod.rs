@@ -9,6 +9,15 @@
 //! torn down under their users); instead the first such error marks the store failed, the API
 //! answers 503 from then on, and the daemon exits non-zero so systemd restarts it with a fresh
 //! handle. Everything acknowledged before was committed durably, so nothing is lost.
+//!
+//! A full disk is the exception: it is not a fault of the store and it passes. Before each
+//! write transaction the free space of the file's filesystem is checked; below
+//! [`MIN_FREE_BYTES`] the write is refused with [`StoreError::NoSpace`] (the API answers 507)
+//! and redb is never touched, so reads go on working and the next write after space is freed
+//! succeeds. A commit that meets "no space" anyway (it needed more than the margin) poisons
+//! redb's handle: the store then drops it and opens the file again in place (waiting for the
+//! transactions under way), retrying on later operations until that succeeds; meanwhile every
+//! operation answers [`StoreError::NoSpace`]. The daemon stays up throughout.
 
 pub mod inbound;
 pub mod keys;
@@ -21,6 +30,7 @@ pub mod wa_backend;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
@@ -28,6 +38,13 @@ use redb::{
 use tokio::sync::watch;
 
 pub use wa_backend::RedbBackend;
+
+/// Writes are refused (with [`StoreError::NoSpace`]) while the data directory's filesystem has
+/// less free space than this: the margin keeps redb's own commits from meeting a full disk.
+pub const MIN_FREE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// How often a store whose handle a full disk poisoned tries to open the file again.
+const REOPEN_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The schema this build reads and writes. Bumped with every incompatible layout change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -55,6 +72,10 @@ pub enum StoreError {
     Corrupt { table: &'static str, detail: String },
     #[error("{0}")]
     Invalid(String),
+    /// The disk is full (or the quota used up); nothing was written. Not fatal: writes succeed
+    /// again once space is freed.
+    #[error("no space left for the store: {0}")]
+    NoSpace(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("blocking task failed: {0}")]
@@ -91,6 +112,37 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// The disk is full: this error, or an I/O error saying so (ENOSPC, EDQUOT).
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            StoreError::NoSpace(_) => true,
+            StoreError::Redb(redb::Error::Io(e)) | StoreError::Io(e) => is_no_space_io(e),
+            _ => false,
+        }
+    }
+}
+
+fn is_no_space_io(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+/// Free bytes for unprivileged writers on the filesystem holding `dir`; `None` when it cannot
+/// be asked.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and outlives the call; `st` is a valid out pointer.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+    #[allow(clippy::unnecessary_cast)] // the field types differ between targets
+    (rc == 0).then(|| (st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Commit counts and time, for `/metrics`.
@@ -106,6 +158,14 @@ struct Inner {
     /// `None` once closed.
     db: std::sync::RwLock<Option<Database>>,
     path: PathBuf,
+    /// The page cache, to open the file again; `None` for a store on a caller's backend
+    /// ([`Store::open_with_backend`]), which cannot be reopened.
+    reopen_cache: Option<usize>,
+    /// The free-space check before writes: the directory whose filesystem holds the file.
+    space_dir: Option<PathBuf>,
+    /// A full disk poisoned the redb handle: open the file again before the next use.
+    broken: AtomicBool,
+    last_reopen: std::sync::Mutex<Option<Instant>>,
     failed: AtomicBool,
     failed_tx: watch::Sender<bool>,
 }
@@ -129,18 +189,38 @@ impl Store {
     /// `cache_bytes`. Checks the schema version and creates every table so later read
     /// transactions never meet a missing one.
     pub fn open(path: &Path, cache_bytes: usize) -> Result<Store> {
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)?;
-        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir)?;
+        let db = open_file(path, cache_bytes)?;
+        Store::init(db, path.to_path_buf(), Some(cache_bytes), Some(dir))
+    }
+
+    /// Open (or create) a database on a redb storage backend of the caller's (memory, a
+    /// fault-injecting wrapper, another medium), with a page cache of `cache_bytes`. Checks and
+    /// creates what [`Store::open`] does. `name` stands for the path in logs and
+    /// [`Store::path`]. Such a store has no free-space check and is not reopened after a full
+    /// disk: a "no space" from the backend answers [`StoreError::NoSpace`] once, then the
+    /// store is failed like after any other I/O error.
+    pub fn open_with_backend(
+        backend: impl redb::StorageBackend,
+        cache_bytes: usize,
+        name: &str,
+    ) -> Result<Store> {
         let db = Database::builder()
             .set_cache_size(cache_bytes)
-            .create(path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
-                other => other.into(),
-            })?;
+            .create_with_backend(backend)?;
+        Store::init(db, PathBuf::from(name), None, None)
+    }
+
+    fn init(
+        db: Database,
+        path: PathBuf,
+        reopen_cache: Option<usize>,
+        space_dir: Option<PathBuf>,
+    ) -> Result<Store> {
         let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
@@ -174,7 +254,11 @@ impl Store {
             inner: Arc::new(Inner {
                 commits: CommitStats::default(),
                 db: std::sync::RwLock::new(Some(db)),
-                path: path.to_path_buf(),
+                path,
+                reopen_cache,
+                space_dir,
+                broken: AtomicBool::new(false),
+                last_reopen: std::sync::Mutex::new(None),
                 failed: AtomicBool::new(false),
                 failed_tx,
             }),
@@ -200,22 +284,105 @@ impl Store {
         self.inner.failed_tx.subscribe()
     }
 
-    fn note<T>(&self, r: Result<T>) -> Result<T> {
-        if let Err(e) = &r
-            && e.is_fatal()
-            && !self.inner.failed.swap(true, Ordering::AcqRel)
-        {
+    fn fail(&self, e: &StoreError) {
+        if !self.inner.failed.swap(true, Ordering::AcqRel) {
             tracing::error!(error = %e, "store failed; refusing further work until restart");
             self.inner.failed_tx.send_replace(true);
         }
-        r
+    }
+
+    fn note<T>(&self, r: Result<T>) -> Result<T> {
+        let Err(e) = r else { return r };
+        let from_redb = matches!(e, StoreError::Redb(_) | StoreError::Io(_));
+        if from_redb && e.is_no_space() {
+            // redb refuses further work on this handle; open the file again once there is
+            // room (see the module docs).
+            if self.inner.reopen_cache.is_some() {
+                if !self.inner.broken.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(error = %e, "disk full under a commit; the store reopens when space is freed");
+                }
+            } else {
+                self.fail(&e);
+            }
+            return Err(StoreError::NoSpace(e.to_string()));
+        }
+        if e.is_fatal() && self.inner.broken.load(Ordering::Acquire) {
+            // Another operation on the handle the full disk poisoned.
+            return Err(StoreError::NoSpace(e.to_string()));
+        }
+        if e.is_fatal() {
+            self.fail(&e);
+        }
+        Err(e)
+    }
+
+    /// Whether work may start: not failed, and the handle reopened if a full disk broke it.
+    fn ready(&self) -> Result<()> {
+        if !self.is_ok() {
+            return Err(StoreError::Failed);
+        }
+        if self.inner.broken.load(Ordering::Acquire) {
+            self.reopen()?;
+        }
+        Ok(())
+    }
+
+    /// Drop the handle a full disk poisoned and open the file again (at most every
+    /// [`REOPEN_INTERVAL`]); waits for the transactions under way.
+    fn reopen(&self) -> Result<()> {
+        let Some(cache) = self.inner.reopen_cache else {
+            return Err(StoreError::Failed);
+        };
+        {
+            let mut last = self
+                .inner
+                .last_reopen
+                .lock()
+                .map_err(|_| StoreError::Closed)?;
+            if last.is_some_and(|t| t.elapsed() < REOPEN_INTERVAL) {
+                return Err(StoreError::NoSpace(
+                    "the store waits for free space to reopen".into(),
+                ));
+            }
+            *last = Some(Instant::now());
+        }
+        let mut db = self.inner.db.write().map_err(|_| StoreError::Closed)?;
+        if !self.inner.broken.load(Ordering::Acquire) {
+            return Ok(()); // another thread reopened it
+        }
+        drop(db.take());
+        match open_file(&self.inner.path, cache) {
+            Ok(new) => {
+                *db = Some(new);
+                self.inner.broken.store(false, Ordering::Release);
+                tracing::info!(path = %self.inner.path.display(), "store reopened after a full disk");
+                Ok(())
+            }
+            Err(e) if e.is_no_space() => Err(StoreError::NoSpace(e.to_string())),
+            Err(e) => {
+                self.fail(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Refuse a write while the filesystem has less than [`MIN_FREE_BYTES`] free.
+    fn check_space(&self) -> Result<()> {
+        let Some(dir) = &self.inner.space_dir else {
+            return Ok(());
+        };
+        match free_bytes(dir) {
+            Some(free) if free < MIN_FREE_BYTES => Err(StoreError::NoSpace(format!(
+                "{free} bytes free in {}, {MIN_FREE_BYTES} needed",
+                dir.display()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Run `f` in a read transaction on the calling thread. For blocking contexts only.
     pub fn read_blocking<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
-        if !self.is_ok() {
-            return Err(StoreError::Failed);
-        }
+        self.ready()?;
         let r = (|| {
             let db = self.inner.db.read().map_err(|_| StoreError::Closed)?;
             let txn = db.as_ref().ok_or(StoreError::Closed)?.begin_read()?;
@@ -225,11 +392,11 @@ impl Store {
     }
 
     /// Run `f` in a write transaction on the calling thread and commit it durably if `f`
-    /// succeeds (on error the transaction is aborted and nothing is written).
+    /// succeeds (on error the transaction is aborted and nothing is written). Refused with
+    /// [`StoreError::NoSpace`] before it starts while the disk is (nearly) full.
     pub fn write_blocking<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
-        if !self.is_ok() {
-            return Err(StoreError::Failed);
-        }
+        self.ready()?;
+        self.check_space()?;
         let r = (|| {
             let db = self.inner.db.read().map_err(|_| StoreError::Closed)?;
             let txn = db.as_ref().ok_or(StoreError::Closed)?.begin_write()?;
@@ -273,6 +440,7 @@ impl Store {
     /// lingering task may hold one): it waits for transactions under way, then every later
     /// operation fails with [`StoreError::Closed`] and the file lock is released.
     pub fn close(&self) {
+        self.inner.broken.store(false, Ordering::Release);
         if let Ok(mut db) = self.inner.db.write() {
             db.take();
         }
@@ -282,6 +450,16 @@ impl Store {
     pub fn backend(&self, session: &str) -> RedbBackend {
         RedbBackend::new(self.clone(), session)
     }
+}
+
+fn open_file(path: &Path, cache_bytes: usize) -> Result<Database> {
+    Database::builder()
+        .set_cache_size(cache_bytes)
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
+            other => other.into(),
+        })
 }
 
 fn decode_u32(bytes: &[u8]) -> Result<u32> {

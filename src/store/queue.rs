@@ -366,21 +366,24 @@ pub fn set_addresses(
     Ok(rec)
 }
 
-/// The server took the message.
+/// The server took the message. `None` when it is recorded as sent already: a receipt for
+/// it came first (after a crash between its send and this record, [`apply_receipt`] saw the
+/// send), so `message.sent` was recorded then and must not be recorded twice.
 pub fn mark_sent(
     txn: &WriteTransaction,
     session: &str,
     id: &str,
     at: i64,
-) -> Result<MessageRecord> {
+) -> Result<Option<MessageRecord>> {
     let mut rec = must(txn, session, id)?;
     dequeue(txn, &rec)?;
-    if rec.status < MessageStatus::Sent {
-        rec.status = MessageStatus::Sent;
+    if !rec.status.is_pending() {
+        return Ok(None);
     }
+    rec.status = MessageStatus::Sent;
     rec.sent_at.get_or_insert(at);
     put(txn, &rec)?;
-    Ok(rec)
+    Ok(Some(rec))
 }
 
 /// The message cannot be sent; it leaves the queue with a reason.
@@ -424,31 +427,47 @@ pub fn cancel(txn: &WriteTransaction, session: &str, id: &str, at: i64) -> Resul
     Ok(Cancel::Cancelled(rec))
 }
 
+/// What a receipt did to a message (see [`apply_receipt`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Receipted {
+    /// The message was still in the queue: a crash came between its send and
+    /// [`mark_sent`], and the receipt is the first record that it went. The message as sent;
+    /// `message.sent` is recorded for it now (the sender's later [`mark_sent`] returns `None`).
+    pub sent: Option<MessageRecord>,
+    /// The message after the receipt, when its status moved forward.
+    pub advanced: Option<MessageRecord>,
+}
+
 /// A receipt moved a message forward. Statuses only advance (a late delivery receipt after
-/// a read one changes nothing); returns the record when it changed.
+/// a read one changes nothing).
 pub fn apply_receipt(
     txn: &WriteTransaction,
     session: &str,
     wa_id: &str,
     status: MessageStatus,
     at: i64,
-) -> Result<Option<MessageRecord>> {
+) -> Result<Receipted> {
     let id = {
         let t = txn.open_table(WA)?;
         t.get((session, wa_id))?.map(|v| v.value().to_string())
     };
-    let Some(id) = id else { return Ok(None) };
+    let Some(id) = id else {
+        return Ok(Receipted::default());
+    };
     let mut rec = must(txn, session, &id)?;
+    let mut out = Receipted::default();
     if rec.status.is_pending() {
         // A receipt for a message we had not seen acknowledged: the send did happen.
         dequeue(txn, &rec)?;
+        rec.status = MessageStatus::Sent;
         rec.sent_at.get_or_insert(at);
+        out.sent = Some(rec.clone());
     }
     if rec.status >= status
         || matches!(rec.status, MessageStatus::Cancelled | MessageStatus::Failed)
     {
         put(txn, &rec)?;
-        return Ok(None);
+        return Ok(out);
     }
     rec.status = status;
     match status {
@@ -462,7 +481,8 @@ pub fn apply_receipt(
         _ => {}
     }
     put(txn, &rec)?;
-    Ok(Some(rec))
+    out.advanced = Some(rec);
+    Ok(out)
 }
 
 /// The message an idempotency key already names, inside a write (so a check and the
@@ -675,13 +695,14 @@ mod tests {
         let r = s
             .write_blocking(|t| apply_receipt(t, "a", "WA1", MessageStatus::Read, 9))
             .unwrap()
+            .advanced
             .unwrap();
         assert_eq!(r.status, MessageStatus::Read);
         assert_eq!((r.delivered_at, r.read_at), (Some(9), Some(9)));
         assert!(
             s.write_blocking(|t| apply_receipt(t, "a", "WA1", MessageStatus::Delivered, 10))
                 .unwrap()
-                .is_none()
+                == Receipted::default()
         );
         assert_eq!(s.read_blocking(|t| depth(t, "a")).unwrap(), 0);
         let found = s
@@ -689,6 +710,37 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(found.id, a.id);
+    }
+
+    /// A crash after the send and before `mark_sent`: the delivery receipt that arrives
+    /// after the restart is the first record of the send. It reports the message sent (so
+    /// `message.sent` is not lost) and the sender's own `mark_sent` later reports nothing.
+    #[test]
+    fn a_receipt_for_an_interrupted_send_reports_it_sent_once() {
+        let (_d, s) = store();
+        let a = s
+            .write_blocking(|t| enqueue(t, "a", msg("1", None)))
+            .unwrap()
+            .record;
+        s.write_blocking(|t| mark_sending(t, "a", &a.id, "WA1"))
+            .unwrap();
+        let r = s
+            .write_blocking(|t| apply_receipt(t, "a", "WA1", MessageStatus::Delivered, 7))
+            .unwrap();
+        let sent = r.sent.expect("the receipt reports the send");
+        assert_eq!((sent.status, sent.sent_at), (MessageStatus::Sent, Some(7)));
+        let advanced = r.advanced.unwrap();
+        assert_eq!(advanced.status, MessageStatus::Delivered);
+        assert_eq!(s.read_blocking(|t| depth(t, "a")).unwrap(), 0);
+        assert!(s.read_blocking(|t| next(t, "a")).unwrap().is_none());
+        // The resend that was under way ends: nothing more to record.
+        assert_eq!(
+            s.write_blocking(|t| mark_sent(t, "a", &a.id, 8)).unwrap(),
+            None
+        );
+        let now = s.read_blocking(|t| get(t, "a", &a.id)).unwrap().unwrap();
+        assert_eq!(now.status, MessageStatus::Delivered);
+        assert_eq!(now.sent_at, Some(7));
     }
 
     #[test]

@@ -86,6 +86,19 @@ impl ApiError {
         }
     }
 
+    /// The disk holding the store is full: nothing was written; it works again once space
+    /// is freed, without a restart.
+    pub fn insufficient_storage() -> Self {
+        ApiError {
+            retry_after: Some(60),
+            ..ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                "the disk holding the store is full; nothing was written",
+            )
+        }
+    }
+
     /// The body is over `api.body_limit_kb`.
     pub fn body_too_large() -> Self {
         ApiError::new(
@@ -168,7 +181,10 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        if e.is_fatal() {
+        if e.is_no_space() {
+            tracing::warn!(error = %e, "store write refused: the disk is full");
+            ApiError::insufficient_storage()
+        } else if e.is_fatal() {
             ApiError::store_unavailable()
         } else {
             tracing::error!(error = %e, "store error");

@@ -958,6 +958,10 @@ fn operation(r: &RouteInfo) -> Value {
     }
     if r.path != "/api/health" && !crate::net::dashboard::is_dashboard_path(r.path) {
         responses.insert("503".into(), error_response("The store has failed"));
+        responses.insert(
+            "507".into(),
+            error_response("The disk holding the store is full; nothing was written"),
+        );
     }
     let params = parameters(r);
     // Query strings go through `QueryParams`: an unknown or invalid parameter is a 400; so

@@ -1,7 +1,7 @@
 //! The `wagate` binary's first boot as a user meets it: the setup code in the log, no session
 //! before it is claimed, the admin key once, sessions starting after; the CLI's
 //! `key create` closing setup through the control socket; a clean SIGTERM with an event
-//! stream open.
+//! stream open; slow request heads (slowloris) cut off by `api.header_timeout_secs`.
 
 mod common;
 
@@ -43,10 +43,15 @@ fn command(dir: &std::path::Path, url: &str, addr: &str) -> Command {
 
 impl Daemon {
     fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let url = dead_url();
         let addr = free_addr();
         let mut child = command(dir.path(), &url, &addr)
+            .envs(env.iter().copied())
             .arg("run")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -229,6 +234,77 @@ fn cli_key_create_through_the_daemon_closes_setup() {
     let out = d.cli(&["key", "create", "--scope", "root"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scope"));
+
+    assert!(d.terminate().success());
+}
+
+/// Connections that send their request head a byte at a time (slowloris) are closed once
+/// `api.header_timeout_secs` has passed since they opened, while other clients are served
+/// meanwhile; an event stream open longer than the timeout keeps its connection.
+#[test]
+fn slow_request_heads_are_cut_off_and_others_served() {
+    use std::io::{Read, Write};
+    let d = Daemon::start_with(&[("WAGATE_API__HEADER_TIMEOUT_SECS", "2")]);
+    d.log_line("first-boot setup");
+    let out = d.cli(&["key", "create", "--scope", "admin"]);
+    assert!(out.status.success());
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let addr = d.base.trim_start_matches("http://").to_string();
+
+    // An event stream, opened first: it must outlive the header timeout.
+    let mut events = Sse::open(&d.url("/api/events"), &key);
+
+    // 20 slow clients, each sending one byte of a valid request head every 300 ms.
+    let head = b"GET /api/health HTTP/1.1\r\nHost: localhost\r\nX-Slow: 1\r\n\r\n";
+    let started = Instant::now();
+    let slow: Vec<_> = (0..20)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(&addr).unwrap();
+                c.set_read_timeout(Some(Duration::from_millis(300)))
+                    .unwrap();
+                for b in head.iter() {
+                    if c.write_all(&[*b]).is_err() {
+                        return Some(started.elapsed());
+                    }
+                    let mut buf = [0u8; 256];
+                    match c.read(&mut buf) {
+                        Ok(0) => return Some(started.elapsed()),
+                        Ok(_) => return None, // an answer: the server waited it out
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::WouldBlock
+                                || e.kind() == std::io::ErrorKind::TimedOut => {}
+                        Err(_) => return Some(started.elapsed()),
+                    }
+                }
+                None
+            })
+        })
+        .collect();
+
+    // Meanwhile the API answers others.
+    for _ in 0..5 {
+        assert_eq!(get(&d.url("/api/health"), None).status, 200);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for t in slow {
+        let closed_after = t.join().unwrap();
+        // The whole head takes about 19 s to send; the server closes at about 2 s.
+        let at = closed_after.expect("a slow connection was served instead of closed");
+        assert!(
+            at < Duration::from_secs(15),
+            "a slow connection stayed open {at:?}"
+        );
+    }
+
+    // The stream opened before them still delivers: a new session's event arrives on it.
+    assert!(started.elapsed() > Duration::from_secs(2));
+    let r = post_json(&d.url("/api/sessions"), Some(&key), json!({"id": "late"}));
+    assert_eq!(r.status, 201, "{}", r.text());
+    events.until("session event for late", |e| {
+        e.data.to_string().contains("late")
+    });
 
     assert!(d.terminate().success());
 }

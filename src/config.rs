@@ -94,6 +94,12 @@ pub struct StoreConfig {
     /// Bound of the on-disk cache of downloaded inbound media (`data_dir/media`), in MiB;
     /// the least recently used files are removed beyond it. `1..=65536`.
     pub media_cache_mb: u32,
+    /// Finished sent messages and received messages older than this many days are removed
+    /// (hourly). At least 1.
+    pub message_retention_days: u32,
+    /// At most this many finished sent messages, and this many received messages, are kept
+    /// (the oldest go first). At least 100.
+    pub message_retention_max: u32,
 }
 
 impl Default for StoreConfig {
@@ -102,6 +108,8 @@ impl Default for StoreConfig {
             data_dir: PathBuf::from("./data"),
             cache_size_mb: 4,
             media_cache_mb: 256,
+            message_retention_days: 30,
+            message_retention_max: 100_000,
         }
     }
 }
@@ -965,6 +973,18 @@ impl Config {
                 format!("{} is out of range 1..=65536", s.media_cache_mb),
             ));
         }
+        if s.message_retention_days == 0 {
+            return Err((
+                "store.message_retention_days",
+                "must be at least 1".to_owned(),
+            ));
+        }
+        if s.message_retention_max < 100 {
+            return Err((
+                "store.message_retention_max",
+                "must be at least 100".to_owned(),
+            ));
+        }
         if s.data_dir.as_os_str().is_empty() {
             return Err(("store.data_dir", "must not be empty".to_owned()));
         }
@@ -1468,6 +1488,29 @@ default_session = "main-1"
     }
 
     #[test]
+    fn config_message_retention_defaults_file_and_env() {
+        let c = load_test(None, &[]).unwrap();
+        assert_eq!(
+            (
+                c.store.message_retention_days,
+                c.store.message_retention_max
+            ),
+            (30, 100_000)
+        );
+        let (_d, p) = file("[store]\nmessage_retention_days = 7\nmessage_retention_max = 500\n");
+        let c = load_test(Some(&p), &[("WAGATE_STORE__MESSAGE_RETENTION_MAX", "200")]).unwrap();
+        assert_eq!(
+            (
+                c.store.message_retention_days,
+                c.store.message_retention_max
+            ),
+            (7, 200)
+        );
+        let msg = err(Some(&p), &[("WAGATE_STORE__MESSAGE_RETENTION_DAYS", "0")]).to_string();
+        assert!(msg.contains("store.message_retention_days"), "{msg}");
+    }
+
+    #[test]
     fn config_bad_values_are_refused_naming_the_key() {
         let cases: &[(&str, &str, &str)] = &[
             ("WAGATE_API__ADDR", "nonsense", "api.addr"),
@@ -1475,6 +1518,16 @@ default_session = "main-1"
             ("WAGATE_STORE__CACHE_SIZE_MB", "2048", "store.cache_size_mb"),
             ("WAGATE_STORE__CACHE_SIZE_MB", "-1", "store.cache_size_mb"),
             ("WAGATE_STORE__CACHE_SIZE_MB", "lots", "store.cache_size_mb"),
+            (
+                "WAGATE_STORE__MESSAGE_RETENTION_DAYS",
+                "0",
+                "store.message_retention_days",
+            ),
+            (
+                "WAGATE_STORE__MESSAGE_RETENTION_MAX",
+                "99",
+                "store.message_retention_max",
+            ),
             (
                 "WAGATE_WHATSAPP__URL",
                 "http://example.com/ws",

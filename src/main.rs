@@ -299,6 +299,11 @@ async fn run(cfg: Config) -> Result<ExitCode> {
         Clock::system(),
     );
     api_state.set_webhooks(webhooks.clone());
+    let retention = wagate::store::retention::spawn(
+        store.clone(),
+        Clock::system(),
+        wagate::store::retention::Settings::from(&cfg.store),
+    );
     let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api = tokio::spawn(lan.serve(listener, api_state, async move {
         let _ = api_stopped.await;
@@ -339,6 +344,7 @@ async fn run(cfg: Config) -> Result<ExitCode> {
     sessions_task.abort();
     control.abort();
     webhooks.stop();
+    retention.abort();
     mgr.shutdown().await;
     let _ = std::fs::remove_file(cfg.socket_path());
     drop(mgr);

@@ -6,6 +6,8 @@
 //! - `in_msg`    (session, msg id) -> [`InboundRecord`] as JSON
 //! - `in_wa`     (session, chat, WhatsApp id) -> msg id: the message a reference names
 //! - `in_unread` (session, chat, msg id) -> (): inbound messages not marked read yet
+//!
+//! Records stay until the retention removes them ([`prune`]).
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -161,6 +163,56 @@ fn remove_chat_keys<V: redb::Value + 'static>(
     Ok(())
 }
 
+/// The fields of an [`InboundRecord`] the retention needs.
+#[derive(Deserialize)]
+struct Kept {
+    chat: String,
+    wa_id: String,
+    sent_at: i64,
+}
+
+/// Remove what the retention lets go, at most `limit` messages in this transaction: received
+/// messages sent before `older_than`, then the oldest while more than `max` remain, each with
+/// its `in_wa` and `in_unread` rows. Returns how many were removed; call again while that is
+/// `limit`.
+pub fn prune(txn: &WriteTransaction, older_than: i64, max: u64, limit: usize) -> Result<u64> {
+    let mut all: Vec<(i64, String, String, Kept)> = Vec::new();
+    {
+        let t = txn.open_table(MSG)?;
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let rec: Kept = serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
+                table: "in_msg",
+                detail: e.to_string(),
+            })?;
+            let (session, id) = k.value();
+            all.push((rec.sent_at, session.to_string(), id.to_string(), rec));
+        }
+    }
+    all.sort_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
+    let mut excess = (all.len() as u64).saturating_sub(max);
+    let mut removed = 0u64;
+    for (sent_at, session, id, rec) in all {
+        if removed as usize >= limit || (sent_at >= older_than && excess == 0) {
+            break;
+        }
+        excess = excess.saturating_sub(1);
+        let (s, i, c) = (session.as_str(), id.as_str(), rec.chat.as_str());
+        txn.open_table(MSG)?.remove((s, i))?;
+        let mut wa = txn.open_table(WA)?;
+        if wa
+            .get((s, c, rec.wa_id.as_str()))?
+            .is_some_and(|v| v.value() == i)
+        {
+            wa.remove((s, c, rec.wa_id.as_str()))?;
+        }
+        drop(wa);
+        txn.open_table(UNREAD)?.remove((s, c, i))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +263,92 @@ mod tests {
             rt.block_on(store.read(|t| get(t, "s", "msg_1")))
                 .unwrap()
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn retention_removes_old_then_oldest_received_messages_with_their_index_rows() {
+        use redb::ReadableTableMetadata;
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("t.redb"), 1 << 20).unwrap();
+        let rec = |i: i64, chat: &str| InboundRecord {
+            id: format!("msg_{i:02}"),
+            chat: chat.into(),
+            sender: chat.into(),
+            wa_id: format!("W{i}"),
+            kind: "text".into(),
+            sent_at: i * 100,
+            ..Default::default()
+        };
+        // 10 messages in two sessions and two chats, sent at 100..=1000.
+        store
+            .write_blocking(|t| {
+                for i in 1..=10 {
+                    let chat = if i % 3 == 0 {
+                        "3@s.whatsapp.net"
+                    } else {
+                        "2@s.whatsapp.net"
+                    };
+                    put(t, if i % 2 == 0 { "a" } else { "b" }, &rec(i, chat))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let sizes = |s: &crate::store::Store| {
+            s.read_blocking(|t| {
+                Ok((
+                    t.open_table(MSG)?.len()?,
+                    t.open_table(WA)?.len()?,
+                    t.open_table(UNREAD)?.len()?,
+                ))
+            })
+            .unwrap()
+        };
+        assert_eq!(sizes(&store), (10, 10, 10));
+        // Sent before 350: messages 1, 2, 3.
+        assert_eq!(
+            store.write_blocking(|t| prune(t, 350, 1_000, 500)).unwrap(),
+            3
+        );
+        assert_eq!(sizes(&store), (7, 7, 7));
+        for (session, i) in [("b", 1), ("a", 2), ("b", 3)] {
+            let r = rec(i, "x");
+            assert!(
+                store
+                    .read_blocking(|t| get(t, session, &r.id))
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        assert!(
+            store
+                .read_blocking(|t| by_wa_id(t, "b", "3@s.whatsapp.net", "W3"))
+                .unwrap()
+                .is_none()
+        );
+        // Keep 4: the oldest three of the rest (4, 5, 6) go, two per batch.
+        assert_eq!(store.write_blocking(|t| prune(t, 0, 4, 2)).unwrap(), 2);
+        assert_eq!(store.write_blocking(|t| prune(t, 0, 4, 2)).unwrap(), 1);
+        assert_eq!(store.write_blocking(|t| prune(t, 0, 4, 2)).unwrap(), 0);
+        assert_eq!(sizes(&store), (4, 4, 4));
+        let left = store
+            .read_blocking(|t| {
+                let mut v = Vec::new();
+                for row in t.open_table(MSG)?.iter()? {
+                    v.push(row?.0.value().1.to_string());
+                }
+                Ok(v)
+            })
+            .unwrap();
+        let mut left = left;
+        left.sort();
+        assert_eq!(left, ["msg_07", "msg_08", "msg_09", "msg_10"]);
+        let unread_now = store
+            .read_blocking(|t| unread(t, "b", "3@s.whatsapp.net"))
+            .unwrap();
+        assert_eq!(
+            unread_now.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["msg_09"]
         );
     }
 }

@@ -24,6 +24,7 @@ pub mod keys;
 pub mod outbox;
 pub mod pacing;
 pub mod queue;
+pub mod retention;
 pub mod sessions;
 pub mod wa_backend;
 

@@ -18,6 +18,9 @@
 //! - `msg_blob`  (session, msg id) -> media bytes, dropped once sent
 //! - `msg_depth` session -> how many rows `msg_queue` holds for it (kept in step, so the
 //!   depth is one read, not a count)
+//!
+//! Finished messages stay until the retention removes them ([`prune`]); a removed message is
+//! unknown from then on.
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -604,6 +607,69 @@ pub(crate) fn delete_session(txn: &WriteTransaction, session: &str) -> Result<()
     Ok(())
 }
 
+/// The fields of a [`MessageRecord`] the retention needs (the content is not decoded).
+#[derive(Deserialize)]
+struct Finished {
+    status: MessageStatus,
+    seq: u64,
+    created_at: i64,
+    #[serde(default)]
+    wa_id: Option<String>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// Remove what the retention lets go, at most `limit` messages in this transaction:
+/// finished messages (out of the queue: sent, delivered, read, failed, cancelled) created
+/// before `older_than`, then the oldest finished ones while more than `max` remain, each
+/// with its `msg_wa`, `msg_idem` and `msg_blob` rows. A queued, held or sending message is
+/// never removed, whatever its age. Returns how many were removed; call again while that is
+/// `limit`.
+pub fn prune(txn: &WriteTransaction, older_than: i64, max: u64, limit: usize) -> Result<u64> {
+    let mut finished: Vec<(i64, String, String, Finished)> = Vec::new();
+    {
+        let msgs = txn.open_table(MSG)?;
+        let queue = txn.open_table(QUEUE)?;
+        for row in msgs.iter()? {
+            let (k, v) = row?;
+            let rec: Finished = serde_json::from_slice(v.value()).map_err(corrupt)?;
+            let (session, id) = k.value();
+            if rec.status.is_pending() || queue.get((session, rec.seq))?.is_some() {
+                continue;
+            }
+            finished.push((rec.created_at, session.to_string(), id.to_string(), rec));
+        }
+    }
+    // Oldest first; ids (ULIDs) break ties in acceptance order.
+    finished.sort_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
+    let mut excess = (finished.len() as u64).saturating_sub(max);
+    let mut removed = 0u64;
+    for (created_at, session, id, rec) in finished {
+        if removed as usize >= limit || (created_at >= older_than && excess == 0) {
+            break;
+        }
+        excess = excess.saturating_sub(1);
+        let (s, i) = (session.as_str(), id.as_str());
+        txn.open_table(MSG)?.remove((s, i))?;
+        txn.open_table(BLOB)?.remove((s, i))?;
+        if let Some(wa) = &rec.wa_id {
+            let mut t = txn.open_table(WA)?;
+            // Only the index row that still names this message.
+            if t.get((s, wa.as_str()))?.is_some_and(|v| v.value() == i) {
+                t.remove((s, wa.as_str()))?;
+            }
+        }
+        if let Some(key) = &rec.idempotency_key {
+            let mut t = txn.open_table(IDEM)?;
+            if t.get((s, key.as_str()))?.is_some_and(|v| v.value() == i) {
+                t.remove((s, key.as_str()))?;
+            }
+        }
+        removed += 1;
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -799,5 +865,201 @@ mod tests {
         s.write_blocking(|t| delete_session(t, "a")).unwrap();
         assert!(s.read_blocking(|t| get(t, "a", &a.id)).unwrap().is_none());
         assert_eq!(s.read_blocking(|t| depth(t, "ab")).unwrap(), 1);
+    }
+
+    fn at(text: &str, key: Option<&str>, now_ms: i64) -> NewMessage {
+        NewMessage {
+            now_ms,
+            ..msg(text, key)
+        }
+    }
+
+    fn count<V: redb::Value + 'static>(
+        s: &Store,
+        table: TableDefinition<(&'static str, &'static str), V>,
+    ) -> u64 {
+        use redb::ReadableTableMetadata;
+        s.read_blocking(|t| Ok(t.open_table(table)?.len()?))
+            .unwrap()
+    }
+
+    #[test]
+    fn retention_removes_finished_old_messages_with_their_index_rows_never_pending_ones() {
+        let (_d, s) = store();
+        // Finished, old: delivered (with media once), failed, cancelled.
+        let delivered = s
+            .write_blocking(|t| {
+                let mut m = at("d", Some("kd"), 100);
+                m.blob = Some(vec![9; 4]);
+                let r = enqueue(t, "a", m)?.record;
+                mark_sending(t, "a", &r.id, "WA_D")?;
+                mark_sent(t, "a", &r.id, 101)?;
+                apply_receipt(t, "a", "WA_D", MessageStatus::Delivered, 102)
+            })
+            .unwrap()
+            .unwrap();
+        let failed = s
+            .write_blocking(|t| {
+                let r = enqueue(t, "b", at("f", Some("kf"), 110))?.record;
+                mark_failed(t, "b", &r.id, "no such user", 111)
+            })
+            .unwrap();
+        let cancelled = s
+            .write_blocking(|t| {
+                let r = enqueue(t, "a", at("c", None, 120))?.record;
+                match cancel(t, "a", &r.id, 121)? {
+                    Cancel::Cancelled(r) => Ok(r),
+                    other => panic!("{other:?}"),
+                }
+            })
+            .unwrap();
+        // Pending, just as old: queued (with media), held, sending.
+        let queued = s
+            .write_blocking(|t| {
+                let mut m = at("q", Some("kq"), 50);
+                m.blob = Some(vec![1, 2]);
+                enqueue(t, "a", m)
+            })
+            .unwrap()
+            .record;
+        let held_msg = s
+            .write_blocking(|t| {
+                let r = enqueue(t, "a", at("h", None, 50))?.record;
+                hold(t, "a", &r.id, "duplicate content")
+            })
+            .unwrap();
+        let sending = s
+            .write_blocking(|t| {
+                let r = enqueue(t, "b", at("s", Some("ks"), 50))?.record;
+                mark_sending(t, "b", &r.id, "WA_S")
+            })
+            .unwrap();
+        // Finished but recent.
+        let recent = s
+            .write_blocking(|t| {
+                let r = enqueue(t, "a", at("r", Some("kr"), 10_000))?.record;
+                mark_sending(t, "a", &r.id, "WA_R")?;
+                mark_sent(t, "a", &r.id, 10_001)
+            })
+            .unwrap();
+
+        let gone = s.write_blocking(|t| prune(t, 1_000, 100_000, 500)).unwrap();
+        assert_eq!(gone, 3);
+        for r in [&delivered, &failed, &cancelled] {
+            assert!(
+                s.read_blocking(|t| get(t, &r.session, &r.id))
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        assert!(
+            s.read_blocking(|t| by_wa_id(t, "a", "WA_D"))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            s.write_blocking(|t| by_idempotency_key(t, "a", "kd"))
+                .unwrap()
+                .is_none()
+        );
+        // A receipt for a removed message finds nothing and changes nothing.
+        assert!(
+            s.write_blocking(|t| apply_receipt(t, "a", "WA_D", MessageStatus::Read, 2_000))
+                .unwrap()
+                .is_none()
+        );
+        // What is left: 4 messages; wa rows of sending and recent; idem rows of q, s, r;
+        // the queued message's media.
+        assert_eq!(count(&s, MSG), 4);
+        assert_eq!(count(&s, WA), 2);
+        assert_eq!(count(&s, IDEM), 3);
+        assert_eq!(count(&s, BLOB), 1);
+        for r in [&queued, &held_msg, &sending, &recent] {
+            let got = s
+                .read_blocking(|t| get(t, &r.session, &r.id))
+                .unwrap()
+                .unwrap();
+            assert_eq!(got.status, r.status);
+        }
+        assert_eq!(
+            s.read_blocking(|t| blob(t, "a", &queued.id)).unwrap(),
+            Some(vec![1, 2])
+        );
+        assert_eq!(s.read_blocking(|t| depth(t, "a")).unwrap(), 2);
+        assert_eq!(s.read_blocking(|t| depth(t, "b")).unwrap(), 1);
+        assert_eq!(
+            s.read_blocking(|t| next(t, "b")).unwrap().unwrap().id,
+            sending.id
+        );
+
+        // Pending messages stay whatever their age and the count bound.
+        let gone = s.write_blocking(|t| prune(t, i64::MAX, 0, 500)).unwrap();
+        assert_eq!(gone, 1, "only the finished recent one");
+        assert_eq!(count(&s, MSG), 3);
+        // A second run finds nothing.
+        assert_eq!(s.write_blocking(|t| prune(t, i64::MAX, 0, 500)).unwrap(), 0);
+        // An idempotency key of a removed message is free again.
+        let again = s
+            .write_blocking(|t| enqueue(t, "a", at("d2", Some("kd"), 3_000)))
+            .unwrap();
+        assert!(!again.replayed);
+    }
+
+    #[test]
+    fn retention_count_bound_removes_oldest_first_in_batches() {
+        let (_d, s) = store();
+        let mut ids = Vec::new();
+        // Created in an order that is not the id order: times 10, 9, ..., 1 across two sessions.
+        for i in 0..10i64 {
+            let session = if i % 2 == 0 { "a" } else { "b" };
+            let r = s
+                .write_blocking(|t| {
+                    let r = enqueue(t, session, at(&i.to_string(), None, 10 - i))?.record;
+                    mark_failed(t, session, &r.id, "x", 20)
+                })
+                .unwrap();
+            ids.push(r);
+        }
+        // Nothing is old (older_than 0); keep 4: the 6 oldest go, at most 4 per batch.
+        assert_eq!(s.write_blocking(|t| prune(t, 0, 4, 4)).unwrap(), 4);
+        assert_eq!(s.write_blocking(|t| prune(t, 0, 4, 4)).unwrap(), 2);
+        assert_eq!(s.write_blocking(|t| prune(t, 0, 4, 4)).unwrap(), 0);
+        let left: Vec<bool> = ids
+            .iter()
+            .map(|r| {
+                s.read_blocking(|t| get(t, &r.session, &r.id))
+                    .unwrap()
+                    .is_some()
+            })
+            .collect();
+        // ids[i] was created at 10 - i: the newest four are the first four.
+        assert_eq!(
+            left,
+            [
+                true, true, true, true, false, false, false, false, false, false
+            ]
+        );
+    }
+
+    #[test]
+    fn retention_works_on_the_reopened_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.redb");
+        let s = Store::open(&path, 1 << 20).unwrap();
+        let r = s
+            .write_blocking(|t| {
+                let r = enqueue(t, "a", at("x", Some("k"), 5))?.record;
+                mark_failed(t, "a", &r.id, "x", 6)
+            })
+            .unwrap();
+        s.close();
+        drop(s);
+        let s = Store::open(&path, 1 << 20).unwrap();
+        assert_eq!(s.write_blocking(|t| prune(t, 100, 1_000, 10)).unwrap(), 1);
+        s.close();
+        drop(s);
+        let s = Store::open(&path, 1 << 20).unwrap();
+        assert!(s.read_blocking(|t| get(t, "a", &r.id)).unwrap().is_none());
+        assert_eq!(count(&s, IDEM), 0);
     }
 }

@@ -1,0 +1,157 @@
+//! Message retention: finished sent messages and received messages are removed once older
+//! than `[store] message_retention_days` or beyond `message_retention_max` (oldest first),
+//! hourly and once at start, in bounded batches so no write transaction grows large.
+//! Messages still queued, held or sending are never removed.
+
+use std::time::Duration;
+
+use super::{Result, Store, inbound, queue};
+use crate::clock::Clock;
+use crate::config::StoreConfig;
+
+/// How often the retention runs.
+pub const EVERY: Duration = Duration::from_secs(3600);
+
+/// At most this many records of a table are removed per write transaction.
+pub const BATCH: usize = 500;
+
+/// The retention's bounds, from `[store]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub max_age_ms: i64,
+    /// Bound on finished sent messages, and separately on received messages.
+    pub max: u64,
+}
+
+impl From<&StoreConfig> for Settings {
+    fn from(c: &StoreConfig) -> Self {
+        Settings {
+            max_age_ms: i64::from(c.message_retention_days) * 86_400_000,
+            max: u64::from(c.message_retention_max),
+        }
+    }
+}
+
+/// One round at `now_ms`: batches until nothing is left to remove. Returns (sent messages,
+/// received messages) removed.
+pub async fn prune(store: &Store, now_ms: i64, s: Settings) -> Result<(u64, u64)> {
+    let older = now_ms.saturating_sub(s.max_age_ms);
+    let mut sent = 0;
+    loop {
+        let n = store
+            .write(move |t| queue::prune(t, older, s.max, BATCH))
+            .await?;
+        sent += n;
+        if (n as usize) < BATCH {
+            break;
+        }
+    }
+    let mut received = 0;
+    loop {
+        let n = store
+            .write(move |t| inbound::prune(t, older, s.max, BATCH))
+            .await?;
+        received += n;
+        if (n as usize) < BATCH {
+            break;
+        }
+    }
+    Ok((sent, received))
+}
+
+/// Run [`prune`] now and every [`EVERY`] until the task is aborted.
+pub fn spawn(store: Store, clock: Clock, s: Settings) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match prune(&store, clock.now_ms(), s).await {
+                Ok((0, 0)) => {}
+                Ok((sent, received)) => {
+                    tracing::info!(sent, received, "message records pruned")
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot prune message records"),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::queue::{NewMessage, enqueue, mark_failed};
+
+    #[tokio::test]
+    async fn a_round_runs_batches_until_the_bounds_hold_and_a_second_finds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("r.redb"), 1 << 20).unwrap();
+        let n = BATCH * 2 + 150;
+        store
+            .write(move |t| {
+                for i in 0..n {
+                    let r = enqueue(
+                        t,
+                        "a",
+                        NewMessage {
+                            kind: "text".into(),
+                            to: "15550001111@s.whatsapp.net".into(),
+                            content: serde_json::json!({ "text": i }),
+                            blob: None,
+                            idempotency_key: Some(format!("k{i}")),
+                            now_ms: 1_000 + i as i64,
+                        },
+                    )?
+                    .record;
+                    mark_failed(t, "a", &r.id, "x", 2_000)?;
+                }
+                // One still queued, older than everything.
+                enqueue(
+                    t,
+                    "a",
+                    NewMessage {
+                        kind: "text".into(),
+                        to: "15550001111@s.whatsapp.net".into(),
+                        content: serde_json::json!({ "text": "waiting" }),
+                        blob: None,
+                        idempotency_key: None,
+                        now_ms: 0,
+                    },
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let s = Settings {
+            max_age_ms: 86_400_000,
+            max: 100,
+        };
+        // Nothing is a day old at 2_000 (created 1_000..2_150): the count bound alone removes n - 100.
+        let (sent, received) = prune(&store, 2_000, s).await.unwrap();
+        assert_eq!((sent, received), (n as u64 - 100, 0));
+        assert_eq!(prune(&store, 2_000, s).await.unwrap(), (0, 0));
+        // A day later everything finished is old; the queued message stays.
+        let (sent, _) = prune(&store, 3_000 + 86_400_000, s).await.unwrap();
+        assert_eq!(sent, 100);
+        let depth = store.read(|t| queue::depth(t, "a")).await.unwrap();
+        assert_eq!(depth, 1);
+        let next = store.read(|t| queue::next(t, "a")).await.unwrap();
+        assert_eq!(next.map(|r| r.created_at), Some(0));
+    }
+
+    #[test]
+    fn settings_follow_the_config() {
+        let c = StoreConfig {
+            message_retention_days: 2,
+            message_retention_max: 300,
+            ..StoreConfig::default()
+        };
+        assert_eq!(
+            Settings::from(&c),
+            Settings {
+                max_age_ms: 2 * 86_400_000,
+                max: 300
+            }
+        );
+    }
+}

@@ -894,7 +894,7 @@ mod tests {
                 let r = enqueue(t, "a", m)?.record;
                 mark_sending(t, "a", &r.id, "WA_D")?;
                 mark_sent(t, "a", &r.id, 101)?;
-                apply_receipt(t, "a", "WA_D", MessageStatus::Delivered, 102)
+                Ok(apply_receipt(t, "a", "WA_D", MessageStatus::Delivered, 102)?.advanced)
             })
             .unwrap()
             .unwrap();
@@ -941,7 +941,8 @@ mod tests {
                 mark_sending(t, "a", &r.id, "WA_R")?;
                 mark_sent(t, "a", &r.id, 10_001)
             })
-            .unwrap();
+            .unwrap()
+            .expect("the first record of the send");
 
         let gone = s.write_blocking(|t| prune(t, 1_000, 100_000, 500)).unwrap();
         assert_eq!(gone, 3);
@@ -963,10 +964,10 @@ mod tests {
                 .is_none()
         );
         // A receipt for a removed message finds nothing and changes nothing.
-        assert!(
+        assert_eq!(
             s.write_blocking(|t| apply_receipt(t, "a", "WA_D", MessageStatus::Read, 2_000))
-                .unwrap()
-                .is_none()
+                .unwrap(),
+            Receipted::default()
         );
         // What is left: 4 messages; wa rows of sending and recent; idem rows of q, s, r;
         // the queued message's media.

@@ -4,7 +4,7 @@
 # the ARM targets of the Raspberry Pi images, and prints one row per target. The goal is
 # 8 MiB or less, stripped, with everything in.
 #
-# usage: bench/arm-size.sh                 aarch64 and armv7
+# usage: bench/arm-size.sh                 aarch64, armv7 and thumbv7neon (Thumb-2, same boards)
 #        bench/arm-size.sh TARGET ...       some targets
 #        OPT_LEVEL=s bench/arm-size.sh      compare another opt-level (CARGO_PROFILE_RELEASE_OPT_LEVEL)
 #
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TMPDIR:-/tmp}/wagate-target}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
+[ ${#targets[@]} -gt 0 ] || targets=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf thumbv7neon-unknown-linux-gnueabihf)
 if [ -n "${OPT_LEVEL:-}" ]; then
   export CARGO_PROFILE_RELEASE_OPT_LEVEL="$OPT_LEVEL"
 fi

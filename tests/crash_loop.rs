@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::daemon::{Gate, wait_until};
+use common::daemon::Gate;
 use common::peer::peer;
 use common::receiver::Receiver;
 use common::{get, post_json};
@@ -280,14 +280,35 @@ fn sigkill_loop_loses_and_duplicates_nothing() {
         .filter(|p| status[p.id.as_deref().unwrap()] != "failed")
         .map(|p| p.token)
         .collect();
-    wait_until(
-        "the recipient to receive every sent message",
-        SETTLE,
-        || {
-            let got: BTreeSet<u64> = received.lock().unwrap().iter().map(|r| r.0).collect();
-            sent_ids.is_subset(&got)
-        },
-    );
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let got: BTreeSet<u64> = received.lock().unwrap().iter().map(|r| r.0).collect();
+        let missing: Vec<&Posted> = accepted
+            .iter()
+            .filter(|p| sent_ids.contains(&p.token) && !got.contains(&p.token))
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            // Name each one with what wagate recorded, so the run can be followed in the logs.
+            let detail: Vec<String> = missing
+                .iter()
+                .map(|p| {
+                    let id = p.id.as_deref().unwrap_or("?");
+                    let v = get(&format!("{base}/api/sessions/default/messages/{id}"), k).json();
+                    format!("token {} {id}: {v}", p.token)
+                })
+                .collect();
+            panic!(
+                "seed {seed}: {} sent message(s) never reached the recipient:\n{}",
+                missing.len(),
+                detail.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // Every delivery wagate recorded for the endpoint, all pages.
     let deliveries = || -> Vec<serde_json::Value> {
         let mut all = Vec::new();

@@ -13,22 +13,7 @@ use wagate::events::Bus;
 use wagate::net::api::{self, ApiState};
 
 /// The 14 message kinds (the `{id}` of `POST /api/sessions/{sid}/messages/{id}`).
-pub const KINDS: [&str; 14] = [
-    "text",
-    "image",
-    "video",
-    "audio",
-    "document",
-    "sticker",
-    "location",
-    "contact",
-    "poll",
-    "reaction",
-    "list",
-    "buttons",
-    "template",
-    "link_preview",
-];
+pub use wagate::engine::compose::KINDS;
 
 /// The setup code the harness opens setup with (a fuzzer rarely guesses it; the bodies are
 /// what is under test).

@@ -165,6 +165,7 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(cfg: &Config) {
+    use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     // `Config::validate` has checked the directives; "info" only if it was skipped.
@@ -175,8 +176,20 @@ fn init_tracing(cfg: &Config) {
         .unwrap_or_else(|_| {
             tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
         });
+    // Colours only for a terminal: under systemd stderr is the journal, which would keep
+    // the escape codes; the journal stamps each line itself, so no second timestamp there.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let layer = if journal {
+        layer.without_time().boxed()
+    } else {
+        layer.boxed()
+    };
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(layer)
         .with(filter)
         .init();
 }

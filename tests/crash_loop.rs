@@ -29,7 +29,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use tokio::runtime::Runtime;
-use wa_mock::{MockConfig, MockServer};
+use wa_mock::{MockConfig, MockServer, StanzaFilter};
 use whatsapp_rust::types::events::Event;
 
 /// The kinds the client cycles through; each carries the message's token in a text field.
@@ -105,7 +105,12 @@ fn sigkill_loop_loses_and_duplicates_nothing() {
         .block_on(MockServer::start(MockConfig::default()))
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut gate = Gate::new(dir.path(), dir.path(), &mock);
+    // `CRASH_LOGS` keeps the daemon's logs (one per run) after the test, for a failing seed.
+    let logs = std::env::var_os("CRASH_LOGS").map(std::path::PathBuf::from);
+    if let Some(l) = &logs {
+        std::fs::create_dir_all(l).unwrap();
+    }
+    let mut gate = Gate::new(dir.path(), logs.as_deref().unwrap_or(dir.path()), &mock);
     let base = gate.base();
     let key = gate.admin_key();
     let k = Some(key.as_str());
@@ -116,17 +121,27 @@ fn sigkill_loop_loses_and_duplicates_nothing() {
     let mut b = mock_rt.block_on(peer(&mock));
     let to = b.jid.clone();
     let received: Arc<Mutex<Vec<(u64, String)>>> = Arc::default();
+    // Messages the recipient got but could not decrypt: (WhatsApp id, why).
+    let undecryptable: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let undec = undecryptable.clone();
     let (_keep, dummy) = tokio::sync::mpsc::unbounded_channel();
     let mut events = std::mem::replace(&mut b.events, dummy);
     let rec = received.clone();
     mock_rt.spawn(async move {
         while let Some(e) = events.recv().await {
-            if let Event::Messages(batch) = &*e {
-                for m in batch.messages.iter().filter(|m| !m.info.source.is_from_me) {
-                    if let Some(t) = token(&format!("{:?}", m.message)) {
-                        rec.lock().unwrap().push((t, m.info.id.to_string()));
+            match &*e {
+                Event::Messages(batch) => {
+                    for m in batch.messages.iter().filter(|m| !m.info.source.is_from_me) {
+                        if let Some(t) = token(&format!("{:?}", m.message)) {
+                            rec.lock().unwrap().push((t, m.info.id.to_string()));
+                        }
                     }
                 }
+                Event::UndecryptableMessage(u) => undec
+                    .lock()
+                    .unwrap()
+                    .push((u.info.id.to_string(), format!("{:?}", u.decrypt_fail_mode))),
+                _ => {}
             }
         }
     });
@@ -292,18 +307,37 @@ fn sigkill_loop_loses_and_duplicates_nothing() {
             break;
         }
         if Instant::now() >= deadline {
-            // Name each one with what wagate recorded, so the run can be followed in the logs.
+            // Name each one with what wagate recorded and what wa-mock saw of its WhatsApp
+            // id, so the run can be followed in the logs.
+            let seen = mock.stanzas(&StanzaFilter {
+                tag: Some("message".into()),
+                ..StanzaFilter::default()
+            });
+            let undec = undecryptable.lock().unwrap().clone();
             let detail: Vec<String> = missing
                 .iter()
                 .map(|p| {
                     let id = p.id.as_deref().unwrap_or("?");
                     let v = get(&format!("{base}/api/sessions/default/messages/{id}"), k).json();
-                    format!("token {} {id}: {v}", p.token)
+                    let wa = v["wa_id"].as_str().unwrap_or("-").to_string();
+                    let at_mock: Vec<String> = seen
+                        .iter()
+                        .filter(|r| r.xml.contains(&format!("id=\"{wa}\"")))
+                        .map(|r| format!("{:?} conn {} {:?}", r.direction, r.conn, r.device))
+                        .collect();
+                    let why: Vec<&String> =
+                        undec.iter().filter(|u| u.0 == wa).map(|u| &u.1).collect();
+                    format!(
+                        "token {} {id}: {v}\n  at wa-mock: {at_mock:?}; undecryptable: {why:?}",
+                        p.token
+                    )
                 })
                 .collect();
             panic!(
-                "seed {seed}: {} sent message(s) never reached the recipient:\n{}",
+                "seed {seed}: {} sent message(s) never reached the recipient \
+                 ({} undecryptable at the recipient in all):\n{}",
                 missing.len(),
+                undec.len(),
                 detail.join("\n")
             );
         }

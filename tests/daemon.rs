@@ -121,6 +121,14 @@ fn offline_daemon_backs_off_answers_the_cli_and_stops_cleanly_on_sigterm() {
     assert!(status.success(), "exit status {status:?}");
     assert!(!sock.exists(), "the control socket is removed on exit");
 
+    // Logs to a file (or the journal) are plain text: no terminal colour codes.
+    let logged = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    assert!(logged.contains("INFO"), "{logged}");
+    assert!(
+        !logged.contains('\x1b'),
+        "escape codes in the log:\n{logged}"
+    );
+
     // The store was closed cleanly: the CLI opens it directly now that no daemon runs.
     let list = run_ok(wagate(dir.path(), &url).args(["session", "list"]));
     assert!(list.contains("default") && list.contains("shop"), "{list}");

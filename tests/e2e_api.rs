@@ -54,24 +54,7 @@ fn fourteen_kinds_arrive_as_the_right_protocol_messages() {
         post_json(&server.url("/api/sessions"), k, json!({"id": "a"})).status,
         201
     );
-    let mut code = None;
-    wait_until("a QR code", || {
-        let r = common::call(
-            "GET",
-            &server.url("/api/sessions/a/qr"),
-            k,
-            &[("Accept", "application/json")],
-            None,
-        );
-        if r.status == 200 {
-            code = r.json()["code"].as_str().map(str::to_string);
-        }
-        code.is_some()
-    });
-    mock_rt.block_on(mock.scan(&code.unwrap())).unwrap();
-    wait_until("a connected", || {
-        get(&server.url("/api/sessions/a"), k).json()["state"] == "connected"
-    });
+    let _ = common::peer::scan_and_connect(&server, &mock_rt, &mock, k, "a");
 
     let mut b = mock_rt.block_on(peer(&mock));
     let b_jid = b.jid.clone();

@@ -101,24 +101,7 @@ fn group_scenario(lid_groups: bool) {
     assert_eq!(r.status, 409, "{}", r.text());
     assert_eq!(r.error_code(), "session_not_connected");
     assert_eq!(get(&server.url("/api/sessions/nope/groups"), k).status, 404);
-    let mut code = None;
-    wait_until("a QR code", || {
-        let r = common::call(
-            "GET",
-            &server.url("/api/sessions/a/qr"),
-            k,
-            &[("Accept", "application/json")],
-            None,
-        );
-        if r.status == 200 {
-            code = r.json()["code"].as_str().map(str::to_string);
-        }
-        code.is_some()
-    });
-    let a = mock_rt.block_on(mock.scan(&code.unwrap())).unwrap();
-    wait_until("a connected", || {
-        get(&server.url("/api/sessions/a"), k).json()["state"] == "connected"
-    });
+    let a = common::peer::scan_and_connect(&server, &mock_rt, &mock, k, "a");
     // (the user members see as sender, the other identity, the JID quotes name), per mode.
     let seen = |phone: &str, lid: &str| -> (String, String, String) {
         if lid_groups {

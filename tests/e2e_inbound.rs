@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::peer::{STEP, peer, wait, wait_until};
+use common::peer::{STEP, peer, wait};
 use common::receiver::{Hit, Receiver};
 use common::{Options, Server, get, post_json};
 use serde_json::{Value, json};
@@ -46,25 +46,7 @@ fn pair_a(
         post_json(&server.url("/api/sessions"), k, json!({"id": "a"})).status,
         201
     );
-    let mut code = None;
-    wait_until("a QR code", || {
-        let r = common::call(
-            "GET",
-            &server.url("/api/sessions/a/qr"),
-            k,
-            &[("Accept", "application/json")],
-            None,
-        );
-        if r.status == 200 {
-            code = r.json()["code"].as_str().map(str::to_string);
-        }
-        code.is_some()
-    });
-    let a = mock_rt.block_on(mock.scan(&code.unwrap())).unwrap();
-    wait_until("a connected", || {
-        get(&server.url("/api/sessions/a"), k).json()["state"] == "connected"
-    });
-    a
+    common::peer::scan_and_connect(server, mock_rt, mock, k, "a")
 }
 
 #[test]

@@ -131,6 +131,7 @@ impl SessionManager {
             client: client.clone(),
             stats: self.inner.stats.clone(),
             media: self.inner.media.clone(),
+            acks: Arc::default(),
         };
         let wake = Arc::new(Notify::new());
         let pace = Arc::new(PaceShared::default());
@@ -144,6 +145,7 @@ impl SessionManager {
             client: client.clone(),
             wake: wake.clone(),
             stats: self.inner.stats.clone(),
+            acks: ctx.acks.clone(),
         };
         let task = tokio::spawn(session::run(ctx, rx, start));
         let sender = tokio::spawn(sender.run());

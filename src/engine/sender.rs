@@ -2,10 +2,14 @@
 //! while the session is connected, and sends them.
 //!
 //! For each message: WhatsApp's id is fixed and committed first ([`queue::mark_sending`]),
-//! then media is uploaded and the message sent with that id, then the outcome is committed
-//! ([`queue::mark_sent`] / [`queue::mark_failed`]) and published. A crash between the first
-//! commit and the last leaves the message first in the queue with its id; the next attempt
-//! reuses it, so the recipient sees one message (see `store::queue`).
+//! then media is uploaded and the message sent with that id; when the server acknowledges
+//! that id the outcome is committed ([`queue::mark_sent`] / [`queue::mark_failed`]) and
+//! published. `sent` means the server has the message, not that it was written to a socket:
+//! a stanza still in a send buffer when the power goes (or the process is killed, or the link
+//! drops) is lost with it. A crash or disconnect before the acknowledgement leaves the message
+//! first in the queue with its id; the next attempt sends it again with that id, so the
+//! recipient sees one message (see `store::queue`). A refusal (a nack) fails the message with
+//! the server's code, or retries it when the code says the service was unavailable.
 //!
 //! Pacing ([`super::pacing`]) wraps [`Sender::send_one`]: before each message the worker
 //! asks the policy when it may go (rate limits, warm-up, then a random delay), waits for
@@ -19,7 +23,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use whatsapp_rust::Client;
 use whatsapp_rust::send::SendOptions;
 use whatsapp_rust::upload::UploadOptions;
@@ -43,6 +47,44 @@ pub const MEDIA_LIMIT: u64 = 64 * 1024 * 1024;
 /// How long fetching one media URL may take.
 pub const MEDIA_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long the worker waits for the server to acknowledge a message it sent before it
+/// counts the attempt failed and sends it again (with the same id).
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the server answered to a sent message: `None` accepted, `Some(code)` refused.
+type AckAnswer = Option<String>;
+
+/// The server acknowledgements the send worker is waiting for, by WhatsApp message id. The
+/// client's event handler answers them as the acks arrive.
+#[derive(Default)]
+pub(crate) struct AckWaiters(
+    std::sync::Mutex<std::collections::HashMap<String, oneshot::Sender<AckAnswer>>>,
+);
+
+impl AckWaiters {
+    /// Wait for the ack of `wa_id` (registered before the message goes, as the ack can come
+    /// back before the send call returns).
+    fn expect(&self, wa_id: &str) -> oneshot::Receiver<AckAnswer> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut w) = self.0.lock() {
+            w.insert(wa_id.to_string(), tx);
+        }
+        rx
+    }
+
+    fn forget(&self, wa_id: &str) {
+        if let Ok(mut w) = self.0.lock() {
+            w.remove(wa_id);
+        }
+    }
+
+    /// The server acknowledged `wa_id` (`error`: its refusal code). False if nobody waits.
+    pub(crate) fn answer(&self, wa_id: &str, error: Option<String>) -> bool {
+        let waiter = self.0.lock().ok().and_then(|mut w| w.remove(wa_id));
+        waiter.is_some_and(|tx| tx.send(error).is_ok())
+    }
+}
+
 /// Everything the worker needs.
 pub(crate) struct Sender {
     pub id: Arc<str>,
@@ -55,6 +97,8 @@ pub(crate) struct Sender {
     /// The platform's pacing defaults.
     pub defaults: Arc<Settings>,
     pub pace: Arc<PaceShared>,
+    /// Where the server's acknowledgements of sent messages arrive.
+    pub acks: Arc<AckWaiters>,
 }
 
 /// What the worker and the manager share about pacing.
@@ -473,13 +517,28 @@ impl Sender {
                 true => Attempt::Retry(e.to_string()),
                 false => Attempt::Fail(e.to_string()),
             })?;
-        client
+        let ack = self.acks.expect(&wa_id);
+        let sent = client
             .send_message_with_options(to, message, SendOptions::default().with_message_id(&wa_id))
             .await
             .map_err(|e| match e {
                 whatsapp_rust::send::SendError::InvalidRequest(m) => Attempt::Fail(m),
                 other => Attempt::Retry(other.to_string()),
-            })?;
+            });
+        let answer = match sent {
+            Ok(_) => self.server_answer(ack).await,
+            Err(e) => Err(e),
+        };
+        self.acks.forget(&wa_id);
+        if let Some(code) = answer? {
+            // 5xx: the service could not take it now; anything else names a fault in the
+            // message or the account that sending again will not mend.
+            let why = format!("WhatsApp refused the message (error {code})");
+            return Err(match code.starts_with('5') {
+                true => Attempt::Retry(why),
+                false => Attempt::Fail(why),
+            });
+        }
         let (sid, id) = (self.id.clone(), rec.id.clone());
         let recorded = self
             .store
@@ -503,6 +562,23 @@ impl Sender {
             None => self.publish(None).await,
         }
         Ok(())
+    }
+
+    /// Wait for the server's answer to a message just sent, while the session stays
+    /// connected and for at most [`ACK_TIMEOUT`].
+    async fn server_answer(&self, ack: oneshot::Receiver<AckAnswer>) -> Result<AckAnswer, Attempt> {
+        let mut state = self.state.clone();
+        let dropped = state.wait_for(|s| !matches!(s, SessionState::Connected { .. }));
+        tokio::select! {
+            answer = ack => answer.map_err(|_| Attempt::Retry("the acknowledgement was lost".into())),
+            _ = dropped => Err(Attempt::Retry(
+                "the connection ended before the server acknowledged the message".into(),
+            )),
+            _ = tokio::time::sleep(ACK_TIMEOUT) => Err(Attempt::Retry(format!(
+                "the server did not acknowledge the message within {}s",
+                ACK_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     /// The media of a message: inline in its content, stored with it from an upload, or

@@ -19,6 +19,7 @@ use whatsapp_rust::transport::TokioWebSocketTransportFactory;
 use whatsapp_rust::types::events::{Event as WaEvent, EventHandler, EventInterest, EventKind};
 
 use super::inbound;
+use super::sender::AckWaiters;
 use super::{EngineConfig, EngineError, EngineStats, normalize_phone};
 use crate::events::{
     Bus, Event, EventKind as DomainKind, FailReason, Notice, SessionState, now_ms,
@@ -53,13 +54,22 @@ pub(crate) struct SessionCtx {
     pub client: ClientSlot,
     pub stats: Arc<EngineStats>,
     pub media: Arc<super::media::MediaCache>,
+    /// The send worker's outstanding server acknowledgements.
+    pub acks: Arc<AckWaiters>,
 }
 
-/// Forwards the client's events, in dispatch order, to the session task.
-struct Forward(mpsc::UnboundedSender<Arc<WaEvent>>);
+/// Forwards the client's events, in dispatch order, to the session task; the server's
+/// acknowledgements of sent messages go straight to the send worker waiting for them.
+struct Forward(mpsc::UnboundedSender<Arc<WaEvent>>, Arc<AckWaiters>);
 
 impl EventHandler for Forward {
     fn handle_event(&self, event: Arc<WaEvent>) {
+        if let WaEvent::ServerAck(ack) = &*event {
+            if ack.class.as_deref().is_none_or(|c| c == "message") {
+                self.1.answer(&ack.id, ack.error.clone());
+            }
+            return;
+        }
         let _ = self.0.send(event);
     }
 
@@ -80,6 +90,7 @@ impl EventHandler for Forward {
             EventKind::ConnectFailure,
             EventKind::Messages,
             EventKind::Receipt,
+            EventKind::ServerAck,
         ])
     }
 }
@@ -212,7 +223,7 @@ impl SessionCtx {
                 stats: self.stats.clone(),
                 media: self.media.clone(),
             })
-            .with_event_handler(Forward(tx))
+            .with_event_handler(Forward(tx, self.acks.clone()))
             .build()
             .await;
         let bot = match bot {

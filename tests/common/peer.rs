@@ -112,3 +112,49 @@ pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A test server whose engine talks to wa-mock (media trusted, pacing fast), no sessions.
+pub fn mock_options(mock: &MockServer) -> super::Options {
+    super::Options {
+        sessions: vec![],
+        engine: Some(wagate::engine::EngineConfig {
+            ws_url: mock.ws_url(),
+            trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
+            pacing: super::fast_pacing(),
+            ..wagate::engine::EngineConfig::default()
+        }),
+        ..super::Options::default()
+    }
+}
+
+/// Pair the (created) session `id` through the API as a user does: read its QR as JSON, the
+/// mock phone scans it, wait until it is connected. Its account.
+pub fn scan_and_connect(
+    server: &super::Server,
+    mock_rt: &tokio::runtime::Runtime,
+    mock: &MockServer,
+    k: Option<&str>,
+    id: &str,
+) -> wa_mock::AccountInfo {
+    let mut code = None;
+    wait_until(&format!("{id}: a QR code"), || {
+        let r = super::call(
+            "GET",
+            &server.url(&format!("/api/sessions/{id}/qr")),
+            k,
+            &[("Accept", "application/json")],
+            None,
+        );
+        if r.status == 200 {
+            code = r.json()["code"].as_str().map(str::to_string);
+        }
+        code.is_some()
+    });
+    let account = mock_rt
+        .block_on(mock.scan(&code.unwrap_or_default()))
+        .unwrap();
+    wait_until(&format!("{id} connected"), || {
+        super::get(&server.url(&format!("/api/sessions/{id}")), k).json()["state"] == "connected"
+    });
+    account
+}

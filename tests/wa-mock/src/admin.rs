@@ -10,6 +10,7 @@
 //! | `POST /admin/drop` | `{"phone","device"}` | drops a device's connection |
 //! | `POST /admin/stream-error` | `{"phone","device","error":{"code":401}\|"replaced"}` | sends a stream error |
 //! | `POST /admin/fail-next-login` | `{"phone"?, "failure":{"kind":"temp_ban","code":101,"expire_secs":3600}}` | connect failure on next login |
+//! | `POST /admin/fault-next-message` | `{"phone"?, "fault":{"kind":"swallow"}\|{"kind":"refuse","code":479}}` | lose or refuse a client's next message |
 //! | `POST /admin/refuse` | `{"secs"}` | refuse new connections for a while |
 //! | `POST /admin/remove-device` | `{"phone","device"}` | unlink a companion |
 //! | `GET /admin/groups` | | groups with subject and members |
@@ -28,7 +29,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::server::{Inner, StanzaFilter, StreamError};
-use crate::state::{DeviceAddr, LoginFailure};
+use crate::state::{DeviceAddr, LoginFailure, MessageFault};
 
 pub(crate) fn routes() -> Router<Arc<Inner>> {
     Router::new()
@@ -39,6 +40,7 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/admin/drop", post(drop_conn))
         .route("/admin/stream-error", post(stream_error))
         .route("/admin/fail-next-login", post(fail_next_login))
+        .route("/admin/fault-next-message", post(fault_next_message))
         .route("/admin/refuse", post(refuse))
         .route("/admin/remove-device", post(remove_device))
         .route("/admin/groups", get(groups))
@@ -149,6 +151,17 @@ struct FailBody {
 
 async fn fail_next_login(State(inner): State<Arc<Inner>>, Json(b): Json<FailBody>) -> Response {
     inner.fail_next_login(b.phone.as_deref(), b.failure);
+    done(true)
+}
+
+#[derive(Deserialize)]
+struct FaultBody {
+    phone: Option<String>,
+    fault: MessageFault,
+}
+
+async fn fault_next_message(State(inner): State<Arc<Inner>>, Json(b): Json<FaultBody>) -> Response {
+    inner.fault_next_message(b.phone.as_deref(), b.fault);
     done(true)
 }
 

@@ -41,4 +41,6 @@ pub use error::{Error, Result};
 pub use server::{
     AccountInfo, AccountSummary, DeviceSummary, MockConfig, MockServer, StanzaFilter, StreamError,
 };
-pub use state::{DeviceAddr, Direction, Group, GroupMember, LoginFailure, StanzaRecord};
+pub use state::{
+    DeviceAddr, Direction, Group, GroupMember, LoginFailure, MessageFault, StanzaRecord,
+};

@@ -15,8 +15,8 @@ use crate::stanza::{
     attr, attr_jid, be_uint, bytes, child_bytes, first_child, iq_error, iq_result, key32,
 };
 use crate::state::{
-    ConnId, DeviceAddr, DeviceRecord, LoginFailure, PairWait, Registration, SignedPreKey, State,
-    now_secs,
+    ConnId, DeviceAddr, DeviceRecord, LoginFailure, MessageFault, PairWait, Registration,
+    SignedPreKey, State, now_secs,
 };
 
 /// A connection finished its handshake with this payload.
@@ -820,15 +820,30 @@ fn on_message(st: &mut State, conn: ConnId, node: &Node) {
         return;
     };
     let t = now_secs().to_string();
-    st.send(
-        conn,
-        NodeBuilder::new("ack")
-            .attr("class", "message")
-            .attr("id", id.clone())
-            .attr("from", to_attr)
-            .attr("t", t.clone())
-            .build(),
-    );
+    let fault = st
+        .message_faults
+        .iter()
+        .position(|(p, _)| p.as_ref().is_none_or(|p| *p == from.phone))
+        .map(|i| st.message_faults.remove(i).1);
+    let mut ack = NodeBuilder::new("ack")
+        .attr("class", "message")
+        .attr("id", id.clone())
+        .attr("from", to_attr)
+        .attr("t", t.clone());
+    match fault {
+        Some(MessageFault::Swallow) => {
+            tracing::info!(conn, id = %id, "message swallowed (fault)");
+            return;
+        }
+        Some(MessageFault::Refuse { code }) => {
+            tracing::info!(conn, id = %id, code, "message refused (fault)");
+            ack = ack.attr("error", code.to_string());
+            st.send(conn, ack.build());
+            return;
+        }
+        None => {}
+    }
+    st.send(conn, ack.build());
     if to.server == Server::Group {
         crate::groups::route_message(st, &from, node, &to, &t);
         return;

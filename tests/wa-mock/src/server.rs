@@ -20,7 +20,7 @@ use crate::media::MediaHost;
 use crate::noise::ServerIdentity;
 use crate::phone;
 use crate::router;
-use crate::state::{DeviceAddr, Direction, Group, LoginFailure, StanzaRecord, State};
+use crate::state::{DeviceAddr, Direction, Group, LoginFailure, MessageFault, StanzaRecord, State};
 
 /// How the mock behaves.
 #[derive(Debug, Clone)]
@@ -407,6 +407,12 @@ impl Inner {
         self.lock().refuse_until = Some(Instant::now() + d);
     }
 
+    pub fn fault_next_message(&self, phone: Option<&str>, fault: MessageFault) {
+        self.lock()
+            .message_faults
+            .push((phone.map(str::to_string), fault));
+    }
+
     /// Removes a companion (as "log out this device" on the phone does) and
     /// sends it stream error 401 if connected.
     pub fn remove_device(&self, addr: &DeviceAddr) -> bool {
@@ -570,6 +576,11 @@ impl MockServer {
     /// Answers the next login (of `phone`, or of anyone) with a connect failure.
     pub fn fail_next_login(&self, phone: Option<&str>, failure: LoginFailure) {
         self.inner.fail_next_login(phone, failure)
+    }
+
+    /// Swallows or refuses the next `<message>` a client (of `phone`, or anyone) sends.
+    pub fn fault_next_message(&self, phone: Option<&str>, fault: MessageFault) {
+        self.inner.fault_next_message(phone, fault)
     }
 
     /// Refuses WebSocket upgrades (HTTP 503) for `d`.

@@ -170,6 +170,17 @@ pub enum LoginFailure {
     Other { reason: u32 },
 }
 
+/// What the server does instead of taking the next matching `<message>` from a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MessageFault {
+    /// Read it and do nothing: no ack, no routing, as if it never arrived (lost in a send
+    /// buffer when the link or the power went).
+    Swallow,
+    /// `<ack class="message" error=code>`: the server refuses it; nothing is routed.
+    Refuse { code: u32 },
+}
+
 /// Direction of a recorded stanza, seen from the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -207,6 +218,8 @@ pub struct State {
     pub refuse_until: Option<Instant>,
     /// Keyed by phone; `None` matches any login.
     pub login_failures: Vec<(Option<String>, LoginFailure)>,
+    /// Keyed by the sender's phone; `None` matches any sender.
+    pub message_faults: Vec<(Option<String>, MessageFault)>,
     pub next_conn: ConnId,
     pub next_phone: u32,
     pub next_id: u64,
@@ -242,6 +255,7 @@ impl State {
             stanzas: Vec::new(),
             refuse_until: None,
             login_failures: Vec::new(),
+            message_faults: Vec::new(),
             next_conn: 1,
             next_phone: first_phone,
             next_id: 1,

@@ -188,10 +188,33 @@ fn init_tracing(cfg: &Config) {
     } else {
         layer.boxed()
     };
+    let wanted = filter
+        .iter()
+        .map(|(_, level)| level)
+        .chain(filter.default_level())
+        .max();
     tracing_subscriber::registry()
         .with(layer)
         .with(filter)
         .init();
+    if let Some(note) = log_level_note(wanted, tracing::level_filters::STATIC_MAX_LEVEL) {
+        tracing::warn!("{note}");
+    }
+}
+
+/// What to say when the configured log level asks for more than this build keeps (release
+/// builds compile out debug and trace).
+fn log_level_note(
+    wanted: Option<tracing::level_filters::LevelFilter>,
+    kept: tracing::level_filters::LevelFilter,
+) -> Option<String> {
+    let wanted = wanted?;
+    (wanted > kept).then(|| {
+        format!(
+            "log.level asks for {wanted} but this release build keeps {kept} and above; \
+             a debug build (cargo build) logs every level"
+        )
+    })
 }
 
 fn engine_config(cfg: &Config) -> EngineConfig {
@@ -612,4 +635,29 @@ fn notify_systemd(mgr: &SessionManager) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_level_note;
+    use tracing::level_filters::LevelFilter;
+
+    #[test]
+    fn a_log_level_the_build_compiled_out_is_named() {
+        let note = log_level_note(Some(LevelFilter::DEBUG), LevelFilter::INFO).unwrap();
+        assert!(note.contains("debug") && note.contains("info"), "{note}");
+        assert_eq!(
+            log_level_note(Some(LevelFilter::INFO), LevelFilter::INFO),
+            None
+        );
+        assert_eq!(
+            log_level_note(Some(LevelFilter::WARN), LevelFilter::INFO),
+            None
+        );
+        assert_eq!(
+            log_level_note(Some(LevelFilter::TRACE), LevelFilter::TRACE),
+            None
+        );
+        assert_eq!(log_level_note(None, LevelFilter::INFO), None);
+    }
 }

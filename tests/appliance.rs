@@ -130,6 +130,17 @@ fn buildroot_keeps_the_size_tuned_release_profile() {
             "wagate.mk's CARGO_PROFILE_RELEASE_{key} differs from [profile.release] {field}"
         );
     }
+
+    // The size measurement links as the image does: rust-lld, RELR, identical code folding.
+    let size = std::fs::read_to_string(dir.join("bench/arm-size.sh")).unwrap();
+    for flag in ["-fuse-ld=lld", "pack-relative-relocs", "--icf=all"] {
+        let mk_flag = flag.replace(',', "$(comma)");
+        assert!(mk.contains(&mk_flag), "wagate.mk does not link with {flag}");
+        assert!(
+            size.contains(flag),
+            "bench/arm-size.sh does not link with {flag}"
+        );
+    }
 }
 
 fn terminate(child: &mut Child) {

@@ -100,6 +100,8 @@ pub struct StoreConfig {
     /// At most this many finished sent messages, and this many received messages, are kept
     /// (the oldest go first). At least 100.
     pub message_retention_max: u32,
+    /// How often the retention runs (it also runs at start), in minutes, `1..=1440`.
+    pub retention_interval_minutes: u32,
 }
 
 impl Default for StoreConfig {
@@ -110,6 +112,7 @@ impl Default for StoreConfig {
             media_cache_mb: 256,
             message_retention_days: 30,
             message_retention_max: 100_000,
+            retention_interval_minutes: 60,
         }
     }
 }
@@ -985,6 +988,12 @@ impl Config {
                 "must be at least 100".to_owned(),
             ));
         }
+        if !(1..=1440).contains(&s.retention_interval_minutes) {
+            return Err((
+                "store.retention_interval_minutes",
+                format!("{} is out of range 1..=1440", s.retention_interval_minutes),
+            ));
+        }
         if s.data_dir.as_os_str().is_empty() {
             return Err(("store.data_dir", "must not be empty".to_owned()));
         }
@@ -1508,6 +1517,13 @@ default_session = "main-1"
         );
         let msg = err(Some(&p), &[("WAGATE_STORE__MESSAGE_RETENTION_DAYS", "0")]).to_string();
         assert!(msg.contains("store.message_retention_days"), "{msg}");
+        assert_eq!(c.store.retention_interval_minutes, 60);
+        let c = load_test(None, &[("WAGATE_STORE__RETENTION_INTERVAL_MINUTES", "5")]).unwrap();
+        assert_eq!(c.store.retention_interval_minutes, 5);
+        for bad in ["0", "1441"] {
+            let msg = err(None, &[("WAGATE_STORE__RETENTION_INTERVAL_MINUTES", bad)]).to_string();
+            assert!(msg.contains("store.retention_interval_minutes"), "{msg}");
+        }
     }
 
     #[test]

@@ -331,7 +331,12 @@ async fn run(cfg: Config) -> Result<ExitCode> {
     let webhooks = Webhooks::spawn(
         store.clone(),
         mgr.bus(),
-        WebhookSettings::from(&cfg.webhooks),
+        WebhookSettings {
+            prune_every: std::time::Duration::from_secs(
+                60 * u64::from(cfg.store.retention_interval_minutes),
+            ),
+            ..WebhookSettings::from(&cfg.webhooks)
+        },
         Clock::system(),
     );
     api_state.set_webhooks(webhooks.clone());

@@ -47,7 +47,6 @@ pub const BATCH: usize = 32;
 const IDLE: Duration = Duration::from_secs(30);
 
 /// How often the retention runs.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// A new secret: `whsec_` + base64 of 32 random bytes.
 pub fn new_secret() -> String {
@@ -142,6 +141,9 @@ pub struct Settings {
     pub rotation_grace_ms: i64,
     pub retention_ms: i64,
     pub retention_max: u64,
+    /// How often the delivery log is pruned (`[store] retention_interval_minutes`, set by
+    /// the daemon; hourly otherwise).
+    pub prune_every: Duration,
 }
 
 impl From<&WebhooksConfig> for Settings {
@@ -155,6 +157,7 @@ impl From<&WebhooksConfig> for Settings {
             rotation_grace_ms: i64::from(c.rotation_grace_secs) * 1000,
             retention_ms: i64::from(c.retention_days) * 86_400_000,
             retention_max: u64::from(c.retention_max_deliveries),
+            prune_every: Duration::from_secs(3600),
         }
     }
 }
@@ -317,7 +320,7 @@ impl Webhooks {
             if inner.status.waiting_for_clock.swap(false, Ordering::AcqRel) {
                 tracing::info!("system clock synchronized; webhook deliveries go out");
             }
-            if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            if last_prune.is_none_or(|t| t.elapsed() >= inner.settings.prune_every) {
                 last_prune = Some(Instant::now());
                 self.prune().await;
             }

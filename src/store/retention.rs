@@ -1,6 +1,7 @@
 //! Message retention: finished sent messages and received messages are removed once older
 //! than `[store] message_retention_days` or beyond `message_retention_max` (oldest first),
-//! hourly and once at start, in bounded batches so no write transaction grows large.
+//! once at start and every `retention_interval_minutes` (hourly by default), in bounded
+//! batches so no write transaction grows large.
 //! Messages still queued, held or sending are never removed.
 
 use std::time::Duration;
@@ -8,9 +9,6 @@ use std::time::Duration;
 use super::{Result, Store, inbound, queue};
 use crate::clock::Clock;
 use crate::config::StoreConfig;
-
-/// How often the retention runs.
-pub const EVERY: Duration = Duration::from_secs(3600);
 
 /// At most this many records of a table are removed per write transaction.
 pub const BATCH: usize = 500;
@@ -21,6 +19,8 @@ pub struct Settings {
     pub max_age_ms: i64,
     /// Bound on finished sent messages, and separately on received messages.
     pub max: u64,
+    /// How often a round runs after the first (at start).
+    pub every: Duration,
 }
 
 impl From<&StoreConfig> for Settings {
@@ -28,6 +28,7 @@ impl From<&StoreConfig> for Settings {
         Settings {
             max_age_ms: i64::from(c.message_retention_days) * 86_400_000,
             max: u64::from(c.message_retention_max),
+            every: Duration::from_secs(60 * u64::from(c.retention_interval_minutes)),
         }
     }
 }
@@ -59,10 +60,10 @@ pub async fn prune(store: &Store, now_ms: i64, s: Settings) -> Result<(u64, u64)
     Ok((sent, received))
 }
 
-/// Run [`prune`] now and every [`EVERY`] until the task is aborted.
+/// Run [`prune`] now and every `s.every` until the task is aborted.
 pub fn spawn(store: Store, clock: Clock, s: Settings) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(EVERY);
+        let mut tick = tokio::time::interval(s.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
@@ -125,6 +126,7 @@ mod tests {
         let s = Settings {
             max_age_ms: 86_400_000,
             max: 100,
+            every: Duration::from_secs(3600),
         };
         // Nothing is a day old at 2_000 (created 1_000..2_150): the count bound alone removes n - 100.
         let (sent, received) = prune(&store, 2_000, s).await.unwrap();
@@ -139,18 +141,61 @@ mod tests {
         assert_eq!(next.map(|r| r.created_at), Some(0));
     }
 
+    #[tokio::test]
+    async fn the_task_runs_again_every_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("r.redb"), 1 << 20).unwrap();
+        let s = Settings {
+            max_age_ms: 86_400_000,
+            max: 100,
+            every: Duration::from_millis(50),
+        };
+        let clock = Clock::system();
+        let now = clock.now_ms();
+        let task = spawn(store.clone(), clock, s);
+        // Written after the round at start: only a later round can bring them to the bound.
+        store
+            .write(move |t| {
+                for i in 0..150 {
+                    let r = enqueue(
+                        t,
+                        "a",
+                        NewMessage {
+                            kind: "text".into(),
+                            to: "15550001111@s.whatsapp.net".into(),
+                            content: serde_json::json!({ "text": i }),
+                            blob: None,
+                            idempotency_key: None,
+                            now_ms: now + i,
+                        },
+                    )?
+                    .record;
+                    mark_failed(t, "a", &r.id, "x", now + i)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        task.abort();
+        // A later round already removed the 50 beyond the bound: nothing left to remove.
+        assert_eq!(prune(&store, now + 200, s).await.unwrap(), (0, 0));
+    }
+
     #[test]
     fn settings_follow_the_config() {
         let c = StoreConfig {
             message_retention_days: 2,
             message_retention_max: 300,
+            retention_interval_minutes: 5,
             ..StoreConfig::default()
         };
         assert_eq!(
             Settings::from(&c),
             Settings {
                 max_age_ms: 2 * 86_400_000,
-                max: 300
+                max: 300,
+                every: Duration::from_secs(300),
             }
         );
     }

@@ -46,8 +46,6 @@ pub const BATCH: usize = 32;
 /// The longest the scheduler sleeps without looking at the outbox.
 const IDLE: Duration = Duration::from_secs(30);
 
-/// How often the retention runs.
-
 /// A new secret: `whsec_` + base64 of 32 random bytes.
 pub fn new_secret() -> String {
     let bytes: [u8; 32] = rand::random();

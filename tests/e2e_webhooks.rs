@@ -32,24 +32,7 @@ fn pair(server: &Server, mock_rt: &Runtime, mock: &MockServer, key: &str, id: &s
         post_json(&server.url("/api/sessions"), k, json!({ "id": id })).status,
         201
     );
-    let mut code = None;
-    wait_until("a QR code", || {
-        let r = common::call(
-            "GET",
-            &server.url(&format!("/api/sessions/{id}/qr")),
-            k,
-            &[("Accept", "application/json")],
-            None,
-        );
-        if r.status == 200 {
-            code = r.json()["code"].as_str().map(str::to_string);
-        }
-        code.is_some()
-    });
-    let account = mock_rt.block_on(mock.scan(&code.unwrap())).unwrap();
-    wait_until("connected", || {
-        get(&server.url(&format!("/api/sessions/{id}")), k).json()["state"] == "connected"
-    });
+    let account = common::peer::scan_and_connect(server, mock_rt, mock, k, id);
     account.user_jid()
 }
 

@@ -70,6 +70,7 @@ keep="${SOAK_KEEP:-100}"
 export WAGATE_STORE__MESSAGE_RETENTION_MAX="$keep"
 export WAGATE_STORE__RETENTION_INTERVAL_MINUTES=1
 export WAGATE_WEBHOOKS__RETENTION_MAX_DELIVERIES=$((keep * 10))
+export WAGATE_WEBHOOKS__RETENTION_MAX_EVENTS=$((keep * 10))
 wagate_config "$dir"
 KEY=$(wagate_cli "$dir" key create --scope admin)
 add_sessions "$dir" a b

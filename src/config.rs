@@ -563,6 +563,9 @@ pub struct WebhooksConfig {
     pub retention_days: u32,
     /// At most this many deliveries are kept; the oldest finished ones go first.
     pub retention_max_deliveries: u32,
+    /// At most this many events are kept (the oldest go first, unless a pending delivery
+    /// needs them); `replay` reaches back no further.
+    pub retention_max_events: u32,
     /// Inbound media up to this many bytes is embedded in `message.received` as base64
     /// (`inline`); 0 turns it off. At most 4 MiB.
     pub inline_media_max_bytes: u64,
@@ -577,6 +580,7 @@ impl Default for WebhooksConfig {
             rotation_grace_secs: 86400,
             retention_days: 7,
             retention_max_deliveries: 100_000,
+            retention_max_events: 100_000,
             inline_media_max_bytes: 0,
         }
     }
@@ -1119,6 +1123,12 @@ impl Config {
                 "must be at least 100".to_owned(),
             ));
         }
+        if h.retention_max_events < 100 {
+            return Err((
+                "webhooks.retention_max_events",
+                "must be at least 100".to_owned(),
+            ));
+        }
         Ok(())
     }
 
@@ -1524,6 +1534,9 @@ default_session = "main-1"
             let msg = err(None, &[("WAGATE_STORE__RETENTION_INTERVAL_MINUTES", bad)]).to_string();
             assert!(msg.contains("store.retention_interval_minutes"), "{msg}");
         }
+        assert_eq!(c.webhooks.retention_max_events, 100_000);
+        let c = load_test(None, &[("WAGATE_WEBHOOKS__RETENTION_MAX_EVENTS", "500")]).unwrap();
+        assert_eq!(c.webhooks.retention_max_events, 500);
     }
 
     #[test]
@@ -1543,6 +1556,11 @@ default_session = "main-1"
                 "WAGATE_STORE__MESSAGE_RETENTION_MAX",
                 "99",
                 "store.message_retention_max",
+            ),
+            (
+                "WAGATE_WEBHOOKS__RETENTION_MAX_EVENTS",
+                "99",
+                "webhooks.retention_max_events",
             ),
             (
                 "WAGATE_WHATSAPP__URL",

@@ -139,6 +139,7 @@ pub struct Settings {
     pub rotation_grace_ms: i64,
     pub retention_ms: i64,
     pub retention_max: u64,
+    pub retention_max_events: u64,
     /// How often the delivery log is pruned (`[store] retention_interval_minutes`, set by
     /// the daemon; hourly otherwise).
     pub prune_every: Duration,
@@ -155,6 +156,7 @@ impl From<&WebhooksConfig> for Settings {
             rotation_grace_ms: i64::from(c.rotation_grace_secs) * 1000,
             retention_ms: i64::from(c.retention_days) * 86_400_000,
             retention_max: u64::from(c.retention_max_deliveries),
+            retention_max_events: u64::from(c.retention_max_events),
             prune_every: Duration::from_secs(3600),
         }
     }
@@ -565,10 +567,11 @@ impl Webhooks {
     async fn prune(&self) {
         let older = self.inner.clock.now_ms() - self.inner.settings.retention_ms;
         let max = self.inner.settings.retention_max;
+        let max_events = self.inner.settings.retention_max_events;
         match self
             .inner
             .store
-            .write(move |t| outbox::prune(t, older, max))
+            .write(move |t| outbox::prune(t, older, max, max_events))
             .await
         {
             Ok((0, 0)) => {}

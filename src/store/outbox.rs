@@ -867,8 +867,14 @@ pub fn replay(txn: &WriteTransaction, endpoint: &str, since: i64, now: i64) -> R
 
 /// Remove what the retention lets go: finished deliveries older than `older_than`, then the
 /// oldest finished ones while more than `max_deliveries` remain; events older than
-/// `older_than` that no pending delivery needs. Returns (deliveries, events) removed.
-pub fn prune(txn: &WriteTransaction, older_than: i64, max_deliveries: u64) -> Result<(u64, u64)> {
+/// `older_than`, then the oldest while more than `max_events` remain, skipping any event a
+/// pending delivery still needs. Returns (deliveries, events) removed.
+pub fn prune(
+    txn: &WriteTransaction,
+    older_than: i64,
+    max_deliveries: u64,
+    max_events: u64,
+) -> Result<(u64, u64)> {
     let mut removed = 0u64;
     let count = {
         let t = txn.open_table(COUNT)?;
@@ -905,35 +911,29 @@ pub fn prune(txn: &WriteTransaction, older_than: i64, max_deliveries: u64) -> Re
     }
     add_count(txn, -(removed as i64))?;
 
-    let old_events: Vec<(u64, String)> = {
+    // Events, oldest first (the time index is ordered by time): the old ones, and then as
+    // many more as the count is over. One a pending delivery needs is kept and not counted.
+    let mut excess = txn.open_table(EVENT)?.len()?.saturating_sub(max_events);
+    let doomed_events: Vec<(u64, String)> = {
         let t = txn.open_table(EVENT_TIME)?;
         let mut v = Vec::new();
-        for row in t.range(..(older_than.max(0) as u64, ""))? {
+        for row in t.iter()? {
             let (k, _) = row?;
             let (ts, id) = k.value();
+            let old = (ts as i64) < older_than;
+            if !old && excess == 0 {
+                break;
+            }
+            if event_needed(txn, id)? {
+                continue;
+            }
+            excess = excess.saturating_sub(1);
             v.push((ts, id.to_string()));
         }
         v
     };
     let mut events = 0u64;
-    for (ts, id) in old_events {
-        let needed = {
-            let pair = txn.open_table(PAIR)?;
-            let mut needed = false;
-            for row in pair.range((id.as_str(), "")..=(id.as_str(), "\u{10FFFF}"))? {
-                let (_, dlv) = row?;
-                if delivery_w(txn, dlv.value())?
-                    .is_some_and(|d| d.status == DeliveryStatus::Pending)
-                {
-                    needed = true;
-                    break;
-                }
-            }
-            needed
-        };
-        if needed {
-            continue;
-        }
+    for (ts, id) in doomed_events {
         txn.open_table(EVENT)?.remove(id.as_str())?;
         txn.open_table(EVENT_TIME)?.remove((ts, id.as_str()))?;
         txn.open_table(PAIR)?
@@ -943,6 +943,18 @@ pub fn prune(txn: &WriteTransaction, older_than: i64, max_deliveries: u64) -> Re
         events += 1;
     }
     Ok((removed, events))
+}
+
+/// Whether a pending delivery still needs the event.
+fn event_needed(txn: &WriteTransaction, id: &str) -> Result<bool> {
+    let pair = txn.open_table(PAIR)?;
+    for row in pair.range((id, "")..=(id, "\u{10FFFF}"))? {
+        let (_, dlv) = row?;
+        if delivery_w(txn, dlv.value())?.is_some_and(|d| d.status == DeliveryStatus::Pending) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The `message.received` id for an inbound message: `evt_` and `msg_` + a ULID whose time

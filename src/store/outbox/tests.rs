@@ -530,12 +530,12 @@ fn retention_removes_finished_and_old_but_never_pending() {
             .unwrap();
     }
     // By age: everything before 350 that is finished (deliveries at 0, 100, 200, 300).
-    let (gone, events) = s.write_blocking(|t| prune(t, 350, 1_000)).unwrap();
+    let (gone, events) = s.write_blocking(|t| prune(t, 350, 1_000, 1_000)).unwrap();
     assert_eq!((gone, events), (4, 4));
     assert_eq!(s.read_blocking(delivery_count).unwrap(), 6);
     // By size: at most 100 kept is fine; now a cap below the count removes the oldest
     // finished (400, 500) and stops at the pending ones.
-    let (gone, _) = s.write_blocking(|t| prune(t, 0, 1)).unwrap();
+    let (gone, _) = s.write_blocking(|t| prune(t, 0, 1, 1_000)).unwrap();
     assert_eq!(gone, 2);
     assert_eq!(s.read_blocking(delivery_count).unwrap(), 4);
     assert_eq!(
@@ -545,11 +545,70 @@ fn retention_removes_finished_and_old_but_never_pending() {
         4
     );
     // Old events that pending deliveries need stay.
-    let (_, events) = s.write_blocking(|t| prune(t, 100_000, 1)).unwrap();
+    let (_, events) = s.write_blocking(|t| prune(t, 100_000, 1, 1_000)).unwrap();
     assert_eq!(
         events, 2,
         "the two delivered, unneeded events go; four stay"
     );
+}
+
+#[test]
+fn the_event_log_is_bounded_by_count_oldest_first_keeping_what_pending_deliveries_need() {
+    // The soak found the event log growing by age bound alone: 8,455 events in 30 minutes.
+    let (_d, s) = store();
+    s.write_blocking(|t| insert_endpoint(t, &endpoint("whk_1", &["*"], None)))
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let e = s
+            .write_blocking(|t| record(t, sent("a", 1_000 + i * 100)))
+            .unwrap()
+            .unwrap();
+        ids.push(e.id);
+    }
+    // Deliver all but the second event's delivery.
+    let ds = s.read_blocking(|t| due(t, "whk_1", 10_000, 100)).unwrap();
+    for d in ds.iter().filter(|d| d.event_id != ids[1]) {
+        s.write_blocking(|t| attempted(t, &d.id, ok(), &RETRIES, 3_000))
+            .unwrap();
+    }
+    let events = |s: &Store| {
+        s.read_blocking(|t| Ok(t.open_table(EVENT)?.len()?))
+            .unwrap()
+    };
+    // Nothing is old; a bound of 4 removes the six oldest the pending one does not need.
+    let (_, gone) = s.write_blocking(|t| prune(t, 0, 1_000, 4)).unwrap();
+    assert_eq!(gone, 6);
+    assert_eq!(events(&s), 4);
+    let kept: Vec<String> = s
+        .read_blocking(|t| {
+            let mut v = Vec::new();
+            for row in t.open_table(EVENT_TIME)?.iter()? {
+                v.push(row?.0.value().1.to_string());
+            }
+            Ok(v)
+        })
+        .unwrap();
+    assert_eq!(kept, [ids[1].as_str(), &ids[7], &ids[8], &ids[9]]);
+    // At the bound nothing more goes; replay from the start finds only what is kept.
+    assert_eq!(s.write_blocking(|t| prune(t, 0, 1_000, 4)).unwrap().1, 0);
+    s.write_blocking(|t| insert_endpoint(t, &endpoint("whk_2", &["*"], None)))
+        .unwrap();
+    assert_eq!(
+        s.write_blocking(|t| replay(t, "whk_2", 0, 4_000)).unwrap(),
+        Some(4)
+    );
+    for d in s.read_blocking(|t| due(t, "whk_2", 10_000, 100)).unwrap() {
+        s.write_blocking(|t| attempted(t, &d.id, ok(), &RETRIES, 4_000))
+            .unwrap();
+    }
+    // The pending one's event goes once its delivery finished.
+    let pending = ds.iter().find(|d| d.event_id == ids[1]).unwrap();
+    s.write_blocking(|t| attempted(t, &pending.id, ok(), &RETRIES, 5_000))
+        .unwrap();
+    let (_, gone) = s.write_blocking(|t| prune(t, 0, 1_000, 3)).unwrap();
+    assert_eq!(gone, 1);
+    assert_eq!(events(&s), 3);
 }
 
 #[test]

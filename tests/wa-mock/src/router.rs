@@ -259,7 +259,21 @@ fn on_iq(inner: &Inner, st: &mut State, conn: ConnId, node: &Node) {
             Some(key) => iq_result(&id, vec![prekey_bundles(st, key)]),
             None => iq_error(&id, 400, "bad-request"),
         },
-        ("encrypt", "digest") => iq_error(&id, 404, "item-not-found"),
+        ("encrypt", "digest") => {
+            let record = sender(st, conn).and_then(|a| {
+                st.accounts
+                    .get(&a.phone)?
+                    .devices
+                    .get(&a.device)
+                    .filter(|d| d.signed_prekey.is_some())
+                    .map(digest_node)
+            });
+            match record {
+                Some(digest) => iq_result(&id, vec![digest]),
+                // No key bundle on record: the client uploads one.
+                None => iq_error(&id, 404, "item-not-found"),
+            }
+        }
         ("encrypt", "rotate") => {
             if let (Some(addr), Some(skey)) = (
                 sender(st, conn),
@@ -443,6 +457,51 @@ fn prekey_bundles(st: &mut State, key: &Node) -> Node {
         users.push(node);
     }
     NodeBuilder::new("list").children(users).build()
+}
+
+/// The server's key-bundle digest for a device: what it holds (registration id, identity,
+/// signed prekey, the ids of the one-time prekeys left) and a SHA-1 over identity, signed
+/// prekey, its signature and each prekey's public key, so the client can check its own copy.
+fn digest_node(d: &DeviceRecord) -> Node {
+    use sha1::Digest as _;
+    let mut hash = sha1::Sha1::new();
+    hash.update(d.identity);
+    let mut children = vec![
+        NodeBuilder::new("registration")
+            .bytes(d.registration_id.to_be_bytes().to_vec())
+            .build(),
+        NodeBuilder::new("type").bytes(vec![5]).build(),
+        NodeBuilder::new("identity")
+            .bytes(d.identity.to_vec())
+            .build(),
+    ];
+    if let Some(spk) = &d.signed_prekey {
+        hash.update(spk.public);
+        hash.update(&spk.signature);
+        children.push(
+            NodeBuilder::new("skey")
+                .children([
+                    NodeBuilder::new("id").bytes(id3(spk.id)).build(),
+                    NodeBuilder::new("value").bytes(spk.public.to_vec()).build(),
+                    NodeBuilder::new("signature")
+                        .bytes(spk.signature.clone())
+                        .build(),
+                ])
+                .build(),
+        );
+    }
+    let mut ids = Vec::with_capacity(d.prekeys.len());
+    for (id, public) in &d.prekeys {
+        hash.update(public);
+        ids.push(NodeBuilder::new("id").bytes(id3(*id)).build());
+    }
+    children.push(NodeBuilder::new("list").children(ids).build());
+    children.push(
+        NodeBuilder::new("hash")
+            .bytes(hash.finalize().to_vec())
+            .build(),
+    );
+    NodeBuilder::new("digest").children(children).build()
 }
 
 fn id3(id: u32) -> Vec<u8> {
@@ -996,5 +1055,45 @@ fn on_chatstate(st: &mut State, conn: ConnId, node: &Node) {
             .children(children.clone())
             .build();
         st.send(target, n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::SignedPreKey;
+
+    #[test]
+    fn the_digest_hash_is_the_one_the_client_computes() {
+        let d = DeviceRecord {
+            id: 1,
+            key_index: 1,
+            noise_pub: [0; 32],
+            registration_id: 0x0102_0304,
+            identity: [7; 32],
+            signed_prekey: Some(SignedPreKey {
+                id: 1,
+                public: [8; 32],
+                signature: vec![9; 64],
+            }),
+            prekeys: [(1, [1; 32]), (2, [2; 32]), (300, [3; 32])].into(),
+            device_identity: None,
+            platform: String::new(),
+            logins: 0,
+        };
+        let node = digest_node(&d);
+        let expected = wacore::prekeys::compute_key_bundle_digest(
+            &[7; 32],
+            &[8; 32],
+            &[9; 64],
+            &[&[1; 32], &[2; 32], &[3; 32]],
+        );
+        assert_eq!(child_bytes(&node, "hash"), Some(expected.as_slice()));
+        let list = node.get_optional_child("list").expect("list");
+        let ids: Vec<Option<u32>> = list
+            .get_children_by_tag("id")
+            .map(|c| bytes(c).and_then(be_uint))
+            .collect();
+        assert_eq!(ids, [Some(1), Some(2), Some(300)]);
     }
 }

@@ -12,7 +12,6 @@ use common::{Options, Server, get, post_json};
 use serde_json::json;
 use tokio::runtime::Runtime;
 use wa_mock::{MockConfig, MockServer};
-use wagate::engine::EngineConfig;
 use whatsapp_rust::types::events::Event;
 use whatsapp_rust::waproto::whatsapp as wa;
 
@@ -36,15 +35,8 @@ fn fourteen_kinds_arrive_as_the_right_protocol_messages() {
         .block_on(MockServer::start(MockConfig::default()))
         .unwrap();
     let server = Server::start(Options {
-        sessions: vec![],
         body_limit: 8 * 1024 * 1024,
-        engine: Some(EngineConfig {
-            ws_url: mock.ws_url(),
-            trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
-            pacing: common::fast_pacing(),
-            ..EngineConfig::default()
-        }),
-        ..Options::default()
+        ..common::peer::mock_options(&mock)
     });
     let key = server.admin();
     let k = Some(key.as_str());

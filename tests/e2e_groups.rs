@@ -9,11 +9,10 @@
 mod common;
 
 use common::peer::{Peer, peer, wait, wait_until};
-use common::{Options, Server, get, post_json};
+use common::{Server, get, post_json};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 use wa_mock::{MockConfig, MockServer};
-use wagate::engine::EngineConfig;
 use whatsapp_rust::Jid;
 use whatsapp_rust::features::{GroupCreateOptions, GroupParticipantOptions};
 use whatsapp_rust::types::events::Event;
@@ -78,16 +77,7 @@ fn group_scenario(lid_groups: bool) {
             ..MockConfig::default()
         }))
         .unwrap();
-    let server = Server::start(Options {
-        sessions: vec![],
-        engine: Some(EngineConfig {
-            ws_url: mock.ws_url(),
-            trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
-            pacing: common::fast_pacing(),
-            ..EngineConfig::default()
-        }),
-        ..Options::default()
-    });
+    let server = Server::start(common::peer::mock_options(&mock));
     let key = server.admin();
     let k = Some(key.as_str());
 

@@ -14,12 +14,11 @@ mod common;
 
 use common::peer::{STEP, peer, wait};
 use common::receiver::{Hit, Receiver};
-use common::{Options, Server, get, post_json};
+use common::{Server, get, post_json};
 use serde_json::{Value, json};
 use sha2::Digest;
 use tokio::runtime::Runtime;
 use wa_mock::{MockConfig, MockServer};
-use wagate::engine::EngineConfig;
 use whatsapp_rust::download::MediaType;
 use whatsapp_rust::types::events::Event;
 use whatsapp_rust::waproto::whatsapp as wa;
@@ -56,16 +55,7 @@ fn a_group_of_three_with_participants_replies_and_a_read_receipt() {
     let mock = mock_rt
         .block_on(MockServer::start(MockConfig::default()))
         .unwrap();
-    let server = Server::start(Options {
-        sessions: vec![],
-        engine: Some(EngineConfig {
-            ws_url: mock.ws_url(),
-            trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
-            pacing: common::fast_pacing(),
-            ..EngineConfig::default()
-        }),
-        ..Options::default()
-    });
+    let server = Server::start(common::peer::mock_options(&mock));
     let key = server.admin();
     let k = Some(key.as_str());
     let rx = Receiver::start();
@@ -185,18 +175,12 @@ fn a_customer_writes_media_polls_and_replies() {
     let mock = mock_rt
         .block_on(MockServer::start(MockConfig::default()))
         .unwrap();
-    let server = Server::start(Options {
-        sessions: vec![],
-        engine: Some(EngineConfig {
-            ws_url: mock.ws_url(),
-            trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
-            // The image (70 kB) is embedded in its event too.
-            inline_media_max_bytes: 100_000,
-            pacing: common::fast_pacing(),
-            ..EngineConfig::default()
-        }),
-        ..Options::default()
-    });
+    let mut options = common::peer::mock_options(&mock);
+    if let Some(engine) = options.engine.as_mut() {
+        // The image (70 kB) is embedded in its event too.
+        engine.inline_media_max_bytes = 100_000;
+    }
+    let server = Server::start(options);
     let key = server.admin();
     let k = Some(key.as_str());
     let rx = Receiver::start();
@@ -379,16 +363,7 @@ fn auto_read_marks_the_chat_read_before_the_reply() {
     let mock = mock_rt
         .block_on(MockServer::start(MockConfig::default()))
         .unwrap();
-    let server = Server::start(Options {
-        sessions: vec![],
-        engine: Some(EngineConfig {
-            ws_url: mock.ws_url(),
-            trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
-            pacing: common::fast_pacing(),
-            ..EngineConfig::default()
-        }),
-        ..Options::default()
-    });
+    let server = Server::start(common::peer::mock_options(&mock));
     let key = server.admin();
     let k = Some(key.as_str());
     let rx = Receiver::start();

@@ -9,11 +9,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::receiver::{Hit, Receiver, verify_standard, verify_wagate};
-use common::{Options, Server, get, post_json};
+use common::{Server, get, post_json};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 use wa_mock::{MockConfig, MockServer};
-use wagate::engine::EngineConfig;
 
 const STEP: Duration = Duration::from_secs(40);
 
@@ -49,16 +48,7 @@ fn a_conversation_arrives_as_signed_webhooks_in_order() {
     let mock = mock_rt
         .block_on(MockServer::start(MockConfig::default()))
         .unwrap();
-    let server = Server::start(Options {
-        sessions: vec![],
-        engine: Some(EngineConfig {
-            ws_url: mock.ws_url(),
-            trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
-            pacing: common::fast_pacing(),
-            ..EngineConfig::default()
-        }),
-        ..Options::default()
-    });
+    let server = Server::start(common::peer::mock_options(&mock));
     let key = server.admin();
     let k = Some(key.as_str());
     let rx = Receiver::start();

@@ -83,42 +83,44 @@ mod tests {
     use super::*;
     use crate::store::queue::{NewMessage, enqueue, mark_failed};
 
+    /// A text to one number, created at `at`, with an idempotency key if given.
+    fn text(i: usize, at: i64, key: Option<String>) -> NewMessage {
+        NewMessage {
+            kind: "text".into(),
+            to: "15550001111@s.whatsapp.net".into(),
+            content: serde_json::json!({ "text": i }),
+            blob: None,
+            idempotency_key: key,
+            now_ms: at,
+        }
+    }
+
+    /// Writes `n` texts created at `from`, `from + 1`, ... and fails each at `failed_at`
+    /// (or at its own creation time): finished messages the retention may remove.
+    async fn finished(store: &Store, n: usize, from: i64, failed_at: Option<i64>) {
+        store
+            .write(move |t| {
+                for i in 0..n {
+                    let at = from + i as i64;
+                    let r = enqueue(t, "a", text(i, at, Some(format!("k{i}"))))?.record;
+                    mark_failed(t, "a", &r.id, "x", failed_at.unwrap_or(at))?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn a_round_runs_batches_until_the_bounds_hold_and_a_second_finds_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("r.redb"), 1 << 20).unwrap();
         let n = BATCH * 2 + 150;
+        finished(&store, n, 1_000, Some(2_000)).await;
+        // One still queued, older than everything.
         store
-            .write(move |t| {
-                for i in 0..n {
-                    let r = enqueue(
-                        t,
-                        "a",
-                        NewMessage {
-                            kind: "text".into(),
-                            to: "15550001111@s.whatsapp.net".into(),
-                            content: serde_json::json!({ "text": i }),
-                            blob: None,
-                            idempotency_key: Some(format!("k{i}")),
-                            now_ms: 1_000 + i as i64,
-                        },
-                    )?
-                    .record;
-                    mark_failed(t, "a", &r.id, "x", 2_000)?;
-                }
-                // One still queued, older than everything.
-                enqueue(
-                    t,
-                    "a",
-                    NewMessage {
-                        kind: "text".into(),
-                        to: "15550001111@s.whatsapp.net".into(),
-                        content: serde_json::json!({ "text": "waiting" }),
-                        blob: None,
-                        idempotency_key: None,
-                        now_ms: 0,
-                    },
-                )?;
+            .write(|t| {
+                enqueue(t, "a", text(0, 0, None))?;
                 Ok(())
             })
             .await
@@ -154,28 +156,7 @@ mod tests {
         let now = clock.now_ms();
         let task = spawn(store.clone(), clock, s);
         // Written after the round at start: only a later round can bring them to the bound.
-        store
-            .write(move |t| {
-                for i in 0..150 {
-                    let r = enqueue(
-                        t,
-                        "a",
-                        NewMessage {
-                            kind: "text".into(),
-                            to: "15550001111@s.whatsapp.net".into(),
-                            content: serde_json::json!({ "text": i }),
-                            blob: None,
-                            idempotency_key: None,
-                            now_ms: now + i,
-                        },
-                    )?
-                    .record;
-                    mark_failed(t, "a", &r.id, "x", now + i)?;
-                }
-                Ok(())
-            })
-            .await
-            .unwrap();
+        finished(&store, 150, now, None).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         task.abort();
         // A later round already removed the 50 beyond the bound: nothing left to remove.

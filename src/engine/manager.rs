@@ -390,9 +390,10 @@ impl SessionManager {
                         &done.record.id,
                         "duplicate content: held by the duplicate guard",
                     )?;
-                } else {
-                    store_pacing::log_content(txn, &sid, &hash, &to, now, &done.record.id, since)?;
+                } else if settings.duplicate_action != pacing::DuplicateAction::Off {
+                    store_pacing::log_content(txn, &sid, &hash, &to, now, &done.record.id)?;
                 }
+                store_pacing::forget_content(txn, &sid, since)?;
                 Ok(Ok(done))
             })
             .await?;

@@ -6,9 +6,13 @@
 //! - `pace_sends`    (session, unix ms, n) -> (): one row per send; rows older than a day
 //!   are pruned as new ones arrive, so a session keeps at most a day of them
 //! - `pace_content`  (session, content hash, unix ms, recipient) -> msg id: accepted
-//!   messages by content, pruned past the guard's window as new ones arrive
+//!   messages by content, for the duplicate guard
+//! - `pace_content_time` (session, unix ms, content hash, recipient) -> (): the same rows by
+//!   time, so each accepted message forgets every row of its session past the guard's window
 
-use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 
 use super::Result;
 
@@ -16,6 +20,8 @@ const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("pace_settin
 const SENDS: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("pace_sends");
 const CONTENT: TableDefinition<(&str, &str, u64, &str), &str> =
     TableDefinition::new("pace_content");
+const CONTENT_TIME: TableDefinition<(&str, u64, &str, &str), ()> =
+    TableDefinition::new("pace_content_time");
 
 /// How long send times are kept: the longest rate-limit window.
 pub const SEND_HISTORY_MS: i64 = 24 * 3600 * 1000;
@@ -23,7 +29,16 @@ pub const SEND_HISTORY_MS: i64 = 24 * 3600 * 1000;
 pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(SETTINGS)?;
     txn.open_table(SENDS)?;
-    txn.open_table(CONTENT)?;
+    let content = txn.open_table(CONTENT)?;
+    let mut by_time = txn.open_table(CONTENT_TIME)?;
+    // A store from before the time index: index what it has, once.
+    if by_time.is_empty()? && !content.is_empty()? {
+        for row in content.iter()? {
+            let (k, _) = row?;
+            let (session, hash, at, to) = k.value();
+            by_time.insert((session, at, hash, to), ())?;
+        }
+    }
     Ok(())
 }
 
@@ -95,8 +110,7 @@ pub fn content_recipients(
     Ok(out)
 }
 
-/// Remember that content `hash` was accepted for `to` at `at`, and forget this content's
-/// rows from before `forget_before`.
+/// Remember that content `hash` was accepted for `to` at `at`.
 pub fn log_content(
     txn: &WriteTransaction,
     session: &str,
@@ -104,15 +118,34 @@ pub fn log_content(
     to: &str,
     at: i64,
     msg: &str,
-    forget_before: i64,
 ) -> Result<()> {
-    let mut t = txn.open_table(CONTENT)?;
-    t.insert((session, hash, ms(at), to), msg)?;
-    t.retain_in(
-        (session, hash, 0, "")..(session, hash, ms(forget_before), ""),
-        |_, _| false,
-    )?;
+    txn.open_table(CONTENT)?
+        .insert((session, hash, ms(at), to), msg)?;
+    txn.open_table(CONTENT_TIME)?
+        .insert((session, ms(at), hash, to), ())?;
     Ok(())
+}
+
+/// Forget every content row of the session from before `before` (whatever its content).
+/// Returns how many went.
+pub fn forget_content(txn: &WriteTransaction, session: &str, before: i64) -> Result<u64> {
+    let mut old = Vec::new();
+    {
+        let mut by_time = txn.open_table(CONTENT_TIME)?;
+        for row in by_time.extract_from_if(
+            (session, 0, "", "")..(session, ms(before), "", ""),
+            |_, _| true,
+        )? {
+            let (k, _) = row?;
+            let (_, at, hash, to) = k.value();
+            old.push((at, hash.to_owned(), to.to_owned()));
+        }
+    }
+    let mut content = txn.open_table(CONTENT)?;
+    for (at, hash, to) in &old {
+        content.remove((session, hash.as_str(), *at, to.as_str()))?;
+    }
+    Ok(old.len() as u64)
 }
 
 /// Remove every pacing row of a session.
@@ -125,6 +158,10 @@ pub(crate) fn delete_session(txn: &WriteTransaction, session: &str) -> Result<()
     let end = format!("{session}\0");
     txn.open_table(CONTENT)?
         .retain_in((session, "", 0, "")..(end.as_str(), "", 0, ""), |_, _| {
+            false
+        })?;
+    txn.open_table(CONTENT_TIME)?
+        .retain_in((session, 0, "", "")..(end.as_str(), 0, "", ""), |_, _| {
             false
         })?;
     Ok(())
@@ -167,14 +204,43 @@ mod tests {
 
         let got = s
             .write_blocking(|t| {
-                log_content(t, "a", "h1", "x@s", 10, "m1", 0)?;
-                log_content(t, "a", "h1", "y@s", 20, "m2", 0)?;
-                log_content(t, "a", "h2", "z@s", 20, "m3", 0)?;
-                log_content(t, "a", "h1", "w@s", 100, "m4", 15)?;
+                log_content(t, "a", "h1", "x@s", 10, "m1")?;
+                log_content(t, "a", "h1", "y@s", 20, "m2")?;
+                log_content(t, "a", "h2", "z@s", 20, "m3")?;
+                log_content(t, "a", "h1", "w@s", 100, "m4")?;
                 content_recipients(t, "a", "h1", 0)
             })
             .unwrap();
-        assert_eq!(got, vec!["y@s", "w@s"]);
+        assert_eq!(got, vec!["x@s", "y@s", "w@s"]);
+        // Past the window every content's old rows go, not only the one sent again (the soak
+        // found a row kept for ever for each content that never came back).
+        let gone = s.write_blocking(|t| forget_content(t, "a", 15)).unwrap();
+        assert_eq!(gone, 1);
+        let gone = s.write_blocking(|t| forget_content(t, "a", 50)).unwrap();
+        assert_eq!(gone, 2, "h1 and h2 at 20");
+        assert_eq!(
+            s.write_blocking(|t| content_recipients(t, "a", "h2", 0))
+                .unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            s.write_blocking(|t| content_recipients(t, "a", "h1", 0))
+                .unwrap(),
+            vec!["w@s"]
+        );
+
+        // A store from before the time index has content rows only: opening indexes them.
+        s.write_blocking(|t| {
+            t.open_table(CONTENT)?
+                .insert(("a", "h3", 30, "v@s"), "m5")?;
+            t.open_table(CONTENT_TIME)?.retain(|_, _| false)?;
+            create_tables(t)
+        })
+        .unwrap();
+        assert_eq!(
+            s.write_blocking(|t| forget_content(t, "a", 150)).unwrap(),
+            2
+        );
 
         s.write_blocking(|t| {
             set_overrides(t, "a", Some(b"{}"))?;

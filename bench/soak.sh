@@ -8,11 +8,12 @@
 #
 # Verdict "flat", for RSS and for the redb file each: after the first quarter (warm-up), the
 # median of the last quarter's samples is within SOAK_TOLERANCE % (default 10) of the median
-# of the second quarter's. The redb file is bounded by the retention of message records and of
-# the webhook delivery log; a short soak reaches small bounds only, so the daemon keeps
-# SOAK_KEEP (default 100) finished sent and received messages and ten times as many
-# deliveries, pruned every minute ([store] retention_interval_minutes). The file's size is
-# also given per message handled.
+# of the second quarter's. The redb file is bounded by the retention of message records, of
+# the webhook delivery log and events, and of whatsapp-rust's per-message records; a short soak
+# reaches small bounds only, so the daemon keeps SOAK_KEEP (default 100) finished sent and
+# received messages, and ten times as many deliveries, events, sent-message copies and message
+# secrets, pruned every minute ([store] retention_interval_minutes). The file's size is also
+# given per message handled.
 #
 # At the end, examples/redb_tables (if built: `cargo build --release --example redb_tables`, or
 # SOAK_TABLES=path) prints the redb file's tables by size.
@@ -71,6 +72,7 @@ export WAGATE_STORE__MESSAGE_RETENTION_MAX="$keep"
 export WAGATE_STORE__RETENTION_INTERVAL_MINUTES=1
 export WAGATE_WEBHOOKS__RETENTION_MAX_DELIVERIES=$((keep * 10))
 export WAGATE_WEBHOOKS__RETENTION_MAX_EVENTS=$((keep * 10))
+export WAGATE_STORE__WA_MESSAGE_RECORDS_MAX=$((keep * 10))
 wagate_config "$dir"
 KEY=$(wagate_cli "$dir" key create --scope admin)
 add_sessions "$dir" a b

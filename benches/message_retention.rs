@@ -66,6 +66,7 @@ fn main() {
     let settings = Settings {
         max_age_ms: 30 * 86_400_000,
         max: KEEP,
+        wa_max: 50_000,
         every: std::time::Duration::from_secs(3600),
     };
     println!(

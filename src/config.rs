@@ -102,6 +102,9 @@ pub struct StoreConfig {
     pub message_retention_max: u32,
     /// How often the retention runs (it also runs at start), in minutes, `1..=1440`.
     pub retention_interval_minutes: u32,
+    /// At most this many of whatsapp-rust's copies of sent messages, and this many message
+    /// secrets, are kept per session (the oldest go first). At least 100.
+    pub wa_message_records_max: u32,
 }
 
 impl Default for StoreConfig {
@@ -113,6 +116,7 @@ impl Default for StoreConfig {
             message_retention_days: 30,
             message_retention_max: 100_000,
             retention_interval_minutes: 60,
+            wa_message_records_max: 50_000,
         }
     }
 }
@@ -992,6 +996,12 @@ impl Config {
                 "must be at least 100".to_owned(),
             ));
         }
+        if s.wa_message_records_max < 100 {
+            return Err((
+                "store.wa_message_records_max",
+                "must be at least 100".to_owned(),
+            ));
+        }
         if !(1..=1440).contains(&s.retention_interval_minutes) {
             return Err((
                 "store.retention_interval_minutes",
@@ -1556,6 +1566,11 @@ default_session = "main-1"
                 "WAGATE_STORE__MESSAGE_RETENTION_MAX",
                 "99",
                 "store.message_retention_max",
+            ),
+            (
+                "WAGATE_STORE__WA_MESSAGE_RECORDS_MAX",
+                "99",
+                "store.wa_message_records_max",
             ),
             (
                 "WAGATE_WEBHOOKS__RETENTION_MAX_EVENTS",

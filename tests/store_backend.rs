@@ -1210,3 +1210,73 @@ async fn lid_remap_keeps_a_number_claimed_by_another_lid() {
     assert_eq!(p.lid, "L2");
     assert_eq!(b.get_pn_mapping("Q").await.unwrap().unwrap().lid, "L1");
 }
+
+/// Beside whatsapp-rust's time windows, wagate holds each session to a count of sent-message
+/// copies and message secrets, the oldest going first (the soak saw both grow with every
+/// message for as long as the windows last: 2 hours, 30 days).
+#[tokio::test(flavor = "multi_thread")]
+async fn message_records_are_bounded_per_session_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (a, b) = (store.backend("a"), store.backend("b"));
+    let t = now();
+    for i in 0..5 {
+        a.store_sent_message(ALICE, &format!("m{i}"), b"p")
+            .await
+            .unwrap();
+        a.put_msg_secrets(vec![secret_entry(
+            ALICE,
+            ALICE,
+            &format!("m{i}"),
+            1,
+            t + 100 + i,
+            t + i,
+        )])
+        .await
+        .unwrap();
+    }
+    b.store_sent_message(ALICE, "m0", b"p").await.unwrap();
+    b.put_msg_secrets(vec![secret_entry(ALICE, ALICE, "m0", 2, t + 100, t)])
+        .await
+        .unwrap();
+
+    // At most 3 of each per session, in batches of 2 rows of each kind.
+    let n = store
+        .write(|txn| wa_backend::prune_message_records(txn, 3, 2))
+        .await
+        .unwrap();
+    assert_eq!(n, 4, "2 copies and 2 secrets of a");
+    let n = store
+        .write(|txn| wa_backend::prune_message_records(txn, 3, 2))
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    // The three newest remain; the send times are all within this second, so only the
+    // secrets (ordered by deadline) say which went.
+    for i in 0..5 {
+        let secret = a
+            .get_msg_secret(ALICE, ALICE, &format!("m{i}"))
+            .await
+            .unwrap();
+        assert_eq!(secret.is_some(), i >= 2, "secret m{i}");
+    }
+    let mut copies = 0;
+    for i in 0..5 {
+        if a.take_sent_message(ALICE, &format!("m{i}"))
+            .await
+            .unwrap()
+            .is_some()
+        {
+            copies += 1;
+        }
+    }
+    assert_eq!(copies, 3);
+    // The other session's rows are its own.
+    assert!(b.take_sent_message(ALICE, "m0").await.unwrap().is_some());
+    assert!(
+        b.get_msg_secret(ALICE, ALICE, "m0")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

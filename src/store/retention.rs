@@ -3,10 +3,13 @@
 //! once at start and every `retention_interval_minutes` (hourly by default), in bounded
 //! batches so no write transaction grows large.
 //! Messages still queued, held or sending are never removed.
+//!
+//! The same rounds hold whatsapp-rust's per-message records (copies of sent messages for
+//! retry receipts, message secrets) to `[store] wa_message_records_max` per session.
 
 use std::time::Duration;
 
-use super::{Result, Store, inbound, queue};
+use super::{Result, Store, inbound, queue, wa_backend};
 use crate::clock::Clock;
 use crate::config::StoreConfig;
 
@@ -19,6 +22,9 @@ pub struct Settings {
     pub max_age_ms: i64,
     /// Bound on finished sent messages, and separately on received messages.
     pub max: u64,
+    /// Bound on whatsapp-rust's sent-message copies, and separately on its message secrets,
+    /// per session.
+    pub wa_max: u64,
     /// How often a round runs after the first (at start).
     pub every: Duration,
 }
@@ -28,6 +34,7 @@ impl From<&StoreConfig> for Settings {
         Settings {
             max_age_ms: i64::from(c.message_retention_days) * 86_400_000,
             max: u64::from(c.message_retention_max),
+            wa_max: u64::from(c.wa_message_records_max),
             every: Duration::from_secs(60 * u64::from(c.retention_interval_minutes)),
         }
     }
@@ -60,7 +67,22 @@ pub async fn prune(store: &Store, now_ms: i64, s: Settings) -> Result<(u64, u64)
     Ok((sent, received))
 }
 
-/// Run [`prune`] now and every `s.every` until the task is aborted.
+/// Hold whatsapp-rust's per-message records to `s.wa_max` per session, in batches. Returns
+/// the rows removed.
+pub async fn prune_wa_records(store: &Store, s: Settings) -> Result<u64> {
+    let mut removed = 0;
+    loop {
+        let n = store
+            .write(move |t| wa_backend::prune_message_records(t, s.wa_max, BATCH))
+            .await?;
+        removed += n;
+        if n == 0 {
+            return Ok(removed);
+        }
+    }
+}
+
+/// Run [`prune`] and [`prune_wa_records`] now and every `s.every` until the task is aborted.
 pub fn spawn(store: Store, clock: Clock, s: Settings) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(s.every);
@@ -73,6 +95,11 @@ pub fn spawn(store: Store, clock: Clock, s: Settings) -> tokio::task::JoinHandle
                     tracing::info!(sent, received, "message records pruned")
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot prune message records"),
+            }
+            match prune_wa_records(&store, s).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "whatsapp-rust message records pruned"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune whatsapp-rust records"),
             }
         }
     })
@@ -128,6 +155,7 @@ mod tests {
         let s = Settings {
             max_age_ms: 86_400_000,
             max: 100,
+            wa_max: 50_000,
             every: Duration::from_secs(3600),
         };
         // Nothing is a day old at 2_000 (created 1_000..2_150): the count bound alone removes n - 100.
@@ -150,6 +178,7 @@ mod tests {
         let s = Settings {
             max_age_ms: 86_400_000,
             max: 100,
+            wa_max: 50_000,
             every: Duration::from_millis(50),
         };
         let clock = Clock::system();
@@ -169,6 +198,7 @@ mod tests {
             message_retention_days: 2,
             message_retention_max: 300,
             retention_interval_minutes: 5,
+            wa_message_records_max: 1_000,
             ..StoreConfig::default()
         };
         assert_eq!(
@@ -176,6 +206,7 @@ mod tests {
             Settings {
                 max_age_ms: 2 * 86_400_000,
                 max: 300,
+                wa_max: 1_000,
                 every: Duration::from_secs(300),
             }
         );

@@ -211,6 +211,89 @@ pub fn delete_session_keys(txn: &WriteTransaction, session: &str) -> Result<()> 
     Ok(())
 }
 
+/// Per-session row counts of a time index whose keys start with (session, time, ..).
+fn counts_by_session<K: redb::Key + 'static>(
+    t: &impl ReadableTable<K, ()>,
+    session_of: impl Fn(K::SelfType<'_>) -> String,
+) -> Result<Vec<(String, u64)>> {
+    let mut counts: Vec<(String, u64)> = Vec::new();
+    for row in t.iter()? {
+        let (k, _) = row?;
+        let s = session_of(k.value());
+        match counts.last_mut() {
+            Some((last, n)) if *last == s => *n += 1,
+            _ => counts.push((s, 1)),
+        }
+    }
+    Ok(counts)
+}
+
+/// A count bound on whatsapp-rust's per-message records, beside the library's own time
+/// windows: each session keeps at most `max` copies of sent messages (for retry receipts,
+/// otherwise kept 2 hours) and `max` message secrets (otherwise kept 30 to 90 days); the
+/// oldest go first, at most `limit` rows of each kind per call. Returns the rows removed.
+pub fn prune_message_records(txn: &WriteTransaction, max: u64, limit: usize) -> Result<u64> {
+    let mut removed = 0u64;
+    let mut sent = Vec::new();
+    {
+        let by_time = txn.open_table(SENT_BY_TIME)?;
+        for (s, n) in counts_by_session(&by_time, |k| k.0.to_owned())? {
+            let excess = usize::try_from(n.saturating_sub(max)).unwrap_or(usize::MAX);
+            let take = excess.min(limit - sent.len());
+            for row in by_time.range((s.as_str(), i64::MIN, "", "")..)?.take(take) {
+                let (k, _) = row?;
+                let (s, ts, chat, id) = k.value();
+                sent.push((s.to_owned(), ts, chat.to_owned(), id.to_owned()));
+            }
+            if sent.len() >= limit {
+                break;
+            }
+        }
+    }
+    {
+        let mut by_time = txn.open_table(SENT_BY_TIME)?;
+        let mut rows = txn.open_table(SENT)?;
+        for (s, ts, chat, id) in &sent {
+            by_time.remove((s.as_str(), *ts, chat.as_str(), id.as_str()))?;
+            rows.remove((s.as_str(), chat.as_str(), id.as_str()))?;
+            removed += 1;
+        }
+    }
+    let mut secrets = Vec::new();
+    {
+        let expiry = txn.open_table(MSG_SECRET_EXPIRY)?;
+        for (s, n) in counts_by_session(&expiry, |k| k.0.to_owned())? {
+            let excess = usize::try_from(n.saturating_sub(max)).unwrap_or(usize::MAX);
+            let take = excess.min(limit - secrets.len());
+            for row in expiry
+                .range((s.as_str(), i64::MIN, "", "", "")..)?
+                .take(take)
+            {
+                let (k, _) = row?;
+                let (s, at, chat, sender, id) = k.value();
+                secrets.push((
+                    s.to_owned(),
+                    at,
+                    chat.to_owned(),
+                    sender.to_owned(),
+                    id.to_owned(),
+                ));
+            }
+            if secrets.len() >= limit {
+                break;
+            }
+        }
+    }
+    let mut expiry = txn.open_table(MSG_SECRET_EXPIRY)?;
+    let mut rows = txn.open_table(MSG_SECRETS)?;
+    for (s, at, chat, sender, id) in &secrets {
+        expiry.remove((s.as_str(), *at, chat.as_str(), sender.as_str(), id.as_str()))?;
+        rows.remove((s.as_str(), chat.as_str(), sender.as_str(), id.as_str()))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
 /// How many rows `session` holds in each of this module's tables, by table name. For
 /// diagnostics (and the tests that prove namespacing).
 pub fn session_row_counts(

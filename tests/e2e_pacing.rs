@@ -1,7 +1,8 @@
 //! Pacing through wa-mock: the stanzas the real whatsapp-rust client sends show the typing
 //! simulation in order with gaps at least as long as configured; a queue of 100 messages
-//! survives a restart in the middle (with one message interrupted mid-send) and every
-//! message arrives exactly once, in order.
+//! survives a restart with all of them queued and another in the middle (with one message
+//! interrupted mid-send) and every message arrives exactly once, in order; a message
+//! cancelled while the worker types it is not sent.
 //!
 //! Timing is asserted only as lower bounds; nothing here fails for being slow.
 //!
@@ -234,6 +235,83 @@ async fn text_is_preceded_by_composing_then_paused_with_the_configured_gaps() {
     g.mgr.shutdown().await;
 }
 
+/// DELETE while the worker shows "typing…" for the message: the cancel is answered
+/// `cancelled` and the message never goes; the next one does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_cancelled_while_it_is_being_typed_is_not_sent() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // 60 characters at 10 a second: six seconds of typing, time enough to cancel in.
+    let pacing = Settings {
+        typing_cps: 10,
+        typing_max_ms: 60_000,
+        ..fast(1, 5, true)
+    };
+    let g = gate(&mock, dir.path(), pacing).await;
+    let a = pair(&mock, &g, "a").await;
+    let b = pair(&mock, &g, "b").await;
+    let mut rx = g.bus.subscribe();
+
+    let long = "x".repeat(60);
+    let first = g
+        .mgr
+        .enqueue("a", "text", &text_to(&b, &long), None, None)
+        .await
+        .unwrap()
+        .record
+        .id;
+    let deadline = Instant::now() + STEP;
+    while !sent_by(&mock, &a.jid)
+        .iter()
+        .any(|r| kind(r) == "composing")
+    {
+        assert!(Instant::now() < deadline, "the worker never started typing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let outcome = g.mgr.cancel("a", &first).await.unwrap();
+    assert!(
+        matches!(outcome, queue::Cancel::Cancelled(_)),
+        "{outcome:?}"
+    );
+    let second = g
+        .mgr
+        .enqueue("a", "text", &text_to(&b, "after"), None, None)
+        .await
+        .unwrap()
+        .record
+        .id;
+
+    // B receives the second message and nothing else.
+    let deadline = Instant::now() + STEP;
+    let mut texts = Vec::new();
+    while texts.last().is_none_or(|t| t != "after") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Ok(Notice::Event(e))) => {
+                if let EventKind::MessageReceived(m) = e.kind
+                    && e.session == "b"
+                {
+                    texts.push(m.text.unwrap_or_default());
+                }
+            }
+            Ok(Ok(_)) => {}
+            other => panic!("B received {texts:?}: {other:?}"),
+        }
+    }
+    assert_eq!(texts, ["after"]);
+    let rec = g.mgr.message("a", &first).await.unwrap().unwrap();
+    assert_eq!(rec.status, MessageStatus::Cancelled);
+    assert_eq!(rec.sent_at, None);
+    let messages: Vec<String> = sent_by(&mock, &a.jid)
+        .iter()
+        .filter(|r| r.tag == "message")
+        .filter_map(stanza_id)
+        .collect();
+    let sent = g.mgr.message("a", &second).await.unwrap().unwrap();
+    assert_eq!(messages, [sent.wa_id.unwrap()]);
+    g.mgr.shutdown().await;
+}
+
 async fn count_sent(store: &Store, ids: &[String]) -> usize {
     let ids = ids.to_vec();
     store
@@ -270,6 +348,14 @@ async fn a_hundred_queued_messages_survive_a_restart_and_arrive_once_in_order() 
         let q = g.mgr.queue("a").await.unwrap();
         assert_eq!(q.depth, 100);
         assert_eq!(q.paused.map(|p| p.reason), Some("stopped"));
+        // The first restart: all 100 queued, none sent.
+        g.mgr.shutdown().await;
+        g.store.close();
+        drop(g);
+        let g = gate(&mock, dir.path(), pacing.clone()).await;
+        let q = g.mgr.queue("a").await.unwrap();
+        assert_eq!(q.depth, 100, "the queue after a restart");
+        assert_eq!(count_sent(&g.store, &ids).await, 0);
         g.mgr.start("a").await.unwrap();
         wait_state(&g.mgr, "a", connected).await;
         // Stop the daemon somewhere in the middle.

@@ -417,6 +417,11 @@ impl SessionManager {
             .write(move |t| queue::cancel(t, &sid, &m, now_ms()))
             .await?;
         if matches!(outcome, queue::Cancel::Cancelled(_)) {
+            // The worker may be waiting out a rate limit for this very message: it plans again
+            // for the next one instead of sleeping the cancelled message's wait.
+            if let Some(h) = self.inner.sessions.lock().await.get(id) {
+                h.pace.replan.notify_one();
+            }
             super::sender::publish_depth(&self.inner.store, &self.inner.bus, id).await;
         }
         Ok(outcome)

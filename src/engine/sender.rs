@@ -487,12 +487,17 @@ impl Sender {
             _ => addresses(&client, &rec.to).await,
         };
         let (sid, id, w) = (self.id.clone(), rec.id.clone(), wa_id.clone());
-        self.store
-            .write(move |t| {
-                queue::mark_sending(t, &sid, &id, &w)?;
-                queue::set_addresses(t, &sid, &id, phone, lid)
+        let going = self
+            .store
+            .write(move |t| match queue::mark_sending(t, &sid, &id, &w)? {
+                Some(_) => queue::set_addresses(t, &sid, &id, phone, lid).map(Some),
+                None => Ok(None),
             })
             .await?;
+        if going.is_none() {
+            tracing::info!(session = %self.id, msg = %rec.id, "cancelled or held before it went; not sent");
+            return Ok(());
+        }
 
         let media = match compose::media_type(&outgoing.content) {
             Some(media_type) => {

@@ -331,14 +331,20 @@ fn dequeue(txn: &WriteTransaction, rec: &MessageRecord) -> Result<()> {
     Ok(())
 }
 
-/// Fix WhatsApp's id for a message before it is sent (kept if it has one already).
+/// Fix WhatsApp's id for a message before it is sent (kept if it has one already). `None`:
+/// the message is no longer queued (cancelled or held meanwhile) and must not be sent.
 pub fn mark_sending(
     txn: &WriteTransaction,
     session: &str,
     id: &str,
     wa_id: &str,
-) -> Result<MessageRecord> {
+) -> Result<Option<MessageRecord>> {
     let mut rec = must(txn, session, id)?;
+    // Cancelled or held while the worker paced it (its delay, auto_read, typing): it must
+    // not go, whatever the worker read before.
+    if !matches!(rec.status, MessageStatus::Queued | MessageStatus::Sending) {
+        return Ok(None);
+    }
     if rec.wa_id.is_none() {
         rec.wa_id = Some(wa_id.to_string());
         txn.open_table(WA)?.insert((session, wa_id), id)?;
@@ -346,7 +352,7 @@ pub fn mark_sending(
     rec.status = MessageStatus::Sending;
     rec.attempts += 1;
     put(txn, &rec)?;
-    Ok(rec)
+    Ok(Some(rec))
 }
 
 /// Record the recipient's phone-number JID and LID (as far as the client knows them), so
@@ -723,6 +729,7 @@ mod tests {
         );
         let rec = s
             .write_blocking(|t| mark_sending(t, "a", &first.id, "WA-other"))
+            .unwrap()
             .unwrap();
         assert_eq!(rec.wa_id.as_deref(), Some("WA1"));
         assert_eq!(rec.attempts, 2);
@@ -753,6 +760,17 @@ mod tests {
             s.write_blocking(|t| cancel(t, "a", &b.id, 2)).unwrap(),
             Cancel::Cancelled(_)
         ));
+        // The worker read it before the cancel: it is still not marked sending.
+        assert_eq!(
+            s.write_blocking(|t| mark_sending(t, "a", &b.id, "WA2"))
+                .unwrap(),
+            None
+        );
+        let b_now = s.read_blocking(|t| get(t, "a", &b.id)).unwrap().unwrap();
+        assert_eq!(
+            (b_now.status, b_now.wa_id),
+            (MessageStatus::Cancelled, None)
+        );
         assert_eq!(
             s.write_blocking(|t| cancel(t, "a", "msg_nope", 2)).unwrap(),
             Cancel::NotFound
@@ -933,6 +951,7 @@ mod tests {
                 let r = enqueue(t, "b", at("s", Some("ks"), 50))?.record;
                 mark_sending(t, "b", &r.id, "WA_S")
             })
+            .unwrap()
             .unwrap();
         // Finished but recent.
         let recent = s

@@ -29,10 +29,13 @@ pub fn synced() -> Option<bool> {
 }
 
 /// The time the webhook forwarder schedules by: the system clock, plus an offset a test can
-/// move forward to reach a retry without waiting for it. Clones share the offset.
+/// move forward to reach a retry without waiting for it; and whether that clock is
+/// synchronized: the kernel's answer ([`synced`]) unless a test set it. Clones share both.
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
     offset_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// 0: ask the kernel; 1: synchronized; 2: not synchronized; 3: unknown.
+    sync: std::sync::Arc<std::sync::atomic::AtomicU8>,
 }
 
 impl Clock {
@@ -50,6 +53,27 @@ impl Clock {
     pub fn advance(&self, ms: i64) {
         self.offset_ms
             .fetch_add(ms, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Whether this clock is synchronized: as [`synced`], or as a test set it.
+    pub fn synced(&self) -> Option<bool> {
+        match self.sync.load(std::sync::atomic::Ordering::Acquire) {
+            1 => Some(true),
+            2 => Some(false),
+            3 => None,
+            _ => synced(),
+        }
+    }
+
+    /// Answer `synced` as given instead of asking the kernel (tests: a board that boots
+    /// unsynchronized, then its NTP client sets the clock).
+    pub fn set_synced(&self, state: Option<bool>) {
+        let v = match state {
+            Some(true) => 1,
+            Some(false) => 2,
+            None => 3,
+        };
+        self.sync.store(v, std::sync::atomic::Ordering::Release);
     }
 }
 

@@ -256,7 +256,25 @@ fn a_test_event_arrives_signed_and_verifies_independently() {
     });
     assert_eq!(d["attempts"][0]["status_code"], 200);
     assert_eq!(d["attempts"][0]["response"], "answer 200");
+    assert!(d["attempts"][0]["latency_ms"].as_u64().is_some(), "{d}");
+    assert!(d["attempts"][0]["at"].as_i64().is_some(), "{d}");
     assert_eq!(d["event_id"], event_id.as_str());
+
+    // A long answer is kept to its first KiB, a slow one shows its latency.
+    rx.script([Reply {
+        body: "z".repeat(3000),
+        delay: Duration::from_millis(300),
+        ..Reply::status(200)
+    }]);
+    let (_, dlv) = test_event(&srv, &key, &ep);
+    let d = wait_delivery(&srv, &key, &dlv, "delivered", |d| {
+        d["status"] == "delivered"
+    });
+    assert_eq!(d["attempts"][0]["response"], "z".repeat(1024));
+    assert!(
+        d["attempts"][0]["latency_ms"].as_u64().unwrap() >= 300,
+        "{d}"
+    );
 }
 
 #[test]
@@ -651,25 +669,65 @@ fn qr_deliveries_are_dropped_once_their_code_expired() {
     assert!(list[0]["last_error"].as_str().unwrap().contains("expired"));
 }
 
+/// A board without a battery-backed clock boots unsynchronized: with
+/// `require_clock_sync` the delivery waits (health says so, nothing reaches the receiver),
+/// and goes once the clock is synchronized. A system that cannot tell does not hold them.
 #[test]
-fn health_reports_the_clock_gate() {
+fn deliveries_wait_for_the_clock_and_health_reports_it() {
     let srv = server(Settings {
         require_clock_sync: true,
         ..Settings::default()
     });
-    let synced = wagate::clock::synced() == Some(true);
+    srv.clock.set_synced(Some(false));
+    let key = srv.admin();
+    let rx = Receiver::start();
+    let (ep, _) = endpoint(&srv, &key, json!({"url": rx.url()}));
+    let (_, dlv) = test_event(&srv, &key, &ep);
+    let health = |srv: &Server| get(&srv.url("/api/health"), None).json();
     let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let h = get(&srv.url("/api/health"), None).json();
-        assert_eq!(h["webhooks"]["require_clock_sync"], true);
-        if h["webhooks"]["waiting_for_clock"] == !synced {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "health: {h}");
+    while health(&srv)["webhooks"]["waiting_for_clock"] != true {
+        assert!(std::time::Instant::now() < deadline, "{}", health(&srv));
         std::thread::sleep(Duration::from_millis(50));
     }
-    let plain = server(Settings::default());
-    let h = get(&plain.url("/api/health"), None).json();
+    let h = health(&srv);
+    assert_eq!(h["clock_synced"], false);
+    assert_eq!(h["webhooks"]["require_clock_sync"], true);
+    assert_eq!(h["webhooks"]["pending"], 1);
+    // Held: a while later still no attempt and nothing received.
+    std::thread::sleep(Duration::from_millis(1500));
+    let d = delivery(&srv, &key, &dlv);
+    assert_eq!(d["status"], "pending", "{d}");
+    assert_eq!(d["attempts"].as_array().map(Vec::len), Some(0), "{d}");
+    assert!(rx.hits().is_empty());
+
+    // NTP sets the clock: the delivery goes, with no call to wake it.
+    srv.clock.set_synced(Some(true));
+    rx.wait_for("the held delivery", WAIT, |h| h.len() == 1);
+    wait_delivery(&srv, &key, &dlv, "delivered", |d| {
+        d["status"] == "delivered"
+    });
+    let h = health(&srv);
     assert_eq!(h["webhooks"]["waiting_for_clock"], false);
-    assert_eq!(h["webhooks"]["pending"], 0);
+    assert_eq!(h["clock_synced"], true);
+
+    // A system that cannot tell (adjtimex refused): deliveries are not held.
+    srv.clock.set_synced(None);
+    let (_, dlv) = test_event(&srv, &key, &ep);
+    rx.wait_for("a delivery on an unknown clock", WAIT, |h| h.len() == 2);
+    wait_delivery(&srv, &key, &dlv, "delivered", |d| {
+        d["status"] == "delivered"
+    });
+    assert_eq!(health(&srv)["clock_synced"], Value::Null);
+
+    // Without the gate an unsynchronized clock holds nothing.
+    let plain = server(Settings::default());
+    plain.clock.set_synced(Some(false));
+    let k2 = plain.admin();
+    let (ep2, _) = endpoint(&plain, &k2, json!({"url": rx.url()}));
+    test_event(&plain, &k2, &ep2);
+    rx.wait_for("no gate", WAIT, |h| h.len() == 3);
+    assert_eq!(
+        get(&plain.url("/api/health"), None).json()["webhooks"]["waiting_for_clock"],
+        false
+    );
 }

@@ -102,7 +102,10 @@ async fn health(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: state.started().elapsed().as_secs(),
         sessions,
-        clock_synced: crate::clock::synced(),
+        clock_synced: match state.webhooks() {
+            Some(w) => w.clock().synced(),
+            None => crate::clock::synced(),
+        },
         store_ok,
         setup_pending: state.setup().is_open(),
         device_id: state.lan().and_then(|l| l.device_id.clone()),

@@ -1,6 +1,8 @@
-//! The daemon killed (SIGKILL) with webhook deliveries pending and one under way: after a
-//! restart every accepted event reaches the receiver, none lost; an event that arrives twice
-//! arrives with the same delivery id (at-least-once, as documented).
+//! The daemon killed (SIGKILL) with webhook deliveries pending, a batch under way and a retry
+//! waiting: after a restart every accepted event reaches the receiver, none lost; an event
+//! that arrives twice arrives with the same delivery id (at-least-once, as documented), and
+//! only the batch under way at the kill repeats; the waiting retry goes at its time with
+//! the same delivery id.
 
 mod common;
 
@@ -14,7 +16,7 @@ use common::{get, post_json};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wagate");
-const EVENTS: usize = 30;
+const EVENTS: usize = 100;
 
 fn free_addr() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -93,13 +95,42 @@ fn killed_with_deliveries_pending_every_event_arrives_after_restart() {
     let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let k = Some(key.as_str());
 
-    // A slow receiver: deliveries queue up behind the one it is answering.
+    // A slowish receiver: deliveries queue up behind the one it is answering; several
+    // batches are done and recorded before the kill.
     let rx = Receiver::start();
     rx.set_default(Reply {
-        delay: Duration::from_millis(400),
+        delay: Duration::from_millis(40),
         ..Reply::status(200)
     });
+    // A second receiver that is busy at first: its delivery waits for a retry at the kill.
+    let busy = Receiver::start();
+    busy.script([Reply {
+        headers: vec![("retry-after", "4".to_string())],
+        ..Reply::status(503)
+    }]);
     let mut child = start(dir.path(), &api, "run1.log");
+    let r = post_json(
+        &format!("{base}/api/webhooks"),
+        k,
+        json!({"url": busy.url(), "events": ["session.failed"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let busy_ep = r.json()["id"].as_str().unwrap().to_string();
+    let r = post_json(&format!("{base}/api/webhooks/{busy_ep}/test"), k, json!({}));
+    assert_eq!(r.status, 202);
+    let retry_dlv = r.json()["delivery_id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = get(&format!("{base}/api/deliveries/{retry_dlv}"), k).json();
+        if d["attempts"].as_array().is_some_and(|a| a.len() == 1) {
+            assert_eq!(d["status"], "pending", "{d}");
+            assert_eq!(d["attempts"][0]["status_code"], 503, "{d}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the first attempt: {d}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let first_try = busy.hits()[0].at;
     let r = post_json(
         &format!("{base}/api/webhooks"),
         k,
@@ -114,12 +145,18 @@ fn killed_with_deliveries_pending_every_event_arrives_after_restart() {
         assert_eq!(r.status, 202);
         accepted.insert(r.json()["event_id"].as_str().unwrap().to_string());
     }
-    rx.wait_for("a few deliveries", Duration::from_secs(30), |h| {
-        h.len() >= 3
+    let batch = wagate::net::webhook::BATCH;
+    rx.wait_for("more than a batch", Duration::from_secs(60), |h| {
+        h.len() >= batch + batch / 2
     });
     kill9(&mut child);
     let before_restart = rx.hits().len();
     assert!(before_restart < EVENTS, "the kill came before the end");
+    assert_eq!(
+        busy.hits().len(),
+        1,
+        "the retry was still waiting at the kill"
+    );
 
     rx.set_default(Reply::status(200));
     let mut child = start(dir.path(), &api, "run2.log");
@@ -152,9 +189,23 @@ fn killed_with_deliveries_pending_every_event_arrives_after_restart() {
         duplicates
     );
     assert!(
-        duplicates <= wagate::net::webhook::BATCH,
-        "only the batch under way at the kill repeats"
+        duplicates <= batch,
+        "only the batch under way at the kill repeats: {duplicates} of {before_restart} posted before"
     );
+
+    // The retry that waited at the kill goes after the restart, at its time, same delivery.
+    let again = busy.wait_for("the retry", Duration::from_secs(30), |h| h.len() == 2);
+    assert_eq!(again[1].delivery_id(), retry_dlv);
+    assert!(again[1].at.duration_since(first_try) >= Duration::from_secs(4));
+    let d = get(&format!("{base}/api/deliveries/{retry_dlv}"), k).json();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut d = d;
+    while d["status"] != "delivered" {
+        assert!(Instant::now() < deadline, "{d}");
+        std::thread::sleep(Duration::from_millis(50));
+        d = get(&format!("{base}/api/deliveries/{retry_dlv}"), k).json();
+    }
+    assert_eq!(d["attempts"].as_array().map(Vec::len), Some(2), "{d}");
     let log = get(&format!("{base}/api/deliveries?limit=1000"), k).json();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut log = log;
@@ -168,6 +219,6 @@ fn killed_with_deliveries_pending_every_event_arrives_after_restart() {
         std::thread::sleep(Duration::from_millis(50));
         log = get(&format!("{base}/api/deliveries?limit=1000"), k).json();
     }
-    assert_eq!(log["deliveries"].as_array().unwrap().len(), EVENTS);
+    assert_eq!(log["deliveries"].as_array().unwrap().len(), EVENTS + 1);
     kill9(&mut child);
 }

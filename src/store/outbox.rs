@@ -352,9 +352,14 @@ pub fn record(txn: &WriteTransaction, mut event: Event) -> Result<Option<Event>>
     }
     put_event(txn, &event)?;
     let kind = event.type_name();
+    let mut due = None;
     for ep in endpoints_w(txn)? {
         if ep.enabled && ep.takes(kind, &event.session) {
-            new_delivery(txn, &event, &ep.id, event_due(&event))?;
+            let at = match due {
+                Some(at) => at,
+                None => *due.insert(event_due(txn, &event)?),
+            };
+            new_delivery(txn, &event, &ep.id, at)?;
         }
     }
     Ok(Some(event))
@@ -376,12 +381,30 @@ pub fn record_test(
     }
     event.seq = 0;
     put_event(txn, &event)?;
-    let d = new_delivery(txn, &event, endpoint, event_due(&event))?;
+    let at = event_due(txn, &event)?;
+    let d = new_delivery(txn, &event, endpoint, at)?;
     Ok(Some((event, d)))
 }
 
-fn event_due(event: &Event) -> i64 {
-    event.timestamp
+/// When an event's first attempts are due: its time, but never before the first attempts of
+/// events written earlier. The forwarder takes deliveries in (due, id) order, so first
+/// attempts go out in the order events were written (the order of `seq`) even when an event
+/// was stamped before a later-written one (an inbound message stamped before its media was
+/// fetched). A high-water mark ahead of the system clock by more than a minute (the clock
+/// was stepped back) is not followed: deliveries must not wait for the clock to catch up.
+fn event_due(txn: &WriteTransaction, event: &Event) -> Result<i64> {
+    const KEY: &str = "first_due";
+    let mut t = txn.open_table(COUNT)?;
+    let mark = t.get(KEY)?.map(|v| v.value()).unwrap_or(0);
+    let mark = i64::try_from(mark).unwrap_or(0);
+    let now = crate::events::now_ms();
+    let due = if mark > now + 60_000 {
+        event.timestamp
+    } else {
+        event.timestamp.max(mark)
+    };
+    t.insert(KEY, u64::try_from(due.max(0)).unwrap_or(0))?;
+    Ok(due)
 }
 
 fn put_event(txn: &WriteTransaction, event: &Event) -> Result<()> {

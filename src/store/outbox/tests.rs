@@ -661,3 +661,29 @@ fn event_filters_name_known_types() {
     let e = check_event_filter(&["message.recieved".into()]).unwrap_err();
     assert!(e.contains("message.recieved"), "{e}");
 }
+
+/// An event stamped before a later-written one (an inbound message stamped, then its media
+/// fetched while other events were written) still has its first attempt after theirs: first
+/// attempts follow the order events were written, which is the order of `seq`.
+#[test]
+fn first_attempts_follow_the_order_events_were_written_not_their_stamps() {
+    let (_d, s) = store();
+    s.write_blocking(|t| insert_endpoint(t, &endpoint("whk_1", &["*"], None)))
+        .unwrap();
+    let written_first = s
+        .write_blocking(|t| record(t, sent("a", 500)))
+        .unwrap()
+        .unwrap();
+    let stamped_earlier = s
+        .write_blocking(|t| record(t, sent("a", 300)))
+        .unwrap()
+        .unwrap();
+    assert!(stamped_earlier.seq > written_first.seq);
+    let order: Vec<String> = s
+        .read_blocking(|t| due(t, "whk_1", 1_000, 10))
+        .unwrap()
+        .into_iter()
+        .map(|d| d.event_id)
+        .collect();
+    assert_eq!(order, [written_first.id, stamped_earlier.id]);
+}

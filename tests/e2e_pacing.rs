@@ -56,6 +56,7 @@ async fn gate(mock: &MockServer, dir: &Path, pacing: Settings) -> Gate {
     let bus = Bus::new(8192);
     let cfg = EngineConfig {
         ws_url: mock.ws_url(),
+        trust_ca_pem: mock.media_cert_pem().map(String::into_bytes),
         pacing,
         ..EngineConfig::default()
     };
@@ -580,5 +581,96 @@ async fn warm_up_and_rate_limits_hold_messages_and_a_ban_stops_the_queue() {
         g.mgr.message("a", &ids[2]).await.unwrap().unwrap().status,
         MessageStatus::Queued
     );
+    g.mgr.shutdown().await;
+}
+
+/// The user removes the device in WhatsApp > Linked devices (the server answers the next
+/// login 401): the worker stops taking, the queued message stays and the queue says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logged_out_session_keeps_its_queue_and_reports_it() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A ten-minute delay: the message is still waiting when the session is logged out.
+    let g = gate(&mock, dir.path(), fast(600_000, 600_001, false)).await;
+    let a = pair(&mock, &g, "a").await;
+    let b = pair(&mock, &g, "b").await;
+    let id = g
+        .mgr
+        .enqueue("a", "text", &text_to(&b, "later"), None, None)
+        .await
+        .unwrap()
+        .record
+        .id;
+    queue_until(&g.mgr, "planned", |q| q.next_send_at.is_some()).await;
+
+    mock.fail_next_login(Some(&a.phone), LoginFailure::LoggedOut);
+    assert!(mock.drop_connection(&a.addr()));
+    wait_state(&g.mgr, "a", SessionState::is_failed).await;
+    let q = g.mgr.queue("a").await.unwrap();
+    let paused = q.paused.expect("paused");
+    assert_eq!(paused.reason, "logged_out");
+    assert_eq!((q.depth, q.next_send_at), (1, None));
+    let rec = g.mgr.message("a", &id).await.unwrap().unwrap();
+    assert_eq!((rec.status, rec.wa_id), (MessageStatus::Queued, None));
+    assert!(
+        sent_by(&mock, &a.jid).iter().all(|r| r.tag != "message"),
+        "nothing went"
+    );
+    g.mgr.shutdown().await;
+}
+
+/// A voice note is preceded by "recording audio…" for its length (capped), then paused,
+/// then the message; an audio file that is not a voice note shows nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_voice_note_is_preceded_by_recording_for_its_length() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pacing = fast(1, 5, true);
+    let g = gate(&mock, dir.path(), pacing).await;
+    let a = pair(&mock, &g, "a").await;
+    let b = pair(&mock, &g, "b").await;
+    let mut rx = g.bus.subscribe();
+    let audio = |voice: bool| Outgoing {
+        to: compose::parse_recipient(&b.user_jid()).unwrap(),
+        content: Content::Audio {
+            media: compose::MediaSource::Inline(b"OggS fake opus frames".to_vec()),
+            mimetype: Some("audio/ogg; codecs=opus".into()),
+            voice,
+            seconds: Some(1),
+        },
+        reply_to: None,
+        mentions: Vec::new(),
+    };
+    for voice in [true, false] {
+        g.mgr
+            .enqueue("a", "audio", &audio(voice), None, None)
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + STEP;
+    let mut sent = 0;
+    while sent < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Ok(Notice::Event(e))) if e.session == "a" => {
+                if matches!(e.kind, EventKind::MessageSent(_)) {
+                    sent += 1;
+                }
+            }
+            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            other => panic!("waiting for the sends: {other:?}"),
+        }
+    }
+    let stanzas = sent_by(&mock, &a.jid);
+    let kinds: Vec<&str> = stanzas.iter().map(kind).collect();
+    assert_eq!(
+        kinds,
+        ["recording", "paused", "message", "message"],
+        "{:#?}",
+        stanzas.iter().map(|r| &r.xml).collect::<Vec<_>>()
+    );
+    // One second of recording (lower bound only).
+    let gap = stanzas[1].at_ms.saturating_sub(stanzas[0].at_ms);
+    assert!(gap + TRANSIT_SLACK_MS >= 1_000, "recording: {gap} ms");
     g.mgr.shutdown().await;
 }

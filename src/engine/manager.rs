@@ -370,11 +370,9 @@ impl SessionManager {
                         replayed: true,
                     }));
                 }
-                let window = pacing::duplicate_window_ms(&settings);
-                let since = now.saturating_sub(window);
-                let recipients = store_pacing::content_recipients(txn, &sid, &hash, since)?;
-                let verdict =
-                    pacing::duplicate(&settings, recipients.iter().map(String::as_str), &new.to);
+                let since = now.saturating_sub(pacing::duplicate_window_ms(&settings));
+                let (verdict, recipients) =
+                    pacing::duplicate_at(txn, &sid, &settings, &hash, &new.to, now)?;
                 if verdict == pacing::Duplicate::Reject {
                     let mut distinct = recipients.clone();
                     distinct.sort_unstable();

@@ -383,6 +383,23 @@ pub enum Duplicate {
     Reject,
 }
 
+/// The duplicate guard at `now`: the content `hash` accepted for `to`, against what the
+/// session accepted of the same content within the window before `now` (rows exactly at
+/// the window's start count). The verdict and the recipients it counted.
+pub fn duplicate_at(
+    txn: &redb::WriteTransaction,
+    session: &str,
+    s: &Settings,
+    hash: &str,
+    to: &str,
+    now: i64,
+) -> crate::store::Result<(Duplicate, Vec<String>)> {
+    let since = now.saturating_sub(duplicate_window_ms(s));
+    let recipients = crate::store::pacing::content_recipients(txn, session, hash, since)?;
+    let verdict = duplicate(s, recipients.iter().map(String::as_str), to);
+    Ok((verdict, recipients))
+}
+
 /// Judge a message to `to` whose content already went (within the window) to `recipients`
 /// (distinct or not). A recipient who already had it may get it again.
 pub fn duplicate<'a>(
@@ -616,6 +633,45 @@ mod tests {
             ..settings()
         };
         assert_eq!(duplicate(&off, ["a", "b", "c"], "d"), Duplicate::Allow);
+    }
+
+    /// The window on a given clock: two recipients had the content at 1 000 and 2 000 ms
+    /// (window 600 s, limit 2): a third is held while the first is inside the window (its
+    /// start included) and let through the millisecond it leaves.
+    #[test]
+    fn duplicate_window_edges_on_a_given_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("w.redb"), 1 << 20).unwrap();
+        let s = settings();
+        let window = duplicate_window_ms(&s);
+        assert_eq!(window, 600_000);
+        let at = |now: i64| {
+            let s = s.clone();
+            store
+                .write_blocking(move |t| Ok(duplicate_at(t, "a", &s, "h", "c@s", now)?.0))
+                .unwrap()
+        };
+        store
+            .write_blocking(|t| {
+                crate::store::pacing::log_content(t, "a", "h", "a@s", 1_000, "m1")?;
+                crate::store::pacing::log_content(t, "a", "h", "b@s", 2_000, "m2")?;
+                // Other content and another session do not count.
+                crate::store::pacing::log_content(t, "a", "other", "x@s", 1_500, "m3")?;
+                crate::store::pacing::log_content(t, "b", "h", "y@s", 1_500, "m4")
+            })
+            .unwrap();
+        assert_eq!(at(2_000), Duplicate::Hold);
+        assert_eq!(
+            at(1_000 + window),
+            Duplicate::Hold,
+            "the window's start counts"
+        );
+        assert_eq!(at(1_000 + window + 1), Duplicate::Allow);
+        assert_eq!(at(2_000 + window + 1), Duplicate::Allow);
+        let (_, counted) = store
+            .write_blocking(|t| duplicate_at(t, "a", &s, "h", "c@s", 2_000))
+            .unwrap();
+        assert_eq!(counted, ["a@s", "b@s"]);
     }
 
     #[test]

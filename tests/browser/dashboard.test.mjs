@@ -190,6 +190,16 @@ terminal_qr = false
     await page.getByRole('button', { name: 'Create' }).click();
     await page.locator(`#detail[data-session="${id}"]`).waitFor();
     await page.locator('#qr-img[data-code]').waitFor();
+    // The countdown moves (read before the pixels: the code may change meanwhile).
+    const first = await page.locator('#qr-countdown').textContent();
+    const left = /changes in (\d+) s/.exec(first);
+    check(left, `${id}: the QR has a countdown ("${first}")`);
+    await page.waitForFunction((n) => {
+      const m = /changes in (\d+) s/.exec(document.querySelector('#qr-countdown').textContent);
+      return !m || Number(m[1]) < n;
+    }, Number(left[1]));
+    check(true, `${id}: the countdown counts down`);
+    await page.locator('#qr-img[data-code]').waitFor();
     await page.waitForFunction(() => { const i = document.querySelector('#qr-img'); return i.complete && i.naturalWidth > 0; });
     // The pixels as the browser drew them (a canvas is same-origin: the image is a blob),
     // decoded here with jsQR.
@@ -209,8 +219,6 @@ terminal_qr = false
     const decoded = { qr: found && found.data, text: shot.code };
     check(shot.text === shot.code, `${id}: the page shows the QR's code as text too`);
     check(decoded.qr && decoded.qr === decoded.text, `${id}: the QR image decodes to the code the page shows as text`);
-    const countdown = await page.locator('#qr-countdown').textContent();
-    check(/changes in \d+ s/.test(countdown), `${id}: the QR has a countdown ("${countdown}")`);
     if (screenshot) await shoot(screenshot);
     const scan = await fetch(mockBase + '/admin/scan', { method: 'POST', body: decoded.qr });
     check(scan.ok, `${id}: wa-mock scanned the QR`);
@@ -253,8 +261,15 @@ terminal_qr = false
   const msgId = await sent.getAttribute('data-message');
   await page.locator(`#sent-list li[data-message="${msgId}"]:is([data-status="delivered"], [data-status="read"])`).waitFor();
   check(true, `message ${msgId} shows delivered in the page`);
+  // The queue answer in words: nothing waiting, the one send counted.
+  await page.waitForFunction(() => {
+    const facts = {};
+    const dts = document.querySelectorAll('#queue dl.facts dt');
+    for (const dt of dts) facts[dt.textContent] = dt.nextElementSibling && dt.nextElementSibling.textContent;
+    return facts.Waiting === '0' && facts.Held === '0' && /^1 last minute/.test(facts.Sent || '');
+  });
   const queue = (await page.locator('#queue').textContent()).trim();
-  check(queue.length > 0, `the queue section answers ("${queue.slice(0, 60)}")`);
+  check(true, `the queue shows nothing waiting and one send ("${queue.slice(0, 80)}")`);
   await shoot('04-session-connected');
 
   // The webhook deliveries, in the receiver and in the delivery log page.
@@ -283,8 +298,20 @@ terminal_qr = false
   await page.getByLabel('Phone number with country code').fill('4915112345678');
   await page.getByRole('button', { name: 'Get code' }).click();
   await page.waitForFunction(() => /^[A-Z0-9]{4}-?[A-Z0-9]{4}$/.test(document.querySelector('#pair-result').textContent.trim()));
-  check(true, `a pairing code is shown (${(await page.locator('#pair-result').textContent()).trim()})`);
+  const pairCode = (await page.locator('#pair-result').textContent()).trim();
+  check(true, `a pairing code is shown (${pairCode})`);
   await shoot('06-pair-code');
+  // The phone's owner types the code into WhatsApp (the mock phone): carol is linked.
+  const entered = await fetch(mockBase + '/admin/pair-code', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ phone: '4915112345678', code: pairCode.replace('-', '') }),
+  });
+  check(entered.ok, `wa-mock's phone entered the code (${entered.status})`);
+  await page.locator('#detail-state[data-state="connected"]').waitFor();
+  await page.locator('#session-list li[data-session="carol"] .badge[data-state="connected"]').waitFor();
+  const carolPhone = (await page.locator('#session-list li[data-session="carol"] .sub').textContent()).trim();
+  check(carolPhone.includes('4915112345678'), `carol is paired by phone code as ${carolPhone}`);
   await page.getByRole('button', { name: 'Delete' }).click();
   await page.locator('#session-list li[data-session="carol"]').waitFor({ state: 'detached' });
   check(true, 'a session is deleted from the page');
@@ -298,10 +325,9 @@ terminal_qr = false
   check(await page.locator('#nav').isHidden(), 'after sign out a reload asks for a key');
 
   check(external.length === 0, `no request left the device (${external.join(', ')})`);
-  // Expected refusals: the wrong key (401) and, until the pacing routes are merged, the
-  // queue (404, which the page shows as "does not report its queue"). Chromium logs each
-  // failed load as a console error; anything else is a fault.
-  const expected = (e) => e === '401 /api/openapi.json' || /^404 \/api\/sessions\/[a-z]+\/queue$/.test(e);
+  // The expected refusal: the wrong key (401). Chromium logs each failed load as a console
+  // error; anything else is a fault.
+  const expected = (e) => e === '401 /api/openapi.json';
   const badHttp = httpErrors.filter((e) => !expected(e));
   check(badHttp.length === 0, `no unexpected HTTP errors (${badHttp.join(', ')})`);
   const unexpected = consoleErrors.filter((e) => !e.startsWith('Failed to load resource'));

@@ -17,6 +17,14 @@ if [ ! -x /usr/bin/chromium ]; then
     $sudo apt-get update -qq
     $sudo apt-get install -y chromium
 fi
+# The pair that works: playwright-core 1.65.1 (package-lock.json) drives Debian 12's
+# chromium 156 over CDP; anything older than 120 is refused rather than half-working.
+chromium_major=$(/usr/bin/chromium --version | grep -oE '[0-9]+' | head -n 1)
+echo "run.sh: $(/usr/bin/chromium --version)"
+if [ "${chromium_major:-0}" -lt 120 ]; then
+    echo "run.sh: chromium ${chromium_major} is older than 120, which playwright-core 1.65 needs" >&2
+    exit 1
+fi
 # playwright-core 1.65 needs Node 20 or later.
 if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2> /dev/null; then
     echo "run.sh: Node.js 20 or later is needed (playwright-core)" >&2

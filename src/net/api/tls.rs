@@ -387,6 +387,43 @@ mod tests {
         assert_eq!(read_fingerprint(&cfg).unwrap(), Some(first.fingerprint));
     }
 
+    /// The certificate names the device as clients reach it: each host name (the `.local`
+    /// one too) and each address, and nothing else.
+    #[test]
+    fn the_certificate_names_the_device_by_its_names_and_addresses() {
+        use rustls::pki_types::ServerName;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = self_signed_cfg(dir.path());
+        let names = ["localhost", "gate", "gate.local", "wagate.example.org"].map(String::from);
+        let addrs: Vec<IpAddr> = vec![
+            "192.168.1.20".parse().unwrap(),
+            "127.0.0.1".parse().unwrap(),
+            "fd00::20".parse().unwrap(),
+        ];
+        load_or_create(&cfg, &names, &addrs).unwrap().unwrap();
+        let pem = std::fs::read(dir.path().join(SELF_SIGNED_CERT)).unwrap();
+        let der = CertificateDer::pem_slice_iter(&pem)
+            .next()
+            .unwrap()
+            .unwrap();
+        let cert = rustls::server::ParsedCertificate::try_from(&der).unwrap();
+        let valid = |name: &str| {
+            let name = ServerName::try_from(name.to_string()).unwrap();
+            rustls::client::verify_server_name(&cert, &name).is_ok()
+        };
+        for good in
+            names
+                .iter()
+                .map(String::as_str)
+                .chain(["192.168.1.20", "127.0.0.1", "fd00::20"])
+        {
+            assert!(valid(good), "{good} is not in the certificate");
+        }
+        for bad in ["evil.example", "gate.example", "192.168.1.21", "10.0.0.1"] {
+            assert!(!valid(bad), "{bad} should not be in the certificate");
+        }
+    }
+
     #[test]
     fn a_loose_key_is_set_back_to_0600() {
         let dir = tempfile::tempdir().unwrap();

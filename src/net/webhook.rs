@@ -36,6 +36,18 @@ use crate::events::{Bus, Event, Notice};
 use crate::store::outbox::{self, AttemptRecord, Delivery, Endpoint, Outcome, RESPONSE_KEPT};
 use crate::store::{Store, StoreError};
 
+/// A `Retry-After` value as a wait in milliseconds: delay-seconds, or an HTTP date (a date
+/// already past asks for no wait). `None` when it is neither.
+fn retry_after_ms(value: &str, now: std::time::SystemTime) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(secs.saturating_mul(1000));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    let wait = at.duration_since(now).unwrap_or_default();
+    Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The prefix of every webhook secret.
 pub const SECRET_PREFIX: &str = "whsec_";
 
@@ -550,8 +562,7 @@ impl Webhooks {
                     .headers()
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(|s| s.saturating_mul(1000));
+                    .and_then(|v| retry_after_ms(v, std::time::SystemTime::now()));
                 let mut kept = Vec::new();
                 let _ = resp
                     .body_mut()
@@ -592,6 +603,24 @@ impl Webhooks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        assert_eq!(retry_after_ms("120", now), Some(120_000));
+        assert_eq!(retry_after_ms(" 0 ", now), Some(0));
+        // 2015-10-21 07:28:00 GMT is now: 90 s later is a 90 s wait; a past date, none.
+        assert_eq!(
+            retry_after_ms("Wed, 21 Oct 2015 07:29:30 GMT", now),
+            Some(90_000)
+        );
+        assert_eq!(
+            retry_after_ms("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(0)
+        );
+        assert_eq!(retry_after_ms("soon", now), None);
+        assert_eq!(retry_after_ms("-5", now), None);
+    }
 
     #[test]
     fn wagate_signature_is_hex_hmac_of_timestamp_dot_body() {

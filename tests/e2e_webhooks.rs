@@ -176,3 +176,75 @@ fn a_conversation_arrives_as_signed_webhooks_in_order() {
     events.dedup();
     assert_eq!(events.len(), n, "one delivery per event and endpoint");
 }
+
+/// The engine's other events reach the receiver signed: `session.qr` while pairing (with
+/// its code and expiry), `message.failed` when WhatsApp refuses a message (its code in the
+/// reason), `session.failed` when the number is banned.
+#[test]
+fn qr_refusals_and_bans_arrive_as_webhooks() {
+    let mock_rt = Runtime::new().unwrap();
+    let mock = mock_rt
+        .block_on(MockServer::start(MockConfig::default()))
+        .unwrap();
+    let server = Server::start(common::peer::mock_options(&mock));
+    let key = server.admin();
+    let k = Some(key.as_str());
+    let rx = Receiver::start();
+    let r = post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() }));
+    assert_eq!(r.status, 201);
+    let secret = r.json()["secret"].as_str().unwrap().to_string();
+
+    assert_eq!(
+        post_json(&server.url("/api/sessions"), k, json!({ "id": "a" })).status,
+        201
+    );
+    let a = common::peer::scan_and_connect(&server, &mock_rt, &mock, k, "a");
+    let hits = rx.wait_for("session.qr", STEP, |h| !of(h, "a", "session.qr").is_empty());
+    let qr = &of(&hits, "a", "session.qr")[0];
+    assert!(
+        qr["data"]["code"].as_str().is_some_and(|c| !c.is_empty()),
+        "{qr}"
+    );
+    assert!(qr["data"]["expires_at"].as_i64().is_some(), "{qr}");
+    let contact = mock.create_account().unwrap();
+
+    // WhatsApp refuses the next message: message.failed with the server's code.
+    mock.fault_next_message(Some(&a.phone), wa_mock::MessageFault::Refuse { code: 479 });
+    let r = post_json(
+        &server.url("/api/sessions/a/messages/text"),
+        k,
+        json!({ "to": contact, "text": "refused" }),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let msg_id = r.json()["id"].as_str().unwrap().to_string();
+    let hits = rx.wait_for("message.failed", STEP, |h| {
+        !of(h, "a", "message.failed").is_empty()
+    });
+    let failed = &of(&hits, "a", "message.failed")[0];
+    assert_eq!(failed["data"]["id"], msg_id.as_str());
+    assert!(
+        failed["data"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("479")),
+        "{failed}"
+    );
+
+    // Banned at the next login: session.failed, reason banned.
+    mock.fail_next_login(
+        Some(&a.phone),
+        wa_mock::LoginFailure::TempBan {
+            code: 101,
+            expire_secs: 3600,
+        },
+    );
+    assert!(mock.drop_connection(&a.addr()));
+    let hits = rx.wait_for("session.failed", STEP, |h| {
+        !of(h, "a", "session.failed").is_empty()
+    });
+    let banned = &of(&hits, "a", "session.failed")[0];
+    assert_eq!(banned["data"]["reason"], "banned", "{banned}");
+    for h in &hits {
+        verify_standard(&secret, h).unwrap();
+        verify_wagate(&secret, h, "x-wagate-signature").unwrap();
+    }
+}

@@ -450,3 +450,69 @@ fn auto_read_marks_the_chat_read_before_the_reply() {
 thread_local! {
     static READ: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// The message `pick` takes among the client's next received messages.
+fn next_message<T>(
+    rt: &Runtime,
+    p: &mut common::peer::Peer,
+    what: &str,
+    pick: impl Fn(&wa::Message, &str) -> Option<T>,
+) -> T {
+    rt.block_on(wait(&mut p.events, what, |e| match e {
+        Event::Messages(batch) => batch
+            .messages
+            .iter()
+            .find_map(|m| pick(&m.message, m.info.id.as_str())),
+        _ => None,
+    }))
+}
+
+#[test]
+fn a_vote_on_a_poll_wagate_sent_names_the_chosen_option() {
+    let mock_rt = Runtime::new().unwrap();
+    let mock = mock_rt
+        .block_on(MockServer::start(MockConfig::default()))
+        .unwrap();
+    let server = Server::start(common::peer::mock_options(&mock));
+    let key = server.admin();
+    let k = Some(key.as_str());
+    let rx = Receiver::start();
+    assert_eq!(
+        post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() })).status,
+        201
+    );
+    let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
+    let mut c = mock_rt.block_on(peer(&mock));
+
+    // wagate sends a poll; the customer's client receives it with its secret.
+    let options = vec!["pizza".to_string(), "salad".to_string(), "soup".to_string()];
+    let r = post_json(
+        &server.url("/api/sessions/a/messages/poll"),
+        k,
+        json!({"to": c.jid, "question": "Lunch?", "options": options}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let (poll_id, secret) = next_message(&mock_rt, &mut c, "wagate's poll", |m, id| {
+        m.poll_creation_message_v3.as_option()?;
+        let s = m.message_context_info.as_option()?.message_secret.clone()?;
+        Some((id.to_string(), s))
+    });
+
+    // The customer votes; wagate reports the vote with the option's name.
+    let to: whatsapp_rust::Jid = a_jid.parse().unwrap();
+    mock_rt
+        .block_on(
+            c.client
+                .polls()
+                .vote(to.clone(), &poll_id, &to, &secret, &["salad".to_string()]),
+        )
+        .unwrap();
+    let hits = rx.wait_for("the vote", STEP, |h| {
+        received(h, |d| d["kind"] == "poll_vote").is_some()
+    });
+    let v = received(&hits, |d| d["kind"] == "poll_vote").unwrap();
+    assert_eq!(v["poll"]["wa_id"], poll_id.as_str());
+    assert!(v.get("error").is_none(), "{v}");
+    assert_eq!(v["options"], json!(["salad"]), "{v}");
+}
+

@@ -2183,7 +2183,18 @@ fn target_key(chat: &str, id: &str, from_me: bool, participant: Option<&str>) ->
     }
 }
 
-fn random_secret() -> [u8; 32] {
+/// Give a built poll the secret its record keeps (a resend must carry the secret of the
+/// first send); other messages are left as they are.
+pub fn set_poll_secret(msg: &mut wa::Message, secret: [u8; 32]) {
+    if msg.poll_creation_message_v3.is_set() || msg.poll_creation_message.is_set() {
+        msg.message_context_info
+            .get_or_insert_default()
+            .message_secret = Some(secret.to_vec());
+    }
+}
+
+/// A fresh 32-byte message secret.
+pub fn random_secret() -> [u8; 32] {
     use rand::RngCore;
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);

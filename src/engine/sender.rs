@@ -23,6 +23,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use tokio::sync::{Notify, oneshot, watch};
 use whatsapp_rust::Client;
 use whatsapp_rust::send::SendOptions;
@@ -486,13 +488,31 @@ impl Sender {
             (Some(_), Some(_)) => (None, None),
             _ => addresses(&client, &rec.to).await,
         };
+        // A poll's secret is fixed with its id: votes on it are decrypted with the stored one.
+        let fresh_secret = matches!(outgoing.content, Content::Poll { .. })
+            .then(|| B64.encode(compose::random_secret()));
         let (sid, id, w) = (self.id.clone(), rec.id.clone(), wa_id.clone());
-        self.store
+        let marked = self
+            .store
             .write(move |t| {
                 queue::mark_sending(t, &sid, &id, &w)?;
+                if let Some(secret) = &fresh_secret {
+                    queue::set_secret(t, &sid, &id, secret)?;
+                }
                 queue::set_addresses(t, &sid, &id, phone, lid)
             })
             .await?;
+        let poll_secret = match &marked.secret {
+            Some(s) => Some(
+                B64.decode(s)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| {
+                        Attempt::Fail("the poll's stored secret is unreadable".into())
+                    })?,
+            ),
+            None => None,
+        };
 
         let media = match compose::media_type(&outgoing.content) {
             Some(media_type) => {
@@ -509,8 +529,11 @@ impl Sender {
             }
             None => None,
         };
-        let message = compose::build(&outgoing.content, media.as_ref())
+        let mut message = compose::build(&outgoing.content, media.as_ref())
             .map_err(|e| Attempt::Fail(e.to_string()))?;
+        if let Some(secret) = poll_secret {
+            compose::set_poll_secret(&mut message, secret);
+        }
         let message = super::reply::apply(&self.store, &self.id, &client, &outgoing, message)
             .await
             .map_err(|e| match e.is_transient() {

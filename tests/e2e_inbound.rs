@@ -149,6 +149,29 @@ fn a_group_of_three_with_participants_replies_and_a_read_receipt() {
         ));
     }
 
+    // wagate answers B again, naming the question by its wagate id only: C sees the quote
+    // with its WhatsApp id, B as its author and its text.
+    let sent = post_json(
+        &server.url("/api/sessions/a/messages/text"),
+        k,
+        json!({"to": group_s, "text": "B, it is here", "reply_to": q["id"]}),
+    );
+    assert_eq!(sent.status, 202, "{}", sent.text());
+    let ctx = next_message(&mock_rt, &mut c, "C: the reply by wagate id", |m, _| {
+        let x = m.extended_text_message.as_option()?;
+        (x.text.as_deref() == Some("B, it is here")).then(|| x.context_info.as_option().cloned())
+    })
+    .expect("the reply quotes");
+    assert_eq!(ctx.stanza_id.as_deref(), Some(question.message_id.as_str()));
+    assert_eq!(ctx.participant.as_deref(), q["from"].as_str());
+    assert_eq!(
+        ctx.quoted_message
+            .as_option()
+            .and_then(|m| m.conversation.clone())
+            .as_deref(),
+        Some("who has the key?")
+    );
+
     // wagate marks B's question read: B sees the read receipt.
     let id = q["id"].as_str().unwrap();
     let rr = post_json(
@@ -514,5 +537,53 @@ fn a_vote_on_a_poll_wagate_sent_names_the_chosen_option() {
     assert_eq!(v["poll"]["wa_id"], poll_id.as_str());
     assert!(v.get("error").is_none(), "{v}");
     assert_eq!(v["options"], json!(["salad"]), "{v}");
+}
+
+#[test]
+fn a_reply_names_a_received_message_by_its_wagate_id() {
+    let mock_rt = Runtime::new().unwrap();
+    let mock = mock_rt
+        .block_on(MockServer::start(MockConfig::default()))
+        .unwrap();
+    let server = Server::start(common::peer::mock_options(&mock));
+    let key = server.admin();
+    let k = Some(key.as_str());
+    let rx = Receiver::start();
+    assert_eq!(
+        post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() })).status,
+        201
+    );
+    let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
+    let mut c = mock_rt.block_on(peer(&mock));
+    let to: whatsapp_rust::Jid = a_jid.parse().unwrap();
+    let asked = mock_rt
+        .block_on(c.client.send_text(to, "where is my order?"))
+        .unwrap();
+    let hits = rx.wait_for("the question", STEP, |h| {
+        received(h, |d| d["text"] == "where is my order?").is_some()
+    });
+    let q = received(&hits, |d| d["text"] == "where is my order?").unwrap();
+
+    // The reply names the question by the id message.received gave it.
+    let r = post_json(
+        &server.url("/api/sessions/a/messages/text"),
+        k,
+        json!({"to": c.jid, "text": "on its way", "reply_to": q["id"]}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let ctx = next_message(&mock_rt, &mut c, "the reply", |m, _| {
+        let x = m.extended_text_message.as_option()?;
+        (x.text.as_deref() == Some("on its way")).then(|| x.context_info.as_option().cloned())
+    })
+    .expect("the reply quotes");
+    assert_eq!(ctx.stanza_id.as_deref(), Some(asked.message_id.as_str()));
+    assert_eq!(ctx.participant.as_deref(), Some(c.jid.as_str()));
+    assert_eq!(
+        ctx.quoted_message
+            .as_option()
+            .and_then(|m| m.conversation.clone())
+            .as_deref(),
+        Some("where is my order?")
+    );
 }
 

@@ -211,8 +211,9 @@ pub struct Outgoing {
 /// A quoted message, for replies: the request's `reply_to` (+ `reply_to_participant`,
 /// `reply_to_text`). The id is resolved when the message is sent: a message this session
 /// sent (by wagate id or WhatsApp id) is quoted with its own content and the session as its
-/// author; any other id is taken as the WhatsApp id of a received message, quoted with the
-/// given participant and text.
+/// author, one it received (by wagate id) with its content and sender; any other id is
+/// taken as the WhatsApp id of a received message, quoted with the given participant and
+/// text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyTo {
     /// A wagate message id, or WhatsApp's id of the quoted message.

@@ -195,6 +195,7 @@ pub(crate) fn received_event(session: &str, m: &InboundMessage) -> Received {
             }
             base64::engine::general_purpose::STANDARD.encode(waproto::codec::message_to_vec(&keep))
         }),
+        text: (!keep_proto).then(|| data.text.clone()).flatten(),
     };
     let mut e = Event::new(session, EventKind::MessageReceived(Box::new(data)));
     e.id = format!("evt_{ulid}");

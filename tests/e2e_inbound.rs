@@ -6,7 +6,9 @@
 //! `reply_to`; with `auto_read` the customer sees the read receipt of its message before
 //! wagate's reply arrives; in a group of three (wagate and two clients) messages carry the group JID and
 //! the participant's phone-number JID and LID, a reply the quoted message and its author, and
-//! a read receipt reaches the group member; small media is embedded (`inline`) when configured; `POST .../read` sends a read receipt the client sees. Needs
+//! a read receipt reaches the group member; small media is embedded (`inline`) when configured; `POST .../read` sends a read receipt the client sees. A vote
+//! on a poll wagate sent is decrypted too; `reply_to` may name a received message by its
+//! wagate id; media that expired on WhatsApp's servers answers `404 media_expired`. Needs
 //! `--features trust-wa-mock`.
 #![cfg(feature = "trust-wa-mock")]
 
@@ -587,3 +589,61 @@ fn a_reply_names_a_received_message_by_its_wagate_id() {
     );
 }
 
+#[test]
+fn media_expired_on_whatsapp_answers_404_media_expired() {
+    let mock_rt = Runtime::new().unwrap();
+    let mock = mock_rt
+        .block_on(MockServer::start(MockConfig::default()))
+        .unwrap();
+    let server = Server::start(common::peer::mock_options(&mock));
+    let key = server.admin();
+    let k = Some(key.as_str());
+    let rx = Receiver::start();
+    assert_eq!(
+        post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() })).status,
+        201
+    );
+    let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
+    let c = mock_rt.block_on(peer(&mock));
+    let to: whatsapp_rust::Jid = a_jid.parse().unwrap();
+
+    let jpeg: Vec<u8> = [&b"\xff\xd8\xff\xe0"[..], &[7u8; 5_000]].concat();
+    let up = mock_rt
+        .block_on(c.client.upload(jpeg, MediaType::Image, Default::default()))
+        .unwrap();
+    let image = wa::Message {
+        image_message: whatsapp_rust::buffa::MessageField::some(wa::message::ImageMessage {
+            url: Some(up.url.clone()),
+            direct_path: Some(up.direct_path.clone()),
+            media_key: Some(up.media_key.to_vec()),
+            file_enc_sha256: Some(up.file_enc_sha256.to_vec()),
+            file_sha256: Some(up.file_sha256.to_vec()),
+            file_length: Some(up.file_length),
+            mimetype: Some("image/jpeg".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    mock_rt.block_on(c.client.send_message(&to, image)).unwrap();
+    let hits = rx.wait_for("the image", STEP, |h| {
+        received(h, |d| d["kind"] == "image").is_some()
+    });
+    let img = received(&hits, |d| d["kind"] == "image").unwrap();
+
+    // WhatsApp's CDN lets the file go before wagate ever fetched it.
+    assert!(mock.expire_media(&up.direct_path));
+    let r = get(&server.url(img["url"].as_str().unwrap()), k);
+    assert_eq!(
+        (r.status, r.error_code()),
+        (404, "media_expired".to_string()),
+        "{}",
+        r.text()
+    );
+    assert!(r.text().contains("expired"), "{}", r.text());
+    // An id the session does not know has its own code.
+    let r = get(&server.url("/api/sessions/a/messages/msg_gone/media"), k);
+    assert_eq!(
+        (r.status, r.error_code()),
+        (404, "media_not_found".to_string())
+    );
+}

@@ -25,7 +25,7 @@ pub const DEFAULT_CACHE_MAX_BYTES: u64 = 256 * 1024 * 1024;
 pub enum MediaError {
     #[error("no such message, or the message has no media")]
     NotFound,
-    #[error("WhatsApp no longer has this media")]
+    #[error("the media expired on WhatsApp's servers")]
     Expired,
     #[error("session '{0}' is not connected")]
     NotConnected(String),
@@ -252,7 +252,7 @@ pub(crate) fn downloadable(m: &wa::Message) -> Option<&dyn Downloadable> {
     None
 }
 
-/// 404 and 410 from the CDN mean WhatsApp no longer has the file.
+/// 404 and 410 from the CDN mean WhatsApp no longer has the file (it expired there).
 fn classify(e: &anyhow::Error) -> MediaError {
     match e.http_status() {
         Some(404 | 410) => MediaError::Expired,

@@ -627,13 +627,12 @@ fn specifics(r: &RouteInfo) -> Specifics {
             vec![
                 (
                     "404",
-                    "No such session, or no received message with media (media_not_found)",
+                    "No such session, no received message with media (media_not_found), or the media expired on WhatsApp's servers (media_expired)",
                 ),
                 (
                     "409",
                     "The session is not connected (the media is not cached)",
                 ),
-                ("410", "WhatsApp no longer has the media (media_expired)"),
                 ("502", "The download failed"),
             ],
         ),

@@ -73,6 +73,20 @@ impl MediaCache {
         }
     }
 
+    /// The cache at `dir`, rid of the partial downloads (`.{id}.part`) a crash or power cut
+    /// left behind: no download is under way yet, and nothing else would ever remove them.
+    pub async fn open(dir: PathBuf, max_bytes: u64, inline_max: u64) -> Self {
+        let cache = Self::new(dir, max_bytes, inline_max);
+        let d = cache.dir.clone();
+        match tokio::task::spawn_blocking(move || remove_partials(&d)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(removed = n, "partial media downloads removed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot remove partial media downloads"),
+            Err(e) => tracing::warn!(error = %e, "cannot remove partial media downloads"),
+        }
+        cache
+    }
+
     pub fn inline_max_bytes(&self) -> u64 {
         self.inline_max
     }
@@ -260,6 +274,32 @@ fn classify(e: &anyhow::Error) -> MediaError {
     }
 }
 
+/// Remove the `.{id}.part` files under the sessions' directories of `dir`; how many.
+fn remove_partials(dir: &Path) -> std::io::Result<usize> {
+    let sessions = match std::fs::read_dir(dir) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for session in sessions {
+        let session = session?;
+        if !session.file_type()?.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(session.path())? {
+            let f = f?;
+            let name = f.file_name();
+            let name = name.to_string_lossy();
+            if f.file_type()?.is_file() && name.starts_with('.') && name.ends_with(".part") {
+                std::fs::remove_file(f.path())?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Shared handle type.
 pub type SharedCache = Arc<MediaCache>;
 
@@ -318,5 +358,20 @@ mod tests {
 
         cache.remove_session("b").await;
         assert!(!tmp.path().join("b").exists());
+    }
+
+    #[tokio::test]
+    async fn opening_the_cache_removes_partial_downloads_left_by_a_crash() {
+        let tmp = tempfile::tempdir().unwrap();
+        let kept = put(tmp.path(), "a", "msg_1", 100, 0);
+        let partial = put(tmp.path(), "a", ".msg_2.part", 100, 0);
+        let other = put(tmp.path(), "b", ".msg_3.part", 100, 0);
+        let cache = MediaCache::open(tmp.path().to_path_buf(), 10_000, 0).await;
+        assert!(kept.exists(), "cached media stays");
+        assert!(!partial.exists() && !other.exists(), "partial downloads go");
+        assert_eq!(cache.inline_max_bytes(), 0);
+        // A cache directory not made yet is no error.
+        let none = MediaCache::open(tmp.path().join("none"), 10_000, 0).await;
+        assert_eq!(none.inline_max_bytes(), 0);
     }
 }

@@ -6,7 +6,9 @@
 //! `reply_to`; with `auto_read` the customer sees the read receipt of its message before
 //! wagate's reply arrives; in a group of three (wagate and two clients) messages carry the group JID and
 //! the participant's phone-number JID and LID, a reply the quoted message and its author, and
-//! a read receipt reaches the group member; small media is embedded (`inline`) when configured; `POST .../read` sends a read receipt the client sees. Needs
+//! a read receipt reaches the group member; small media is embedded (`inline`) when configured; `POST .../read` sends a read receipt the client sees. A vote
+//! on a poll wagate sent is decrypted too; `reply_to` may name a received message by its
+//! wagate id; media that expired on WhatsApp's servers answers `404 media_expired`. Needs
 //! `--features trust-wa-mock`.
 #![cfg(feature = "trust-wa-mock")]
 
@@ -148,6 +150,29 @@ fn a_group_of_three_with_participants_replies_and_a_read_receipt() {
             },
         ));
     }
+
+    // wagate answers B again, naming the question by its wagate id only: C sees the quote
+    // with its WhatsApp id, B as its author and its text.
+    let sent = post_json(
+        &server.url("/api/sessions/a/messages/text"),
+        k,
+        json!({"to": group_s, "text": "B, it is here", "reply_to": q["id"]}),
+    );
+    assert_eq!(sent.status, 202, "{}", sent.text());
+    let ctx = next_message(&mock_rt, &mut c, "C: the reply by wagate id", |m, _| {
+        let x = m.extended_text_message.as_option()?;
+        (x.text.as_deref() == Some("B, it is here")).then(|| x.context_info.as_option().cloned())
+    })
+    .expect("the reply quotes");
+    assert_eq!(ctx.stanza_id.as_deref(), Some(question.message_id.as_str()));
+    assert_eq!(ctx.participant.as_deref(), q["from"].as_str());
+    assert_eq!(
+        ctx.quoted_message
+            .as_option()
+            .and_then(|m| m.conversation.clone())
+            .as_deref(),
+        Some("who has the key?")
+    );
 
     // wagate marks B's question read: B sees the read receipt.
     let id = q["id"].as_str().unwrap();
@@ -449,4 +474,176 @@ fn auto_read_marks_the_chat_read_before_the_reply() {
 
 thread_local! {
     static READ: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The message `pick` takes among the client's next received messages.
+fn next_message<T>(
+    rt: &Runtime,
+    p: &mut common::peer::Peer,
+    what: &str,
+    pick: impl Fn(&wa::Message, &str) -> Option<T>,
+) -> T {
+    rt.block_on(wait(&mut p.events, what, |e| match e {
+        Event::Messages(batch) => batch
+            .messages
+            .iter()
+            .find_map(|m| pick(&m.message, m.info.id.as_str())),
+        _ => None,
+    }))
+}
+
+#[test]
+fn a_vote_on_a_poll_wagate_sent_names_the_chosen_option() {
+    let mock_rt = Runtime::new().unwrap();
+    let mock = mock_rt
+        .block_on(MockServer::start(MockConfig::default()))
+        .unwrap();
+    let server = Server::start(common::peer::mock_options(&mock));
+    let key = server.admin();
+    let k = Some(key.as_str());
+    let rx = Receiver::start();
+    assert_eq!(
+        post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() })).status,
+        201
+    );
+    let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
+    let mut c = mock_rt.block_on(peer(&mock));
+
+    // wagate sends a poll; the customer's client receives it with its secret.
+    let options = vec!["pizza".to_string(), "salad".to_string(), "soup".to_string()];
+    let r = post_json(
+        &server.url("/api/sessions/a/messages/poll"),
+        k,
+        json!({"to": c.jid, "question": "Lunch?", "options": options}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let (poll_id, secret) = next_message(&mock_rt, &mut c, "wagate's poll", |m, id| {
+        m.poll_creation_message_v3.as_option()?;
+        let s = m.message_context_info.as_option()?.message_secret.clone()?;
+        Some((id.to_string(), s))
+    });
+
+    // The customer votes; wagate reports the vote with the option's name.
+    let to: whatsapp_rust::Jid = a_jid.parse().unwrap();
+    mock_rt
+        .block_on(
+            c.client
+                .polls()
+                .vote(to.clone(), &poll_id, &to, &secret, &["salad".to_string()]),
+        )
+        .unwrap();
+    let hits = rx.wait_for("the vote", STEP, |h| {
+        received(h, |d| d["kind"] == "poll_vote").is_some()
+    });
+    let v = received(&hits, |d| d["kind"] == "poll_vote").unwrap();
+    assert_eq!(v["poll"]["wa_id"], poll_id.as_str());
+    assert!(v.get("error").is_none(), "{v}");
+    assert_eq!(v["options"], json!(["salad"]), "{v}");
+}
+
+#[test]
+fn a_reply_names_a_received_message_by_its_wagate_id() {
+    let mock_rt = Runtime::new().unwrap();
+    let mock = mock_rt
+        .block_on(MockServer::start(MockConfig::default()))
+        .unwrap();
+    let server = Server::start(common::peer::mock_options(&mock));
+    let key = server.admin();
+    let k = Some(key.as_str());
+    let rx = Receiver::start();
+    assert_eq!(
+        post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() })).status,
+        201
+    );
+    let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
+    let mut c = mock_rt.block_on(peer(&mock));
+    let to: whatsapp_rust::Jid = a_jid.parse().unwrap();
+    let asked = mock_rt
+        .block_on(c.client.send_text(to, "where is my order?"))
+        .unwrap();
+    let hits = rx.wait_for("the question", STEP, |h| {
+        received(h, |d| d["text"] == "where is my order?").is_some()
+    });
+    let q = received(&hits, |d| d["text"] == "where is my order?").unwrap();
+
+    // The reply names the question by the id message.received gave it.
+    let r = post_json(
+        &server.url("/api/sessions/a/messages/text"),
+        k,
+        json!({"to": c.jid, "text": "on its way", "reply_to": q["id"]}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let ctx = next_message(&mock_rt, &mut c, "the reply", |m, _| {
+        let x = m.extended_text_message.as_option()?;
+        (x.text.as_deref() == Some("on its way")).then(|| x.context_info.as_option().cloned())
+    })
+    .expect("the reply quotes");
+    assert_eq!(ctx.stanza_id.as_deref(), Some(asked.message_id.as_str()));
+    assert_eq!(ctx.participant.as_deref(), Some(c.jid.as_str()));
+    assert_eq!(
+        ctx.quoted_message
+            .as_option()
+            .and_then(|m| m.conversation.clone())
+            .as_deref(),
+        Some("where is my order?")
+    );
+}
+
+#[test]
+fn media_expired_on_whatsapp_answers_404_media_expired() {
+    let mock_rt = Runtime::new().unwrap();
+    let mock = mock_rt
+        .block_on(MockServer::start(MockConfig::default()))
+        .unwrap();
+    let server = Server::start(common::peer::mock_options(&mock));
+    let key = server.admin();
+    let k = Some(key.as_str());
+    let rx = Receiver::start();
+    assert_eq!(
+        post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() })).status,
+        201
+    );
+    let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
+    let c = mock_rt.block_on(peer(&mock));
+    let to: whatsapp_rust::Jid = a_jid.parse().unwrap();
+
+    let jpeg: Vec<u8> = [&b"\xff\xd8\xff\xe0"[..], &[7u8; 5_000]].concat();
+    let up = mock_rt
+        .block_on(c.client.upload(jpeg, MediaType::Image, Default::default()))
+        .unwrap();
+    let image = wa::Message {
+        image_message: whatsapp_rust::buffa::MessageField::some(wa::message::ImageMessage {
+            url: Some(up.url.clone()),
+            direct_path: Some(up.direct_path.clone()),
+            media_key: Some(up.media_key.to_vec()),
+            file_enc_sha256: Some(up.file_enc_sha256.to_vec()),
+            file_sha256: Some(up.file_sha256.to_vec()),
+            file_length: Some(up.file_length),
+            mimetype: Some("image/jpeg".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    mock_rt.block_on(c.client.send_message(&to, image)).unwrap();
+    let hits = rx.wait_for("the image", STEP, |h| {
+        received(h, |d| d["kind"] == "image").is_some()
+    });
+    let img = received(&hits, |d| d["kind"] == "image").unwrap();
+
+    // WhatsApp's CDN lets the file go before wagate ever fetched it.
+    assert!(mock.expire_media(&up.direct_path));
+    let r = get(&server.url(img["url"].as_str().unwrap()), k);
+    assert_eq!(
+        (r.status, r.error_code()),
+        (404, "media_expired".to_string()),
+        "{}",
+        r.text()
+    );
+    assert!(r.text().contains("expired"), "{}", r.text());
+    // An id the session does not know has its own code.
+    let r = get(&server.url("/api/sessions/a/messages/msg_gone/media"), k);
+    assert_eq!(
+        (r.status, r.error_code()),
+        (404, "media_not_found".to_string())
+    );
 }

@@ -211,8 +211,9 @@ pub struct Outgoing {
 /// A quoted message, for replies: the request's `reply_to` (+ `reply_to_participant`,
 /// `reply_to_text`). The id is resolved when the message is sent: a message this session
 /// sent (by wagate id or WhatsApp id) is quoted with its own content and the session as its
-/// author; any other id is taken as the WhatsApp id of a received message, quoted with the
-/// given participant and text.
+/// author, one it received (by wagate id) with its content and sender; any other id is
+/// taken as the WhatsApp id of a received message, quoted with the given participant and
+/// text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyTo {
     /// A wagate message id, or WhatsApp's id of the quoted message.
@@ -2183,7 +2184,18 @@ fn target_key(chat: &str, id: &str, from_me: bool, participant: Option<&str>) ->
     }
 }
 
-fn random_secret() -> [u8; 32] {
+/// Give a built poll the secret its record keeps (a resend must carry the secret of the
+/// first send); other messages are left as they are.
+pub fn set_poll_secret(msg: &mut wa::Message, secret: [u8; 32]) {
+    if msg.poll_creation_message_v3.is_set() || msg.poll_creation_message.is_set() {
+        msg.message_context_info
+            .get_or_insert_default()
+            .message_secret = Some(secret.to_vec());
+    }
+}
+
+/// A fresh 32-byte message secret.
+pub fn random_secret() -> [u8; 32] {
     use rand::RngCore;
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);

@@ -24,9 +24,10 @@ use whatsapp_rust::Client;
 use whatsapp_rust::types::events::InboundMessage;
 
 use super::EngineStats;
+use super::compose::{Content, Outgoing};
 use crate::events::{Bus, Event, EventKind, InboundContent, MessageReceived, Notice};
 use crate::store::inbound::InboundRecord;
-use crate::store::{Store, inbound, outbox};
+use crate::store::{Store, inbound, outbox, queue};
 
 /// The longest an inline media download may hold up a message's ack.
 const INLINE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -194,6 +195,7 @@ pub(crate) fn received_event(session: &str, m: &InboundMessage) -> Received {
             }
             base64::engine::general_purpose::STANDARD.encode(waproto::codec::message_to_vec(&keep))
         }),
+        text: (!keep_proto).then(|| data.text.clone()).flatten(),
     };
     let mut e = Event::new(session, EventKind::MessageReceived(Box::new(data)));
     e.id = format!("evt_{ulid}");
@@ -314,22 +316,21 @@ async fn decrypt_vote(
     };
     poll.participant.get_or_insert_with(|| creator.to_string());
     let (sid, c, w) = (session.to_string(), chat.clone(), poll.wa_id.clone());
-    let stored = store
-        .read(move |t| inbound::by_wa_id(t, &sid, &c, &w))
+    let found = store
+        .read(move |t| {
+            if let Some(r) = inbound::by_wa_id(t, &sid, &c, &w)? {
+                return Ok(Some(PollSource::Received(r)));
+            }
+            Ok(queue::by_wa_id(t, &sid, &w)?.map(PollSource::Sent))
+        })
         .await
         .map_err(|e| e.to_string())?;
-    let poll_msg: Option<wa::Message> = stored
-        .and_then(|r| r.proto)
-        .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
-        .and_then(|b| waproto::codec::message_decode(&b).ok());
-    let Some(poll_msg) = poll_msg else {
-        return Err("the poll is unknown to this session".into());
+    let (options, secret) = match found {
+        Some(PollSource::Received(r)) => received_poll(r)?,
+        Some(PollSource::Sent(r)) => sent_poll(r)?,
+        None => return Err("the poll is unknown to this session".into()),
     };
-    let secret = match poll_msg
-        .message_context_info
-        .as_option()
-        .and_then(|c| c.message_secret.clone())
-    {
+    let secret = match secret {
         Some(s) => s,
         None => client
             .persistence_manager()
@@ -354,9 +355,6 @@ async fn decrypt_vote(
         )
         .await
         .map_err(|e| e.to_string())?;
-    let InboundContent::Poll { options, .. } = content::map(&poll_msg, "").content else {
-        return Err("the referenced message is not a poll".into());
-    };
     Ok(hashes
         .iter()
         .map(|h| {
@@ -367,4 +365,45 @@ async fn decrypt_vote(
                 .unwrap_or_else(|| content::hex(h))
         })
         .collect())
+}
+
+/// Where the poll a vote names was found: among the messages received, or the ones sent.
+enum PollSource {
+    Received(InboundRecord),
+    Sent(crate::store::queue::MessageRecord),
+}
+
+/// A received poll's options and, when it carried one, its secret.
+fn received_poll(r: InboundRecord) -> Result<(Vec<String>, Option<Vec<u8>>), String> {
+    let poll_msg: wa::Message = r
+        .proto
+        .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
+        .and_then(|b| waproto::codec::message_decode(&b).ok())
+        .ok_or("the poll is unknown to this session")?;
+    let secret = poll_msg
+        .message_context_info
+        .as_option()
+        .and_then(|c| c.message_secret.clone());
+    let InboundContent::Poll { options, .. } = content::map(&poll_msg, "").content else {
+        return Err("the referenced message is not a poll".into());
+    };
+    Ok((options, secret))
+}
+
+/// A poll this session sent: its options from the queued content, its secret as the sender
+/// fixed it (none for a poll sent before secrets were kept: then the client's store).
+fn sent_poll(
+    r: crate::store::queue::MessageRecord,
+) -> Result<(Vec<String>, Option<Vec<u8>>), String> {
+    let Ok(Outgoing {
+        content: Content::Poll { options, .. },
+        ..
+    }) = serde_json::from_value::<Outgoing>(r.content)
+    else {
+        return Err("the referenced message is not a poll".into());
+    };
+    let secret = r
+        .secret
+        .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok());
+    Ok((options, secret))
 }

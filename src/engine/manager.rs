@@ -69,13 +69,16 @@ impl SessionManager {
         cfg: EngineConfig,
         autostart: bool,
     ) -> Result<Self, EngineError> {
-        let media = Arc::new(super::media::MediaCache::new(
-            cfg.media_cache_dir
-                .clone()
-                .unwrap_or_else(|| super::media::default_dir(store.path())),
-            cfg.media_cache_max_bytes,
-            cfg.inline_media_max_bytes,
-        ));
+        let media = Arc::new(
+            super::media::MediaCache::open(
+                cfg.media_cache_dir
+                    .clone()
+                    .unwrap_or_else(|| super::media::default_dir(store.path())),
+                cfg.media_cache_max_bytes,
+                cfg.inline_media_max_bytes,
+            )
+            .await,
+        );
         let mgr = SessionManager {
             inner: Arc::new(Inner {
                 media,

@@ -25,7 +25,7 @@ pub const DEFAULT_CACHE_MAX_BYTES: u64 = 256 * 1024 * 1024;
 pub enum MediaError {
     #[error("no such message, or the message has no media")]
     NotFound,
-    #[error("WhatsApp no longer has this media")]
+    #[error("the media expired on WhatsApp's servers")]
     Expired,
     #[error("session '{0}' is not connected")]
     NotConnected(String),
@@ -71,6 +71,20 @@ impl MediaCache {
             inline_max,
             lock: Mutex::new(()),
         }
+    }
+
+    /// The cache at `dir`, rid of the partial downloads (`.{id}.part`) a crash or power cut
+    /// left behind: no download is under way yet, and nothing else would ever remove them.
+    pub async fn open(dir: PathBuf, max_bytes: u64, inline_max: u64) -> Self {
+        let cache = Self::new(dir, max_bytes, inline_max);
+        let d = cache.dir.clone();
+        match tokio::task::spawn_blocking(move || remove_partials(&d)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(removed = n, "partial media downloads removed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot remove partial media downloads"),
+            Err(e) => tracing::warn!(error = %e, "cannot remove partial media downloads"),
+        }
+        cache
     }
 
     pub fn inline_max_bytes(&self) -> u64 {
@@ -252,12 +266,38 @@ pub(crate) fn downloadable(m: &wa::Message) -> Option<&dyn Downloadable> {
     None
 }
 
-/// 404 and 410 from the CDN mean WhatsApp no longer has the file.
+/// 404 and 410 from the CDN mean WhatsApp no longer has the file (it expired there).
 fn classify(e: &anyhow::Error) -> MediaError {
     match e.http_status() {
         Some(404 | 410) => MediaError::Expired,
         _ => MediaError::Other(e.to_string()),
     }
+}
+
+/// Remove the `.{id}.part` files under the sessions' directories of `dir`; how many.
+fn remove_partials(dir: &Path) -> std::io::Result<usize> {
+    let sessions = match std::fs::read_dir(dir) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for session in sessions {
+        let session = session?;
+        if !session.file_type()?.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(session.path())? {
+            let f = f?;
+            let name = f.file_name();
+            let name = name.to_string_lossy();
+            if f.file_type()?.is_file() && name.starts_with('.') && name.ends_with(".part") {
+                std::fs::remove_file(f.path())?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// Shared handle type.
@@ -318,5 +358,20 @@ mod tests {
 
         cache.remove_session("b").await;
         assert!(!tmp.path().join("b").exists());
+    }
+
+    #[tokio::test]
+    async fn opening_the_cache_removes_partial_downloads_left_by_a_crash() {
+        let tmp = tempfile::tempdir().unwrap();
+        let kept = put(tmp.path(), "a", "msg_1", 100, 0);
+        let partial = put(tmp.path(), "a", ".msg_2.part", 100, 0);
+        let other = put(tmp.path(), "b", ".msg_3.part", 100, 0);
+        let cache = MediaCache::open(tmp.path().to_path_buf(), 10_000, 0).await;
+        assert!(kept.exists(), "cached media stays");
+        assert!(!partial.exists() && !other.exists(), "partial downloads go");
+        assert_eq!(cache.inline_max_bytes(), 0);
+        // A cache directory not made yet is no error.
+        let none = MediaCache::open(tmp.path().join("none"), 10_000, 0).await;
+        assert_eq!(none.inline_max_bytes(), 0);
     }
 }

@@ -4,15 +4,20 @@
 //!
 //! An id is looked up in this session's queue first, as a wagate id and then as a WhatsApp
 //! id: a message the session sent is quoted with its own content and the session as its
-//! author (by LID in a LID-addressed group, else by phone-number JID). Any other id is taken as WhatsApp's id of a received message, quoted with the
-//! request's `reply_to_participant` (in a chat with one person, that person when absent)
-//! and `reply_to_text`.
+//! author (by LID in a LID-addressed group, else by phone-number JID). A wagate id of a
+//! message the session received (the `id` of its `message.received`) is quoted with its
+//! WhatsApp id, its sender as the author and its content as received (its text, or the kept
+//! media or poll message). Any other id is taken as WhatsApp's id of a received message,
+//! quoted with the request's `reply_to_participant` (in a chat with one person, that person
+//! when absent) and `reply_to_text`.
 
+use wacore_binary::JidExt as _;
 use waproto::whatsapp as wa;
 use whatsapp_rust::Client;
 
 use super::compose::{self, Outgoing};
 use crate::store::Store;
+use crate::store::inbound::{self, InboundRecord};
 use crate::store::queue::{self, MessageStatus};
 
 /// Why a reply cannot be sent as asked; the message fails with this reason.
@@ -80,16 +85,31 @@ pub(crate) async fn context(
             .then(|| compose::context_info(None, None, None, &out.mentions)));
     };
     let (sid, id) = (session.to_string(), reply.message_id.clone());
-    let own = store
-        .read(move |t| match queue::get(t, &sid, &id)? {
-            Some(rec) => Ok(Some(rec)),
-            None => queue::by_wa_id(t, &sid, &id),
+    let found = store
+        .read(move |t| {
+            if let Some(rec) = queue::get(t, &sid, &id)? {
+                return Ok(Some(Quoted::Sent(rec)));
+            }
+            if let Some(rec) = queue::by_wa_id(t, &sid, &id)? {
+                return Ok(Some(Quoted::Sent(rec)));
+            }
+            Ok(inbound::get(t, &sid, &id)?.map(Quoted::Received))
         })
         .await
         .map_err(|e| ReplyError::Store(e.to_string()))?;
     let chat = out.to.as_str();
-    let ctx = match own {
-        Some(rec) => {
+    let ctx = match found {
+        Some(Quoted::Received(rec)) => {
+            if !same_chat(client, &rec.chat, &out.to).await {
+                return Err(ReplyError::OtherChat {
+                    id: reply.message_id.clone(),
+                    chat: rec.chat,
+                });
+            }
+            let quoted = received_content(&rec).or_else(|| text_message(reply.text.as_ref()));
+            compose::context_info(Some(&rec.wa_id), Some(&rec.sender), quoted, &out.mentions)
+        }
+        Some(Quoted::Sent(rec)) => {
             let sent = matches!(
                 rec.status,
                 MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read
@@ -124,10 +144,7 @@ pub(crate) async fn context(
                 (None, false) => chat.to_string(),
                 (None, true) => return Err(ReplyError::NoParticipant(reply.message_id.clone())),
             };
-            let quoted = reply.text.as_ref().map(|t| wa::Message {
-                conversation: Some(t.clone()),
-                ..Default::default()
-            });
+            let quoted = text_message(reply.text.as_ref());
             compose::context_info(
                 Some(&reply.message_id),
                 Some(&participant),
@@ -137,4 +154,59 @@ pub(crate) async fn context(
         }
     };
     Ok(Some(ctx))
+}
+
+/// The message a `reply_to` names in the store.
+enum Quoted {
+    /// One this session sent (by wagate id or WhatsApp id).
+    Sent(queue::MessageRecord),
+    /// One this session received (by wagate id).
+    Received(InboundRecord),
+}
+
+fn text_message(text: Option<&String>) -> Option<wa::Message> {
+    text.map(|t| wa::Message {
+        conversation: Some(t.clone()),
+        ..Default::default()
+    })
+}
+
+/// What a quote of a received message shows: the message as received when it was kept
+/// (media, polls; without its secret), else its text.
+fn received_content(rec: &InboundRecord) -> Option<wa::Message> {
+    use base64::Engine as _;
+    let kept = rec
+        .proto
+        .as_ref()
+        .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
+        .and_then(|b| waproto::codec::message_decode(&b).ok());
+    match kept {
+        Some(mut m) => {
+            m.message_context_info = waproto::buffa::MessageField::none();
+            Some(m)
+        }
+        None => text_message(rec.text.as_ref()),
+    }
+}
+
+/// Whether a received message's chat is the chat a reply goes to. A person may be named by
+/// phone-number JID on one side and by LID on the other: the client's mapping decides.
+async fn same_chat(client: &Client, received: &str, to: &compose::Recipient) -> bool {
+    let to = to.as_str();
+    if received == to {
+        return true;
+    }
+    let (Ok(a), Ok(b)) = (
+        received.parse::<whatsapp_rust::Jid>(),
+        to.parse::<whatsapp_rust::Jid>(),
+    ) else {
+        return false;
+    };
+    if a.is_group() || b.is_group() {
+        return false;
+    }
+    match client.get_lid_pn_entry(&a).await {
+        Ok(Some(entry)) => *b.user == *entry.lid || *b.user == *entry.phone_number,
+        _ => false,
+    }
 }

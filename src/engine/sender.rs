@@ -23,6 +23,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use tokio::sync::{Notify, oneshot, watch};
 use whatsapp_rust::Client;
 use whatsapp_rust::send::SendOptions;
@@ -486,18 +488,37 @@ impl Sender {
             (Some(_), Some(_)) => (None, None),
             _ => addresses(&client, &rec.to).await,
         };
+        // A poll's secret is fixed with its id: votes on it are decrypted with the stored one.
+        let fresh_secret = matches!(outgoing.content, Content::Poll { .. })
+            .then(|| B64.encode(compose::random_secret()));
         let (sid, id, w) = (self.id.clone(), rec.id.clone(), wa_id.clone());
-        let going = self
+        let marked = self
             .store
-            .write(move |t| match queue::mark_sending(t, &sid, &id, &w)? {
-                Some(_) => queue::set_addresses(t, &sid, &id, phone, lid).map(Some),
-                None => Ok(None),
+            .write(move |t| {
+                if queue::mark_sending(t, &sid, &id, &w)?.is_none() {
+                    return Ok(None);
+                }
+                if let Some(secret) = &fresh_secret {
+                    queue::set_secret(t, &sid, &id, secret)?;
+                }
+                queue::set_addresses(t, &sid, &id, phone, lid).map(Some)
             })
             .await?;
-        if going.is_none() {
+        let Some(marked) = marked else {
             tracing::info!(session = %self.id, msg = %rec.id, "cancelled or held before it went; not sent");
             return Ok(());
-        }
+        };
+        let poll_secret = match &marked.secret {
+            Some(s) => Some(
+                B64.decode(s)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| {
+                        Attempt::Fail("the poll's stored secret is unreadable".into())
+                    })?,
+            ),
+            None => None,
+        };
 
         let media = match compose::media_type(&outgoing.content) {
             Some(media_type) => {
@@ -514,8 +535,11 @@ impl Sender {
             }
             None => None,
         };
-        let message = compose::build(&outgoing.content, media.as_ref())
+        let mut message = compose::build(&outgoing.content, media.as_ref())
             .map_err(|e| Attempt::Fail(e.to_string()))?;
+        if let Some(secret) = poll_secret {
+            compose::set_poll_secret(&mut message, secret);
+        }
         let message = super::reply::apply(&self.store, &self.id, &client, &outgoing, message)
             .await
             .map_err(|e| match e.is_transient() {

@@ -47,6 +47,10 @@ pub struct InboundRecord {
     /// options and the secret votes are encrypted with), base64.
     #[serde(default)]
     pub proto: Option<String>,
+    /// The text (or caption) of a message whose protobuf is not kept: what a reply quoting
+    /// it shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 fn decode(bytes: &[u8]) -> Result<InboundRecord> {

@@ -118,6 +118,10 @@ pub struct MessageRecord {
     pub failed_at: Option<i64>,
     #[serde(default)]
     pub cancelled_at: Option<i64>,
+    /// A poll's 32-byte message secret (base64), fixed with its WhatsApp id before the first
+    /// send so a resend carries the same one and votes on the poll can be decrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 impl MessageStatus {
@@ -244,6 +248,7 @@ pub fn enqueue(txn: &WriteTransaction, session: &str, new: NewMessage) -> Result
         read_at: None,
         failed_at: None,
         cancelled_at: None,
+        secret: None,
     };
     put(txn, &record)?;
     txn.open_table(QUEUE)?
@@ -353,6 +358,22 @@ pub fn mark_sending(
     rec.attempts += 1;
     put(txn, &rec)?;
     Ok(Some(rec))
+}
+
+/// Fix a message's secret (base64) before it is sent; one it has already is kept. The
+/// record as it now is.
+pub fn set_secret(
+    txn: &WriteTransaction,
+    session: &str,
+    id: &str,
+    secret: &str,
+) -> Result<MessageRecord> {
+    let mut rec = must(txn, session, id)?;
+    if rec.secret.is_none() {
+        rec.secret = Some(secret.to_string());
+        put(txn, &rec)?;
+    }
+    Ok(rec)
 }
 
 /// Record the recipient's phone-number JID and LID (as far as the client knows them), so

@@ -42,7 +42,8 @@ impl From<MediaError> for ApiError {
     fn from(e: MediaError) -> Self {
         match &e {
             MediaError::NotFound => ApiError::not_found("media_not_found", e.to_string()),
-            MediaError::Expired => ApiError::new(StatusCode::GONE, "media_expired", e.to_string()),
+            // Gone for good, like a message the retention removed: a 404, with its own code.
+            MediaError::Expired => ApiError::not_found("media_expired", e.to_string()),
             MediaError::NotConnected(_) => {
                 ApiError::new(StatusCode::CONFLICT, "not_connected", e.to_string())
             }

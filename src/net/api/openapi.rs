@@ -265,9 +265,9 @@ fn components() -> Value {
                 "description": "The kind's fields beside `to` (a phone number with country code or a JID: a person's, or a group's `<id>@g.us`); see docs/message-kinds.md. Media: exactly one of `url`, `base64`. Every kind but `reaction` takes the reply fields; `text` takes `mentions`.",
                 "properties": {
                     "to": {"type": "string", "example": "447700900123"},
-                    "reply_to": {"type": "string", "description": "Quote a message: a wagate message id (msg_...) or a WhatsApp message id"},
-                    "reply_to_participant": {"type": "string", "description": "The quoted message's author (phone number or JID), for a message wagate did not send; needed in groups"},
-                    "reply_to_text": {"type": "string", "description": "The quoted text to show, for a message wagate did not send"},
+                    "reply_to": {"type": "string", "description": "Quote a message: a wagate message id (msg_..., of a message sent or of a message.received) or a WhatsApp message id"},
+                    "reply_to_participant": {"type": "string", "description": "The quoted message's author (phone number or JID), for a WhatsApp id wagate does not know; needed in groups"},
+                    "reply_to_text": {"type": "string", "description": "The quoted text to show, for a WhatsApp id wagate does not know"},
                     "mentions": {"type": "array", "items": {"type": "string"}, "description": "text only: people mentioned (phone numbers or person JIDs); write @<digits> in the text where each appears"}
                 },
                 "additionalProperties": true
@@ -627,13 +627,12 @@ fn specifics(r: &RouteInfo) -> Specifics {
             vec![
                 (
                     "404",
-                    "No such session, or no received message with media (media_not_found)",
+                    "No such session, no received message with media (media_not_found), or the media expired on WhatsApp's servers (media_expired)",
                 ),
                 (
                     "409",
                     "The session is not connected (the media is not cached)",
                 ),
-                ("410", "WhatsApp no longer has the media (media_expired)"),
                 ("502", "The download failed"),
             ],
         ),

@@ -15,6 +15,7 @@
 //! | `POST /admin/remove-device` | `{"phone","device"}` | unlink a companion |
 //! | `GET /admin/groups` | | groups with subject and members |
 //! | `GET /admin/media-cert` | | the media host's certificate (PEM) |
+//! | `POST /admin/expire-media` | `{"direct_path"}` | downloads of that media answer 410 Gone |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +46,7 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/admin/remove-device", post(remove_device))
         .route("/admin/groups", get(groups))
         .route("/admin/media-cert", get(media_cert))
+        .route("/admin/expire-media", post(expire_media))
 }
 
 impl IntoResponse for Error {
@@ -187,5 +189,25 @@ async fn media_cert(State(inner): State<Arc<Inner>>) -> Response {
     match &inner.media {
         Some(m) => m.cert_pem.clone().into_response(),
         None => (StatusCode::NOT_FOUND, "media host disabled").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ExpireBody {
+    direct_path: String,
+}
+
+async fn expire_media(State(inner): State<Arc<Inner>>, Json(b): Json<ExpireBody>) -> Response {
+    match inner
+        .media
+        .as_ref()
+        .is_some_and(|m| m.expire(&b.direct_path))
+    {
+        true => Json(serde_json::json!({ "ok": true })).into_response(),
+        false => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": "no media stored at that path" })),
+        )
+            .into_response(),
     }
 }

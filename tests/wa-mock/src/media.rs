@@ -3,7 +3,9 @@
 //!
 //! `POST {upload_path}/{token}?auth=..&token=..` stores the encrypted blob and
 //! answers `{"url","direct_path"}`; `...&resume=1` answers 404 (never stored
-//! partially); `GET {direct_path}` serves a stored blob. Clients must trust
+//! partially); `GET {direct_path}` serves a stored blob, answers 410 Gone for one
+//! [`MediaHost::expire`]d (as WhatsApp's CDN does once media is past its lifetime) and 404
+//! for one never stored. Clients must trust
 //! [`MediaHost::cert_pem`] (wagate: only in a `trust-wa-mock` build).
 
 use std::collections::HashMap;
@@ -20,7 +22,8 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs
 
 use crate::error::{Error, Result};
 
-type Blobs = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+/// Stored blobs by direct path; `None`: the blob expired.
+type Blobs = Arc<Mutex<HashMap<String, Option<Vec<u8>>>>>;
 
 /// A running media host.
 pub struct MediaHost {
@@ -97,12 +100,30 @@ impl MediaHost {
 
     /// A stored blob by direct path.
     pub fn blob(&self, direct_path: &str) -> Option<Vec<u8>> {
-        self.blobs.lock().ok()?.get(direct_path).cloned()
+        self.blobs.lock().ok()?.get(direct_path).cloned().flatten()
     }
 
-    /// Number of stored blobs.
+    /// Number of stored blobs (expired ones not counted).
     pub fn blob_count(&self) -> usize {
-        self.blobs.lock().map(|b| b.len()).unwrap_or(0)
+        self.blobs
+            .lock()
+            .map(|b| b.values().filter(|v| v.is_some()).count())
+            .unwrap_or(0)
+    }
+
+    /// Expire a stored blob: its bytes are dropped and downloads answer 410 Gone from now
+    /// on. False if no blob is stored at `direct_path`.
+    pub fn expire(&self, direct_path: &str) -> bool {
+        let Ok(mut b) = self.blobs.lock() else {
+            return false;
+        };
+        match b.get_mut(direct_path) {
+            Some(slot @ Some(_)) => {
+                *slot = None;
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn stop(&self) {
@@ -139,7 +160,7 @@ async fn handle(
         let url = format!("https://{host}{direct_path}");
         tracing::info!(%path, bytes = body.len(), %direct_path, "media upload stored");
         if let Ok(mut b) = blobs.lock() {
-            b.insert(direct_path.clone(), body);
+            b.insert(direct_path.clone(), Some(body));
         }
         let json = serde_json::json!({ "url": url, "direct_path": direct_path });
         return Ok(reply(StatusCode::OK, json.to_string()));
@@ -147,7 +168,8 @@ async fn handle(
     if method == Method::GET || method == Method::HEAD {
         let blob = blobs.lock().ok().and_then(|b| b.get(&path).cloned());
         return Ok(match blob {
-            Some(b) => reply(StatusCode::OK, b),
+            Some(Some(b)) => reply(StatusCode::OK, b),
+            Some(None) => reply(StatusCode::GONE, ""),
             None => reply(StatusCode::NOT_FOUND, ""),
         });
     }

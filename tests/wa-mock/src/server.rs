@@ -635,6 +635,16 @@ impl MockServer {
         self.inner.media.as_ref().map(|m| m.cert_pem.clone())
     }
 
+    /// Expire the media stored at `direct_path` (as an upload answered it): downloads get
+    /// 410 Gone, as from WhatsApp's CDN once media is past its lifetime. False if nothing is
+    /// stored there (or the media host is off).
+    pub fn expire_media(&self, direct_path: &str) -> bool {
+        self.inner
+            .media
+            .as_ref()
+            .is_some_and(|m| m.expire(direct_path))
+    }
+
     /// Stops accepting and closes every connection.
     pub async fn shutdown(mut self) {
         self.stop().await;

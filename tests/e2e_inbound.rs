@@ -14,13 +14,13 @@
 
 mod common;
 
-use common::peer::{STEP, peer, wait};
-use common::receiver::{Hit, Receiver};
+use common::peer::{Rig, STEP, peer, wait};
+use common::receiver::Hit;
 use common::{Server, get, post_json};
 use serde_json::{Value, json};
 use sha2::Digest;
 use tokio::runtime::Runtime;
-use wa_mock::{MockConfig, MockServer};
+use wa_mock::MockServer;
 use whatsapp_rust::download::MediaType;
 use whatsapp_rust::types::events::Event;
 use whatsapp_rust::waproto::whatsapp as wa;
@@ -53,18 +53,15 @@ fn pair_a(
 #[test]
 fn a_group_of_three_with_participants_replies_and_a_read_receipt() {
     use whatsapp_rust::features::{GroupCreateOptions, GroupParticipantOptions};
-    let mock_rt = Runtime::new().unwrap();
-    let mock = mock_rt
-        .block_on(MockServer::start(MockConfig::default()))
-        .unwrap();
-    let server = Server::start(common::peer::mock_options(&mock));
-    let key = server.admin();
+    let Rig {
+        mock_rt,
+        mock,
+        server,
+        key,
+        rx,
+        ..
+    } = Rig::start();
     let k = Some(key.as_str());
-    let rx = Receiver::start();
-    assert_eq!(
-        post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() })).status,
-        201
-    );
     let a = pair_a(&server, &mock_rt, &mock, k);
     let (mut b, mut c) = mock_rt.block_on(async { tokio::join!(peer(&mock), peer(&mock)) });
     let created = mock_rt
@@ -196,23 +193,20 @@ fn a_group_of_three_with_participants_replies_and_a_read_receipt() {
 
 #[test]
 fn a_customer_writes_media_polls_and_replies() {
-    let mock_rt = Runtime::new().unwrap();
-    let mock = mock_rt
-        .block_on(MockServer::start(MockConfig::default()))
-        .unwrap();
-    let mut options = common::peer::mock_options(&mock);
-    if let Some(engine) = options.engine.as_mut() {
-        // The image (70 kB) is embedded in its event too.
-        engine.inline_media_max_bytes = 100_000;
-    }
-    let server = Server::start(options);
-    let key = server.admin();
+    let Rig {
+        mock_rt,
+        mock,
+        server,
+        key,
+        rx,
+        ..
+    } = Rig::tuned(|options| {
+        if let Some(engine) = options.engine.as_mut() {
+            // The image (70 kB) is embedded in its event too.
+            engine.inline_media_max_bytes = 100_000;
+        }
+    });
     let k = Some(key.as_str());
-    let rx = Receiver::start();
-    assert_eq!(
-        post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() })).status,
-        201
-    );
 
     let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
     let mut c = mock_rt.block_on(peer(&mock));
@@ -384,18 +378,15 @@ fn a_customer_writes_media_polls_and_replies() {
 
 #[test]
 fn auto_read_marks_the_chat_read_before_the_reply() {
-    let mock_rt = Runtime::new().unwrap();
-    let mock = mock_rt
-        .block_on(MockServer::start(MockConfig::default()))
-        .unwrap();
-    let server = Server::start(common::peer::mock_options(&mock));
-    let key = server.admin();
+    let Rig {
+        mock_rt,
+        mock,
+        server,
+        key,
+        rx,
+        ..
+    } = Rig::start();
     let k = Some(key.as_str());
-    let rx = Receiver::start();
-    assert_eq!(
-        post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() })).status,
-        201
-    );
     let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
     // Off by default; on for this session.
     let r = get(&server.url("/api/sessions/a/settings"), k);
@@ -494,18 +485,15 @@ fn next_message<T>(
 
 #[test]
 fn a_vote_on_a_poll_wagate_sent_names_the_chosen_option() {
-    let mock_rt = Runtime::new().unwrap();
-    let mock = mock_rt
-        .block_on(MockServer::start(MockConfig::default()))
-        .unwrap();
-    let server = Server::start(common::peer::mock_options(&mock));
-    let key = server.admin();
+    let Rig {
+        mock_rt,
+        mock,
+        server,
+        key,
+        rx,
+        ..
+    } = Rig::start();
     let k = Some(key.as_str());
-    let rx = Receiver::start();
-    assert_eq!(
-        post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() })).status,
-        201
-    );
     let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
     let mut c = mock_rt.block_on(peer(&mock));
 
@@ -543,18 +531,15 @@ fn a_vote_on_a_poll_wagate_sent_names_the_chosen_option() {
 
 #[test]
 fn a_reply_names_a_received_message_by_its_wagate_id() {
-    let mock_rt = Runtime::new().unwrap();
-    let mock = mock_rt
-        .block_on(MockServer::start(MockConfig::default()))
-        .unwrap();
-    let server = Server::start(common::peer::mock_options(&mock));
-    let key = server.admin();
+    let Rig {
+        mock_rt,
+        mock,
+        server,
+        key,
+        rx,
+        ..
+    } = Rig::start();
     let k = Some(key.as_str());
-    let rx = Receiver::start();
-    assert_eq!(
-        post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() })).status,
-        201
-    );
     let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
     let mut c = mock_rt.block_on(peer(&mock));
     let to: whatsapp_rust::Jid = a_jid.parse().unwrap();
@@ -591,18 +576,15 @@ fn a_reply_names_a_received_message_by_its_wagate_id() {
 
 #[test]
 fn media_expired_on_whatsapp_answers_404_media_expired() {
-    let mock_rt = Runtime::new().unwrap();
-    let mock = mock_rt
-        .block_on(MockServer::start(MockConfig::default()))
-        .unwrap();
-    let server = Server::start(common::peer::mock_options(&mock));
-    let key = server.admin();
+    let Rig {
+        mock_rt,
+        mock,
+        server,
+        key,
+        rx,
+        ..
+    } = Rig::start();
     let k = Some(key.as_str());
-    let rx = Receiver::start();
-    assert_eq!(
-        post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() })).status,
-        201
-    );
     let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
     let c = mock_rt.block_on(peer(&mock));
     let to: whatsapp_rust::Jid = a_jid.parse().unwrap();

@@ -137,6 +137,24 @@ fn kind(r: &StanzaRecord) -> &'static str {
     }
 }
 
+/// Wait until session "a" has recorded `n` messages sent.
+async fn wait_sent(rx: &mut broadcast::Receiver<Notice>, n: usize) {
+    let deadline = Instant::now() + STEP;
+    let mut sent = 0;
+    while sent < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Ok(Notice::Event(e))) if e.session == "a" => {
+                if matches!(e.kind, EventKind::MessageSent(_)) {
+                    sent += 1;
+                }
+            }
+            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            other => panic!("waiting for the sends: {other:?}"),
+        }
+    }
+}
+
 /// How late the server may record the first of two stanzas relative to the second: both
 /// cross one local WebSocket, and the mock stamps them in whole milliseconds on arrival.
 const TRANSIT_SLACK_MS: u64 = 20;
@@ -163,20 +181,7 @@ async fn text_is_preceded_by_composing_then_paused_with_the_configured_gaps() {
             .unwrap();
         ids.push(done.record.id);
     }
-    let deadline = Instant::now() + STEP;
-    let mut sent = 0;
-    while sent < ids.len() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, rx.recv()).await {
-            Ok(Ok(Notice::Event(e))) if e.session == "a" => {
-                if matches!(e.kind, EventKind::MessageSent(_)) {
-                    sent += 1;
-                }
-            }
-            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-            other => panic!("waiting for the sends: {other:?}"),
-        }
-    }
+    wait_sent(&mut rx, ids.len()).await;
 
     let stanzas = sent_by(&mock, &a.jid);
     let kinds: Vec<&str> = stanzas.iter().map(kind).collect();
@@ -647,20 +652,7 @@ async fn a_voice_note_is_preceded_by_recording_for_its_length() {
             .await
             .unwrap();
     }
-    let deadline = Instant::now() + STEP;
-    let mut sent = 0;
-    while sent < 2 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, rx.recv()).await {
-            Ok(Ok(Notice::Event(e))) if e.session == "a" => {
-                if matches!(e.kind, EventKind::MessageSent(_)) {
-                    sent += 1;
-                }
-            }
-            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-            other => panic!("waiting for the sends: {other:?}"),
-        }
-    }
+    wait_sent(&mut rx, 2).await;
     let stanzas = sent_by(&mock, &a.jid);
     let kinds: Vec<&str> = stanzas.iter().map(kind).collect();
     assert_eq!(

@@ -8,11 +8,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::receiver::{Hit, Receiver, verify_standard, verify_wagate};
+use common::peer::Rig;
+use common::receiver::{Hit, verify_standard, verify_wagate};
 use common::{Server, get, post_json};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
-use wa_mock::{MockConfig, MockServer};
+use wa_mock::MockServer;
 
 const STEP: Duration = Duration::from_secs(40);
 
@@ -44,17 +45,15 @@ fn of(hits: &[Hit], session: &str, kind: &str) -> Vec<Value> {
 
 #[test]
 fn a_conversation_arrives_as_signed_webhooks_in_order() {
-    let mock_rt = Runtime::new().unwrap();
-    let mock = mock_rt
-        .block_on(MockServer::start(MockConfig::default()))
-        .unwrap();
-    let server = Server::start(common::peer::mock_options(&mock));
-    let key = server.admin();
+    let Rig {
+        mock_rt,
+        mock,
+        server,
+        key,
+        rx,
+        secret,
+    } = Rig::start();
     let k = Some(key.as_str());
-    let rx = Receiver::start();
-    let r = post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() }));
-    assert_eq!(r.status, 201);
-    let secret = r.json()["secret"].as_str().unwrap().to_string();
 
     let a_jid = pair(&server, &mock_rt, &mock, &key, "a");
     let b_jid = pair(&server, &mock_rt, &mock, &key, "b");
@@ -182,17 +181,15 @@ fn a_conversation_arrives_as_signed_webhooks_in_order() {
 /// reason), `session.failed` when the number is banned.
 #[test]
 fn qr_refusals_and_bans_arrive_as_webhooks() {
-    let mock_rt = Runtime::new().unwrap();
-    let mock = mock_rt
-        .block_on(MockServer::start(MockConfig::default()))
-        .unwrap();
-    let server = Server::start(common::peer::mock_options(&mock));
-    let key = server.admin();
+    let Rig {
+        mock_rt,
+        mock,
+        server,
+        key,
+        rx,
+        secret,
+    } = Rig::start();
     let k = Some(key.as_str());
-    let rx = Receiver::start();
-    let r = post_json(&server.url("/api/webhooks"), k, json!({ "url": rx.url() }));
-    assert_eq!(r.status, 201);
-    let secret = r.json()["secret"].as_str().unwrap().to_string();
 
     assert_eq!(
         post_json(&server.url("/api/sessions"), k, json!({ "id": "a" })).status,

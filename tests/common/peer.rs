@@ -127,6 +127,51 @@ pub fn mock_options(mock: &MockServer) -> super::Options {
     }
 }
 
+/// The start of most end-to-end tests: wa-mock on its own runtime, a wagate test server on
+/// it (see [`mock_options`]; `tune` may change them), an admin key, and a webhook receiver
+/// subscribed to every event with its endpoint's secret.
+pub struct Rig {
+    pub mock_rt: tokio::runtime::Runtime,
+    pub mock: MockServer,
+    pub server: super::Server,
+    pub key: String,
+    pub rx: super::receiver::Receiver,
+    pub secret: String,
+}
+
+impl Rig {
+    pub fn start() -> Rig {
+        Rig::tuned(|_| {})
+    }
+
+    pub fn tuned(tune: impl FnOnce(&mut super::Options)) -> Rig {
+        let mock_rt = tokio::runtime::Runtime::new().unwrap();
+        let mock = mock_rt
+            .block_on(MockServer::start(wa_mock::MockConfig::default()))
+            .unwrap();
+        let mut options = mock_options(&mock);
+        tune(&mut options);
+        let server = super::Server::start(options);
+        let key = server.admin();
+        let rx = super::receiver::Receiver::start();
+        let r = super::post_json(
+            &server.url("/api/webhooks"),
+            Some(&key),
+            serde_json::json!({ "url": rx.url() }),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        let secret = r.json()["secret"].as_str().unwrap().to_string();
+        Rig {
+            mock_rt,
+            mock,
+            server,
+            key,
+            rx,
+            secret,
+        }
+    }
+}
+
 /// Pair the (created) session `id` through the API as a user does: read its QR as JSON, the
 /// mock phone scans it, wait until it is connected. Its account.
 pub fn scan_and_connect(

@@ -570,6 +570,9 @@ pub struct WebhooksConfig {
     /// At most this many events are kept (the oldest go first, unless a pending delivery
     /// needs them); `replay` reaches back no further.
     pub retention_max_events: u32,
+    /// At most this many MiB of events and deliveries together (their stored JSON) are kept;
+    /// the oldest finished go first, as with the counts. Inline media make events large.
+    pub retention_max_mb: u32,
     /// Inbound media up to this many bytes is embedded in `message.received` as base64
     /// (`inline`); 0 turns it off. At most 4 MiB.
     pub inline_media_max_bytes: u64,
@@ -585,6 +588,7 @@ impl Default for WebhooksConfig {
             retention_days: 7,
             retention_max_deliveries: 100_000,
             retention_max_events: 100_000,
+            retention_max_mb: 256,
             inline_media_max_bytes: 0,
         }
     }
@@ -1139,6 +1143,9 @@ impl Config {
                 "must be at least 100".to_owned(),
             ));
         }
+        if h.retention_max_mb == 0 {
+            return Err(("webhooks.retention_max_mb", "must be at least 1".to_owned()));
+        }
         Ok(())
     }
 
@@ -1547,6 +1554,9 @@ default_session = "main-1"
         assert_eq!(c.webhooks.retention_max_events, 100_000);
         let c = load_test(None, &[("WAGATE_WEBHOOKS__RETENTION_MAX_EVENTS", "500")]).unwrap();
         assert_eq!(c.webhooks.retention_max_events, 500);
+        assert_eq!(c.webhooks.retention_max_mb, 256);
+        let c = load_test(None, &[("WAGATE_WEBHOOKS__RETENTION_MAX_MB", "64")]).unwrap();
+        assert_eq!(c.webhooks.retention_max_mb, 64);
     }
 
     #[test]
@@ -1576,6 +1586,11 @@ default_session = "main-1"
                 "WAGATE_WEBHOOKS__RETENTION_MAX_EVENTS",
                 "99",
                 "webhooks.retention_max_events",
+            ),
+            (
+                "WAGATE_WEBHOOKS__RETENTION_MAX_MB",
+                "0",
+                "webhooks.retention_max_mb",
             ),
             (
                 "WAGATE_WHATSAPP__URL",

@@ -152,6 +152,8 @@ pub struct Settings {
     pub retention_ms: i64,
     pub retention_max: u64,
     pub retention_max_events: u64,
+    /// The bytes the event and delivery log may hold (`retention_max_mb`).
+    pub retention_max_bytes: u64,
     /// How often the delivery log is pruned (`[store] retention_interval_minutes`, set by
     /// the daemon; hourly otherwise).
     pub prune_every: Duration,
@@ -169,6 +171,7 @@ impl From<&WebhooksConfig> for Settings {
             retention_ms: i64::from(c.retention_days) * 86_400_000,
             retention_max: u64::from(c.retention_max_deliveries),
             retention_max_events: u64::from(c.retention_max_events),
+            retention_max_bytes: u64::from(c.retention_max_mb) * 1024 * 1024,
             prune_every: Duration::from_secs(3600),
         }
     }
@@ -584,13 +587,17 @@ impl Webhooks {
     }
 
     async fn prune(&self) {
-        let older = self.inner.clock.now_ms() - self.inner.settings.retention_ms;
-        let max = self.inner.settings.retention_max;
-        let max_events = self.inner.settings.retention_max_events;
+        let settings = &self.inner.settings;
+        let bounds = outbox::Bounds {
+            older_than: self.inner.clock.now_ms() - settings.retention_ms,
+            max_deliveries: settings.retention_max,
+            max_events: settings.retention_max_events,
+            max_bytes: settings.retention_max_bytes,
+        };
         match self
             .inner
             .store
-            .write(move |t| outbox::prune(t, older, max, max_events))
+            .write(move |t| outbox::prune(t, bounds))
             .await
         {
             Ok((0, 0)) => {}

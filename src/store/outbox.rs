@@ -20,7 +20,9 @@
 //!   never blocks the ones behind it (nor another endpoint's)
 //! - `wh_pair`       (event id, endpoint id) -> delivery id: one delivery per pair
 //! - `wh_count`      "deliveries" -> how many rows `wh_delivery` holds; "failed/<session>" ->
-//!   how many of a session's deliveries are `failed` (the status screen shows it)
+//!   how many of a session's deliveries are `failed` (the status screen shows it);
+//!   "log_bytes" -> the bytes of every `wh_event` and `wh_delivery` value (the retention's
+//!   byte budget; counted once at open when missing)
 
 use std::sync::Mutex;
 
@@ -61,8 +63,35 @@ pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(DELIVERY)?;
     txn.open_table(DUE)?;
     txn.open_table(PAIR)?;
-    txn.open_table(COUNT)?;
+    let missing = txn.open_table(COUNT)?.get(LOG_BYTES)?.is_none();
+    if missing {
+        let mut bytes = 0u64;
+        for table in [EVENT, DELIVERY] {
+            for row in txn.open_table(table)?.iter()? {
+                bytes += row?.1.value().len() as u64;
+            }
+        }
+        txn.open_table(COUNT)?.insert(LOG_BYTES, bytes)?;
+    }
     Ok(())
+}
+
+/// The `wh_count` key of the log's size in bytes.
+const LOG_BYTES: &str = "log_bytes";
+
+/// Add to the log's byte count the difference between a value written and the one it
+/// replaced (or, with `new` 0, one removed).
+fn add_bytes(txn: &WriteTransaction, new: usize, old: usize) -> Result<()> {
+    bump(txn, LOG_BYTES, new as i64 - old as i64)
+}
+
+/// How many bytes the events and deliveries hold (their stored values).
+pub fn log_bytes(txn: &ReadTransaction) -> Result<u64> {
+    Ok(txn
+        .open_table(COUNT)?
+        .get(LOG_BYTES)?
+        .map(|v| v.value())
+        .unwrap_or(0))
 }
 
 /// Monotonic ULIDs: two ids made in the same millisecond still sort in the order made.
@@ -408,8 +437,12 @@ fn event_due(txn: &WriteTransaction, event: &Event) -> Result<i64> {
 }
 
 fn put_event(txn: &WriteTransaction, event: &Event) -> Result<()> {
-    txn.open_table(EVENT)?
-        .insert(event.id.as_str(), to_json(event)?.as_slice())?;
+    let body = to_json(event)?;
+    let old = txn
+        .open_table(EVENT)?
+        .insert(event.id.as_str(), body.as_slice())?
+        .map_or(0, |v| v.value().len());
+    add_bytes(txn, body.len(), old)?;
     txn.open_table(EVENT_TIME)?
         .insert((event.timestamp.max(0) as u64, event.id.as_str()), ())?;
     Ok(())
@@ -528,9 +561,12 @@ fn decode_delivery(bytes: &[u8]) -> Result<Delivery> {
 }
 
 fn put_delivery(txn: &WriteTransaction, d: &Delivery) -> Result<()> {
-    txn.open_table(DELIVERY)?
-        .insert(d.id.as_str(), to_json(d)?.as_slice())?;
-    Ok(())
+    let value = to_json(d)?;
+    let old = txn
+        .open_table(DELIVERY)?
+        .insert(d.id.as_str(), value.as_slice())?
+        .map_or(0, |v| v.value().len());
+    add_bytes(txn, value.len(), old)
 }
 
 fn delivery_w(txn: &WriteTransaction, id: &str) -> Result<Option<Delivery>> {
@@ -888,84 +924,171 @@ pub fn replay(txn: &WriteTransaction, endpoint: &str, since: i64, now: i64) -> R
     Ok(Some(n))
 }
 
+/// The delivery log's retention bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Finished deliveries and events stamped before this (unix ms) go.
+    pub older_than: i64,
+    pub max_deliveries: u64,
+    pub max_events: u64,
+    /// The bytes events and deliveries may hold together ([`log_bytes`]).
+    pub max_bytes: u64,
+}
+
 /// Remove what the retention lets go: finished deliveries older than `older_than`, then the
 /// oldest finished ones while more than `max_deliveries` remain; events older than
 /// `older_than`, then the oldest while more than `max_events` remain, skipping any event a
-/// pending delivery still needs. Returns (deliveries, events) removed.
-pub fn prune(
-    txn: &WriteTransaction,
-    older_than: i64,
-    max_deliveries: u64,
-    max_events: u64,
-) -> Result<(u64, u64)> {
-    let mut removed = 0u64;
+/// pending delivery still needs; then, while the log holds more than `max_bytes`, the oldest
+/// of either (inline media make single events large). Returns (deliveries, events) removed.
+pub fn prune(txn: &WriteTransaction, b: Bounds) -> Result<(u64, u64)> {
     let count = {
         let t = txn.open_table(COUNT)?;
         t.get("deliveries")?.map(|v| v.value()).unwrap_or(0)
     };
-    let mut excess = count.saturating_sub(max_deliveries);
-    let mut doomed = Vec::new();
-    {
-        let t = txn.open_table(DELIVERY)?;
-        for row in t.iter()? {
-            let (_, v) = row?;
-            let d = decode_delivery(v.value())?;
-            if d.status == DeliveryStatus::Pending {
-                continue;
-            }
-            let old = d.created_at < older_than;
-            if old || excess > 0 {
-                excess = excess.saturating_sub(1);
-                doomed.push(d);
-            } else {
-                // Ids are in creation order: nothing later is older.
-                break;
-            }
-        }
-    }
-    for d in &doomed {
-        if d.status == DeliveryStatus::Failed {
-            add_failed(txn, &d.session, -1)?;
-        }
-        txn.open_table(DELIVERY)?.remove(d.id.as_str())?;
-        txn.open_table(PAIR)?
-            .remove((d.event_id.as_str(), d.endpoint.as_str()))?;
+    let mut excess = count.saturating_sub(b.max_deliveries);
+    let doomed = finished_deliveries(txn, |d, _| {
+        let old = d.created_at < b.older_than;
+        let go = old || excess > 0;
+        excess = excess.saturating_sub(u64::from(go));
+        go
+    })?;
+    let mut removed = 0u64;
+    for (d, _) in &doomed {
+        remove_delivery(txn, d)?;
         removed += 1;
     }
-    add_count(txn, -(removed as i64))?;
 
     // Events, oldest first (the time index is ordered by time): the old ones, and then as
     // many more as the count is over. One a pending delivery needs is kept and not counted.
-    let mut excess = txn.open_table(EVENT)?.len()?.saturating_sub(max_events);
-    let doomed_events: Vec<(u64, String)> = {
-        let t = txn.open_table(EVENT_TIME)?;
-        let mut v = Vec::new();
-        for row in t.iter()? {
-            let (k, _) = row?;
-            let (ts, id) = k.value();
-            let old = (ts as i64) < older_than;
-            if !old && excess == 0 {
-                break;
-            }
-            if event_needed(txn, id)? {
-                continue;
-            }
-            excess = excess.saturating_sub(1);
-            v.push((ts, id.to_string()));
-        }
-        v
-    };
+    let mut excess = txn.open_table(EVENT)?.len()?.saturating_sub(b.max_events);
+    let doomed = unneeded_events(txn, |ts, _| {
+        let go = (ts as i64) < b.older_than || excess > 0;
+        excess = excess.saturating_sub(u64::from(go));
+        go
+    })?;
     let mut events = 0u64;
-    for (ts, id) in doomed_events {
-        txn.open_table(EVENT)?.remove(id.as_str())?;
-        txn.open_table(EVENT_TIME)?.remove((ts, id.as_str()))?;
-        txn.open_table(PAIR)?
-            .retain_in((id.as_str(), "")..=(id.as_str(), "\u{10FFFF}"), |_, _| {
-                false
-            })?;
+    for (ts, id, _) in &doomed {
+        remove_event(txn, *ts, id)?;
         events += 1;
     }
+
+    // Bytes: the oldest of the finished deliveries and the unneeded events, whichever is
+    // older, until the log fits.
+    let bytes = {
+        let t = txn.open_table(COUNT)?;
+        t.get(LOG_BYTES)?.map(|v| v.value()).unwrap_or(0)
+    };
+    if bytes > b.max_bytes {
+        let over = bytes - b.max_bytes;
+        let mut taken = 0u64;
+        let dls = finished_deliveries(txn, |_, size| {
+            let go = taken < over;
+            taken += size;
+            go
+        })?;
+        let mut taken = 0u64;
+        let evs = unneeded_events(txn, |_, size| {
+            let go = taken < over;
+            taken += size;
+            go
+        })?;
+        let (mut dls, mut evs) = (dls.into_iter().peekable(), evs.into_iter().peekable());
+        let mut freed = 0u64;
+        while freed < over {
+            let delivery_first = match (dls.peek(), evs.peek()) {
+                (Some((d, _)), Some((ts, _, _))) => d.created_at <= *ts as i64,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if delivery_first {
+                if let Some((d, size)) = dls.next() {
+                    remove_delivery(txn, &d)?;
+                    removed += 1;
+                    freed += size;
+                }
+            } else if let Some((ts, id, size)) = evs.next() {
+                remove_event(txn, ts, &id)?;
+                events += 1;
+                freed += size;
+            }
+        }
+    }
     Ok((removed, events))
+}
+
+/// Finished deliveries, oldest first, with their stored size, while `take(delivery, size)`
+/// says so (it is asked once per finished delivery until it answers false).
+fn finished_deliveries(
+    txn: &WriteTransaction,
+    mut take: impl FnMut(&Delivery, u64) -> bool,
+) -> Result<Vec<(Delivery, u64)>> {
+    let t = txn.open_table(DELIVERY)?;
+    let mut out = Vec::new();
+    // Ids are in creation order: oldest first.
+    for row in t.iter()? {
+        let (_, v) = row?;
+        let d = decode_delivery(v.value())?;
+        if d.status == DeliveryStatus::Pending {
+            continue;
+        }
+        let size = v.value().len() as u64;
+        if !take(&d, size) {
+            break;
+        }
+        out.push((d, size));
+    }
+    Ok(out)
+}
+
+/// Events no pending delivery needs, oldest first, as (time, id, stored size), while
+/// `take(time, size)` says so.
+fn unneeded_events(
+    txn: &WriteTransaction,
+    mut take: impl FnMut(u64, u64) -> bool,
+) -> Result<Vec<(u64, String, u64)>> {
+    let t = txn.open_table(EVENT_TIME)?;
+    let bodies = txn.open_table(EVENT)?;
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        let (k, _) = row?;
+        let (ts, id) = k.value();
+        if event_needed(txn, id)? {
+            continue;
+        }
+        let size = bodies.get(id)?.map_or(0, |v| v.value().len() as u64);
+        if !take(ts, size) {
+            break;
+        }
+        out.push((ts, id.to_string(), size));
+    }
+    Ok(out)
+}
+
+fn remove_delivery(txn: &WriteTransaction, d: &Delivery) -> Result<()> {
+    if d.status == DeliveryStatus::Failed {
+        add_failed(txn, &d.session, -1)?;
+    }
+    let old = txn
+        .open_table(DELIVERY)?
+        .remove(d.id.as_str())?
+        .map_or(0, |v| v.value().len());
+    add_bytes(txn, 0, old)?;
+    txn.open_table(PAIR)?
+        .remove((d.event_id.as_str(), d.endpoint.as_str()))?;
+    add_count(txn, -1)
+}
+
+fn remove_event(txn: &WriteTransaction, ts: u64, id: &str) -> Result<()> {
+    let old = txn
+        .open_table(EVENT)?
+        .remove(id)?
+        .map_or(0, |v| v.value().len());
+    add_bytes(txn, 0, old)?;
+    txn.open_table(EVENT_TIME)?.remove((ts, id))?;
+    txn.open_table(PAIR)?
+        .retain_in((id, "")..=(id, "\u{10FFFF}"), |_, _| false)?;
+    Ok(())
 }
 
 /// Whether a pending delivery still needs the event.

@@ -45,6 +45,16 @@ fn sent(session: &str, at: i64) -> Event {
     e
 }
 
+/// Age and count bounds, no byte budget.
+fn bounds(older_than: i64, max_deliveries: u64, max_events: u64) -> Bounds {
+    Bounds {
+        older_than,
+        max_deliveries,
+        max_events,
+        max_bytes: u64::MAX,
+    }
+}
+
 fn fail(code: Option<u16>) -> Outcome {
     Outcome {
         attempt: AttemptRecord {
@@ -530,12 +540,14 @@ fn retention_removes_finished_and_old_but_never_pending() {
             .unwrap();
     }
     // By age: everything before 350 that is finished (deliveries at 0, 100, 200, 300).
-    let (gone, events) = s.write_blocking(|t| prune(t, 350, 1_000, 1_000)).unwrap();
+    let (gone, events) = s
+        .write_blocking(|t| prune(t, bounds(350, 1_000, 1_000)))
+        .unwrap();
     assert_eq!((gone, events), (4, 4));
     assert_eq!(s.read_blocking(delivery_count).unwrap(), 6);
     // By size: at most 100 kept is fine; now a cap below the count removes the oldest
     // finished (400, 500) and stops at the pending ones.
-    let (gone, _) = s.write_blocking(|t| prune(t, 0, 1, 1_000)).unwrap();
+    let (gone, _) = s.write_blocking(|t| prune(t, bounds(0, 1, 1_000))).unwrap();
     assert_eq!(gone, 2);
     assert_eq!(s.read_blocking(delivery_count).unwrap(), 4);
     assert_eq!(
@@ -545,7 +557,9 @@ fn retention_removes_finished_and_old_but_never_pending() {
         4
     );
     // Old events that pending deliveries need stay.
-    let (_, events) = s.write_blocking(|t| prune(t, 100_000, 1, 1_000)).unwrap();
+    let (_, events) = s
+        .write_blocking(|t| prune(t, bounds(100_000, 1, 1_000)))
+        .unwrap();
     assert_eq!(
         events, 2,
         "the two delivered, unneeded events go; four stay"
@@ -577,21 +591,18 @@ fn the_event_log_is_bounded_by_count_oldest_first_keeping_what_pending_deliverie
             .unwrap()
     };
     // Nothing is old; a bound of 4 removes the six oldest the pending one does not need.
-    let (_, gone) = s.write_blocking(|t| prune(t, 0, 1_000, 4)).unwrap();
+    let (_, gone) = s.write_blocking(|t| prune(t, bounds(0, 1_000, 4))).unwrap();
     assert_eq!(gone, 6);
     assert_eq!(events(&s), 4);
-    let kept: Vec<String> = s
-        .read_blocking(|t| {
-            let mut v = Vec::new();
-            for row in t.open_table(EVENT_TIME)?.iter()? {
-                v.push(row?.0.value().1.to_string());
-            }
-            Ok(v)
-        })
-        .unwrap();
+    let kept = kept_events(&s);
     assert_eq!(kept, [ids[1].as_str(), &ids[7], &ids[8], &ids[9]]);
     // At the bound nothing more goes; replay from the start finds only what is kept.
-    assert_eq!(s.write_blocking(|t| prune(t, 0, 1_000, 4)).unwrap().1, 0);
+    assert_eq!(
+        s.write_blocking(|t| prune(t, bounds(0, 1_000, 4)))
+            .unwrap()
+            .1,
+        0
+    );
     s.write_blocking(|t| insert_endpoint(t, &endpoint("whk_2", &["*"], None)))
         .unwrap();
     assert_eq!(
@@ -606,9 +617,120 @@ fn the_event_log_is_bounded_by_count_oldest_first_keeping_what_pending_deliverie
     let pending = ds.iter().find(|d| d.event_id == ids[1]).unwrap();
     s.write_blocking(|t| attempted(t, &pending.id, ok(), &RETRIES, 5_000))
         .unwrap();
-    let (_, gone) = s.write_blocking(|t| prune(t, 0, 1_000, 3)).unwrap();
+    let (_, gone) = s.write_blocking(|t| prune(t, bounds(0, 1_000, 3))).unwrap();
     assert_eq!(gone, 1);
     assert_eq!(events(&s), 3);
+}
+
+/// The ids of the events kept, oldest first.
+fn kept_events(s: &Store) -> Vec<String> {
+    s.read_blocking(|t| {
+        let mut v = Vec::new();
+        for row in t.open_table(EVENT_TIME)?.iter()? {
+            v.push(row?.0.value().1.to_string());
+        }
+        Ok(v)
+    })
+    .unwrap()
+}
+
+/// The bytes the event and delivery tables hold, counted row by row.
+fn stored_bytes(s: &Store) -> u64 {
+    s.read_blocking(|t| {
+        let mut n = 0;
+        for table in [EVENT, DELIVERY] {
+            for row in t.open_table(table)?.iter()? {
+                n += row?.1.value().len() as u64;
+            }
+        }
+        Ok(n)
+    })
+    .unwrap()
+}
+
+/// A `message.failed` event with a `reason` of `len` bytes: a large event (as one with
+/// inline media is).
+fn large(at: i64, len: usize) -> Event {
+    let mut e = sent("a", at);
+    if let EventKind::MessageSent(u) = &mut e.kind {
+        u.reason = Some("x".repeat(len));
+    }
+    e
+}
+
+#[test]
+fn the_log_is_bounded_by_bytes_oldest_first_keeping_what_pending_deliveries_need() {
+    let (_d, s) = store();
+    s.write_blocking(|t| insert_endpoint(t, &endpoint("whk_1", &["*"], None)))
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let e = s
+            .write_blocking(|t| record(t, large(1_000 + i * 100, 10_000)))
+            .unwrap()
+            .unwrap();
+        ids.push(e.id);
+    }
+    let ds = s.read_blocking(|t| due(t, "whk_1", 10_000, 100)).unwrap();
+    for d in ds.iter().filter(|d| d.event_id != ids[1]) {
+        s.write_blocking(|t| attempted(t, &d.id, ok(), &RETRIES, 3_000))
+            .unwrap();
+    }
+    // The count follows every write, replacement (an attempt rewrites its delivery) included.
+    let total = stored_bytes(&s);
+    assert_eq!(s.read_blocking(log_bytes).unwrap(), total);
+    assert!(total > 100_000, "{total}");
+
+    // Room for about four events: nothing is old and the counts are far off.
+    let budget = 40_000;
+    let b = Bounds {
+        max_bytes: budget,
+        ..bounds(0, 1_000, 1_000)
+    };
+    let (dls, evs) = s.write_blocking(|t| prune(t, b)).unwrap();
+    let left = stored_bytes(&s);
+    assert_eq!(s.read_blocking(log_bytes).unwrap(), left);
+    assert!(left <= budget, "{left} bytes left");
+    // Not more than needed: one more removal (about 10 kB) would have done.
+    assert!(
+        left > budget - 11_000,
+        "{left} bytes left, {dls} deliveries and {evs} events gone"
+    );
+    // The pending delivery and its event stay; what else stays is the newest.
+    let kept = kept_events(&s);
+    assert_eq!(kept[0], ids[1]);
+    assert!(kept.len() >= 2 && kept.len() < 9, "{kept:?}");
+    assert_eq!(kept[1..], ids[ids.len() - (kept.len() - 1)..]);
+    let pending = ds.iter().find(|d| d.event_id == ids[1]).unwrap();
+    let d = s.read_blocking(|t| get_delivery(t, &pending.id)).unwrap();
+    assert_eq!(d.map(|d| d.status), Some(DeliveryStatus::Pending));
+    // Within the budget nothing more goes.
+    assert_eq!(s.write_blocking(|t| prune(t, b)).unwrap(), (0, 0));
+}
+
+#[test]
+fn the_byte_count_is_taken_at_open_when_a_store_has_none() {
+    // A store written before the count existed: it is counted once when opened.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.redb");
+    {
+        let s = Store::open(&path, 1 << 20).unwrap();
+        s.write_blocking(|t| insert_endpoint(t, &endpoint("whk_1", &["*"], None)))
+            .unwrap();
+        for i in 0..5 {
+            s.write_blocking(|t| record(t, large(i, 1_000))).unwrap();
+        }
+        s.write_blocking(|t| {
+            t.open_table(COUNT)?.remove(LOG_BYTES)?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(s.read_blocking(log_bytes).unwrap(), 0);
+    }
+    let s = Store::open(&path, 1 << 20).unwrap();
+    let n = s.read_blocking(log_bytes).unwrap();
+    assert!(n > 5_000, "{n}");
+    assert_eq!(n, stored_bytes(&s));
 }
 
 #[test]

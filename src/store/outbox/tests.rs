@@ -566,26 +566,31 @@ fn retention_removes_finished_and_old_but_never_pending() {
     );
 }
 
-#[test]
-fn the_event_log_is_bounded_by_count_oldest_first_keeping_what_pending_deliveries_need() {
-    // The soak found the event log growing by age bound alone: 8,455 events in 30 minutes.
-    let (_d, s) = store();
+/// A store with one endpoint and ten events `make(0..10)`, every delivery done but the
+/// second event's: (dir, store, event ids, deliveries).
+fn ten_delivered_but_the_second(
+    make: impl Fn(i64) -> Event,
+) -> (tempfile::TempDir, Store, Vec<String>, Vec<Delivery>) {
+    let (d, s) = store();
     s.write_blocking(|t| insert_endpoint(t, &endpoint("whk_1", &["*"], None)))
         .unwrap();
     let mut ids = Vec::new();
     for i in 0..10 {
-        let e = s
-            .write_blocking(|t| record(t, sent("a", 1_000 + i * 100)))
-            .unwrap()
-            .unwrap();
+        let e = s.write_blocking(|t| record(t, make(i))).unwrap().unwrap();
         ids.push(e.id);
     }
-    // Deliver all but the second event's delivery.
     let ds = s.read_blocking(|t| due(t, "whk_1", 10_000, 100)).unwrap();
     for d in ds.iter().filter(|d| d.event_id != ids[1]) {
         s.write_blocking(|t| attempted(t, &d.id, ok(), &RETRIES, 3_000))
             .unwrap();
     }
+    (d, s, ids, ds)
+}
+
+#[test]
+fn the_event_log_is_bounded_by_count_oldest_first_keeping_what_pending_deliveries_need() {
+    // The soak found the event log growing by age bound alone: 8,455 events in 30 minutes.
+    let (_d, s, ids, ds) = ten_delivered_but_the_second(|i| sent("a", 1_000 + i * 100));
     let events = |s: &Store| {
         s.read_blocking(|t| Ok(t.open_table(EVENT)?.len()?))
             .unwrap()
@@ -660,22 +665,7 @@ fn large(at: i64, len: usize) -> Event {
 
 #[test]
 fn the_log_is_bounded_by_bytes_oldest_first_keeping_what_pending_deliveries_need() {
-    let (_d, s) = store();
-    s.write_blocking(|t| insert_endpoint(t, &endpoint("whk_1", &["*"], None)))
-        .unwrap();
-    let mut ids = Vec::new();
-    for i in 0..10 {
-        let e = s
-            .write_blocking(|t| record(t, large(1_000 + i * 100, 10_000)))
-            .unwrap()
-            .unwrap();
-        ids.push(e.id);
-    }
-    let ds = s.read_blocking(|t| due(t, "whk_1", 10_000, 100)).unwrap();
-    for d in ds.iter().filter(|d| d.event_id != ids[1]) {
-        s.write_blocking(|t| attempted(t, &d.id, ok(), &RETRIES, 3_000))
-            .unwrap();
-    }
+    let (_d, s, ids, ds) = ten_delivered_but_the_second(|i| large(1_000 + i * 100, 10_000));
     // The count follows every write, replacement (an attempt rewrites its delivery) included.
     let total = stored_bytes(&s);
     assert_eq!(s.read_blocking(log_bytes).unwrap(), total);

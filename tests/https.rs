@@ -1,7 +1,7 @@
 //! The `wagate` binary serving HTTPS: the self-signed certificate made on first start and
 //! kept, its fingerprint in `/api/health` and `wagate info`, a client pinning it, a client
 //! pinning another one refused, `files` mode with a given certificate, the host guard over
-//! HTTPS.
+//! HTTPS, and the setup screen drawing the served certificate's fingerprint.
 
 #[path = "common/pinned.rs"]
 mod pinned;
@@ -12,6 +12,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use embedded_graphics::prelude::Size;
+use wagate::display::{self, DisplayState, Frame, Screen, png, screens};
 use wagate::net::api::tls;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wagate");
@@ -46,11 +48,17 @@ fn command(data: &Path, addr: SocketAddr, env: &[(&str, &str)]) -> Command {
 struct Daemon(Child);
 
 impl Daemon {
+    /// Start `wagate run`; its log goes to [`log_path`] (appended across restarts).
     fn start(data: &Path, addr: SocketAddr, env: &[(&str, &str)]) -> Daemon {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path(data))
+            .unwrap();
         let child = command(data, addr, env)
             .arg("run")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         let d = Daemon(child);
@@ -74,6 +82,11 @@ impl Drop for Daemon {
     }
 }
 
+/// Where the daemon with data directory `data` logs: beside it, `<data>.log`.
+fn log_path(data: &Path) -> std::path::PathBuf {
+    data.with_extension("log")
+}
+
 fn wait(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !f() {
@@ -84,8 +97,14 @@ fn wait(what: &str, mut f: impl FnMut() -> bool) {
 
 /// Change one hex digit of a fingerprint: a pin of some other certificate.
 fn other_pin(fp: &str) -> String {
+    other_digit(fp, 0)
+}
+
+/// `fp` with its hex digit at byte `i` changed.
+fn other_digit(fp: &str, i: usize) -> String {
     let mut b = fp.as_bytes().to_vec();
-    b[0] = if b[0] == b'0' { b'1' } else { b'0' };
+    assert!(b[i].is_ascii_hexdigit(), "{fp}[{i}]");
+    b[i] = if b[i] == b'0' { b'1' } else { b'0' };
     String::from_utf8(b).unwrap()
 }
 
@@ -227,4 +246,119 @@ fn files_mode_with_an_unreadable_key_refuses_to_start_naming_it() {
         err.contains("missing-key.pem") && err.contains(r#"api.tls = "files""#),
         "{err}"
     );
+}
+
+/// The setup screen of a running, unclaimed daemon with `api.tls = "self-signed"` draws the
+/// fingerprint of the certificate it serves, whole. The fingerprint comes from `wagate info`,
+/// and a client pinned to it completes the handshake (so it is the served certificate's);
+/// the frame the daemon's PNG backend wrote must then equal, pixel for pixel, the library's
+/// own setup screen for that state (the device's name and address, the one-time code from
+/// the log, the fingerprint as the display task shortens it), and must differ from the same
+/// screen drawn with a fingerprint one hex digit off at its start or at its end.
+#[test]
+fn the_setup_screen_shows_the_served_certificates_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let screen_png = dir.path().join("screen.png");
+    let addr = free_addr();
+    let env = [
+        ("WAGATE_API__TLS", "self-signed"),
+        ("WAGATE_DISPLAY__BACKEND", "png"),
+        ("WAGATE_DISPLAY__PNG_PATH", screen_png.to_str().unwrap()),
+    ];
+    let _d = Daemon::start(&data, addr, &env);
+
+    // The fingerprint the daemon reports, and the one its TLS handshake proves.
+    let out = command(&data, addr, &env)
+        .args(["info", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fp = info["cert_sha256"]
+        .as_str()
+        .expect("cert_sha256")
+        .to_owned();
+    assert_eq!(fp.len(), 95, "{fp}");
+    let health = pinned::request(addr, &addr.to_string(), &fp, "GET", "/api/health", None)
+        .expect("a client pinned to the reported fingerprint connects");
+    assert_eq!(health.json()["cert_sha256"], fp.as_str());
+
+    // Unclaimed: the one-time setup code, as the log gives it.
+    let mut code = String::new();
+    wait("the setup code in the log", || {
+        let log = std::fs::read_to_string(log_path(&data)).unwrap_or_default();
+        let key = r#"{"code":""#;
+        if let Some(at) = log.find(key) {
+            code = log[at + key.len()..].chars().take(9).collect();
+        }
+        !code.is_empty()
+    });
+
+    // The screen state the daemon's display task holds, with a given fingerprint.
+    let cfg = wagate::config::Config::default();
+    let (w, h) = cfg.display.frame_size();
+    let drawn = |fingerprint: &str| -> Frame {
+        let state = DisplayState {
+            device_name: display::hostname(),
+            addresses: display::lan_addresses(addr.ip()),
+            api_port: addr.port(),
+            tls: true,
+            setup_code: Some(screens::short(&code)),
+            cert_fingerprint: Some(screens::short(fingerprint)),
+            ..DisplayState::default()
+        };
+        assert_eq!(Screen::auto(&state), Screen::Setup);
+        // Through PNG and back, as the daemon's frame is read here.
+        let frame = display::render(Screen::Setup, &state, Size::new(w, h));
+        png::decode(&png::encode(&frame).unwrap()).unwrap()
+    };
+    let want = drawn(&fp);
+
+    // The first frame may predate the setup update: wait for the frame to settle on it.
+    let mut got = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(bytes) = std::fs::read(&screen_png)
+            && let Ok(frame) = png::decode(&bytes)
+        {
+            if frame == want {
+                got = Some(frame);
+                break;
+            }
+            got = Some(frame);
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let got = got.expect("the daemon wrote no screen frame");
+    let differ = |a: &Frame, b: &Frame| {
+        a.pixels()
+            .iter()
+            .zip(b.pixels())
+            .filter(|(x, y)| x != y)
+            .count()
+    };
+    assert!(
+        got == want,
+        "the daemon's setup screen is not the one drawn for fingerprint {fp} and code {code}: \
+         {} of {} pixels differ",
+        differ(&got, &want),
+        got.pixels().len()
+    );
+
+    // A fingerprint one digit off, first or last, draws another frame: every digit is shown.
+    for other in [other_digit(&fp, 0), other_digit(&fp, fp.len() - 1)] {
+        let frame = drawn(&other);
+        assert!(
+            differ(&got, &frame) > 0,
+            "the screen for {other} looks the same as the daemon's"
+        );
+    }
 }

@@ -4,16 +4,22 @@
 // user does, wa-mock's admin API plays the phone, and a small HTTP server here receives the
 // webhooks.
 //
+// Every main view is also audited with axe-core (from node_modules, injected into the page;
+// nothing downloaded at run time) at phone and desktop widths, in the light and the dark
+// colour scheme (axe's WCAG A/AA and best-practice rules, and AAA contrast): any violation
+// of impact "serious" or "critical" fails the test.
+//
 // Inputs (environment): DASH_WAGATE_BIN, DASH_WA_MOCK_BIN (the two binaries),
 // DASH_ARTIFACTS (where screenshots go; git-ignored), DASH_CHROMIUM (default
 // /usr/bin/chromium).
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync, rmSync, openSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
 import jsQR from 'jsqr';
 
@@ -23,6 +29,7 @@ const WA_MOCK = process.env.DASH_WA_MOCK_BIN;
 const ARTIFACTS = process.env.DASH_ARTIFACTS || join(here, 'artifacts');
 const CHROMIUM = process.env.DASH_CHROMIUM || '/usr/bin/chromium';
 const STEP = 30_000;
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 if (!WAGATE || !WA_MOCK) throw new Error('set DASH_WAGATE_BIN and DASH_WA_MOCK_BIN');
 
@@ -165,6 +172,48 @@ terminal_qr = false
       await page.screenshot({ path: join(ARTIFACTS, `${name}-${tag}.png`), fullPage: true });
     }
     await page.setViewportSize({ width: 1280, height: 800 });
+    await audit(name);
+  }
+
+  // axe-core on the page as it is now, at a phone's and a desktop's width, light and dark:
+  // its default rules (WCAG 2.x A and AA, best practices) and AAA contrast (7:1). Violations
+  // of impact serious or critical fail; lesser ones are printed.
+  async function audit(name) {
+    // The file's text goes in through the DevTools protocol: page.addScriptTag would add an
+    // inline <script>, which the dashboard's own CSP (script-src 'self') rightly refuses, and
+    // bypassing the CSP for the whole test would hide a page that breaks it.
+    if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE);
+    const serious = [];
+    for (const [w, hgt, tag] of [[390, 844, 'phone'], [1280, 800, 'desktop']]) {
+      for (const scheme of ['light', 'dark']) {
+        await page.setViewportSize({ width: w, height: hgt });
+        await page.emulateMedia({ colorScheme: scheme });
+        await page.waitForTimeout(100);
+        const r = await page.evaluate(async () => {
+          const res = await window.axe.run(document, {
+            resultTypes: ['violations'],
+            rules: { 'color-contrast-enhanced': { enabled: true } },
+          });
+          return {
+            passes: res.passes.length,
+            violations: res.violations.map((v) => ({
+              id: v.id, impact: v.impact, help: v.help,
+              targets: v.nodes.map((n) => n.target.join(' ')),
+            })),
+          };
+        });
+        if (r.passes === 0) throw new Error(`${name}: axe-core passed no rule at all (did it run?)`);
+        for (const v of r.violations) {
+          const line = `${name} (${tag}, ${scheme}): [${v.impact}] ${v.id}: ${v.help}: ${v.targets.join(', ')}`;
+          if (v.impact === 'serious' || v.impact === 'critical') serious.push(line);
+          else log('axe (not failing):', line);
+        }
+      }
+    }
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize({ width: 1280, height: 800 });
+    for (const l of serious) console.error('axe:', l);
+    check(serious.length === 0, `${name}: axe-core finds no serious or critical violation (phone and desktop, light and dark)`);
   }
 
   // Sign in (a wrong key first: refused, nothing kept).
@@ -174,6 +223,7 @@ terminal_qr = false
   await page.getByLabel('API key').fill('wg_not_a_real_key');
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForFunction(() => document.querySelector('#status').dataset.kind === 'error');
+  await audit('01-signin-refused');
   check(await page.evaluate(() => sessionStorage.length === 0), 'a refused key is not kept');
   await page.getByLabel('API key').fill(key);
   await page.getByRole('button', { name: 'Sign in' }).click();

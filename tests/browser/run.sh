@@ -32,7 +32,7 @@ if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0
 fi
 
 cd "$here"
-if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/jsqr ]; then
+if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/jsqr ] || [ ! -d node_modules/axe-core ]; then
     npm ci --no-audit --no-fund
 fi
 rm -rf artifacts

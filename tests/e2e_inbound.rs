@@ -8,8 +8,10 @@
 //! the participant's phone-number JID and LID, a reply the quoted message and its author, and
 //! a read receipt reaches the group member; small media is embedded (`inline`) when configured; `POST .../read` sends a read receipt the client sees. A vote
 //! on a poll wagate sent is decrypted too; `reply_to` may name a received message by its
-//! wagate id; media that expired on WhatsApp's servers answers `404 media_expired`. Needs
-//! `--features trust-wa-mock`.
+//! wagate id; media that expired on WhatsApp's servers answers `404 media_expired`. A
+//! customer's reaction to wagate's message, the edit and the revoke of its own, and its
+//! answers to wagate's list and buttons arrive typed, their targets named by wagate's ids
+//! and seen from the session's side (`from_me`). Needs `--features trust-wa-mock`.
 #![cfg(feature = "trust-wa-mock")]
 
 mod common;

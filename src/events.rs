@@ -235,6 +235,10 @@ pub struct MessageReceived {
 /// A reference to another message of the chat by its WhatsApp id.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct MessageRef {
+    /// wagate's id of the referenced message (`msg_...`) when this session sent it or
+    /// received it and still keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     pub wa_id: String,
     /// Who wrote the referenced message, when the reference says (groups, and quotes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -373,6 +377,17 @@ impl Default for InboundContent {
 }
 
 impl InboundContent {
+    /// The message a reaction, edit, revoke or poll vote is about.
+    pub fn target_mut(&mut self) -> Option<&mut MessageRef> {
+        match self {
+            InboundContent::Reaction { target, .. }
+            | InboundContent::Edit { target }
+            | InboundContent::Revoke { target } => Some(target),
+            InboundContent::PollVote { poll, .. } => Some(poll),
+            _ => None,
+        }
+    }
+
     /// The `kind` name.
     pub fn name(&self) -> &'static str {
         match self {

@@ -2,8 +2,10 @@
 //! and a wagate session (paired through the API) form a group of three; wagate lists it,
 //! sends to it, replies to a member's message with a mention and quotes its own message; the
 //! members receive each with wagate's account as the participant and the quote's stanza id,
-//! author and content. Once with a PN-addressed group, once with a LID-addressed one. Needs
-//! `--features trust-wa-mock`.
+//! author and content. Once with a PN-addressed group, once with a LID-addressed one. An
+//! image, a poll and a contact from wagate reach a group of another wagate session and a bare
+//! client (the image's exact bytes on both sides), and the client's vote and reaction come
+//! back naming wagate's messages. Needs `--features trust-wa-mock`.
 #![cfg(feature = "trust-wa-mock")]
 
 mod common;
@@ -11,6 +13,7 @@ mod common;
 use common::peer::{Peer, peer, wait, wait_until};
 use common::{Server, get, post_json};
 use serde_json::{Value, json};
+use sha2::Digest;
 use tokio::runtime::Runtime;
 use wa_mock::{MockConfig, MockServer};
 use whatsapp_rust::Jid;
@@ -44,6 +47,10 @@ async fn from_in_group(peer: &mut Peer, group: &Jid, from: &str, what: &str) -> 
         _ => None,
     })
     .await
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn extended(m: &wa::Message) -> (String, wa::ContextInfo) {
@@ -259,4 +266,200 @@ fn group_scenario(lid_groups: bool) {
 
     drop(server);
     mock_rt.block_on(mock.shutdown());
+}
+
+/// The `message.received` data of session `session` that `pick` takes, waiting for it.
+fn received_by(
+    rx: &common::receiver::Receiver,
+    session: &str,
+    what: &str,
+    pick: impl Fn(&Value) -> bool,
+) -> Value {
+    let find = |hits: &[common::receiver::Hit]| {
+        hits.iter()
+            .map(common::receiver::Hit::json)
+            .find(|b| {
+                b["type"] == "message.received" && b["session"] == session && pick(&b["data"])
+            })
+            .map(|b| b["data"].clone())
+    };
+    let hits = rx.wait_for(what, common::peer::STEP, |h| find(h).is_some());
+    find(&hits).unwrap()
+}
+
+/// Media, a poll and a contact from wagate to a group whose members are another wagate
+/// session and a bare client: the session serves the image's exact bytes from its media
+/// URL, the client decrypts the same; both see the poll and the contact. The client's vote
+/// and reaction come back to wagate decrypted and pointing at wagate's own messages.
+#[test]
+fn wagate_sends_an_image_a_poll_and_a_contact_to_a_group() {
+    use base64::Engine as _;
+    let common::peer::Rig {
+        mock_rt,
+        mock,
+        server,
+        key,
+        rx,
+        ..
+    } = common::peer::Rig::tuned(|o| o.body_limit = 1 << 20);
+    let k = Some(key.as_str());
+    let mut accounts = Vec::new();
+    for id in ["a", "b"] {
+        assert_eq!(
+            post_json(&server.url("/api/sessions"), k, json!({"id": id})).status,
+            201
+        );
+        accounts.push(common::peer::scan_and_connect(
+            &server, &mock_rt, &mock, k, id,
+        ));
+    }
+    let (a, b) = (&accounts[0], &accounts[1]);
+    let mut c = mock_rt.block_on(peer(&mock));
+    let created = mock_rt
+        .block_on(c.client.groups().create_group(
+            GroupCreateOptions::new("Parts").with_participants(vec![
+                GroupParticipantOptions::new(Jid::pn(a.phone.as_str())),
+                GroupParticipantOptions::new(Jid::pn(b.phone.as_str())),
+            ]),
+        ))
+        .unwrap();
+    let group = created.metadata.id.clone();
+    let group_s = group.to_string();
+    let a_pn = format!("{}@s.whatsapp.net", a.phone);
+    let send = |kind: &str, body: Value| -> String {
+        let r = post_json(
+            &server.url(&format!("/api/sessions/a/messages/{kind}")),
+            k,
+            body,
+        );
+        assert_eq!(r.status, 202, "{kind}: {}", r.text());
+        r.json()["id"].as_str().unwrap().to_string()
+    };
+
+    // 1. An image: session b serves its exact bytes, client C decrypts the same.
+    let png: Vec<u8> = [
+        &b"\x89PNG\r\n\x1a\n"[..],
+        &(0..40_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>()[..],
+    ]
+    .concat();
+    let sha = hex(&sha2::Sha256::digest(&png));
+    let image = send(
+        "image",
+        json!({"to": group_s, "caption": "the spare part",
+               "base64": base64::engine::general_purpose::STANDARD.encode(&png)}),
+    );
+    let at_b = received_by(&rx, "b", "b: the image", |d| d["kind"] == "image");
+    assert_eq!(at_b["group"], group_s.as_str(), "{at_b}");
+    assert_eq!(at_b["from_phone"], a_pn.as_str(), "{at_b}");
+    assert_eq!(at_b["from_lid"], format!("{}@lid", a.lid), "{at_b}");
+    assert_eq!(at_b["caption"], "the spare part");
+    assert_eq!(at_b["mimetype"], "image/png");
+    assert_eq!(at_b["size"], png.len());
+    assert_eq!(at_b["sha256"], sha.as_str());
+    let r = get(&server.url(at_b["url"].as_str().unwrap()), k);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("image/png"));
+    assert_eq!(r.body, png, "session b serves the exact bytes");
+    let m = mock_rt.block_on(from_in_group(&mut c, &group, &a.phone, "C: the image"));
+    let img = m
+        .message
+        .image_message
+        .as_option()
+        .expect("an image")
+        .clone();
+    assert_eq!(img.caption.as_deref(), Some("the spare part"));
+    assert_eq!(
+        mock_rt.block_on(c.client.download(&img)).unwrap(),
+        png,
+        "C decrypts the exact bytes"
+    );
+    let image_wa = m.id;
+
+    // 2. A poll: b sees its question and options, C the poll with its secret.
+    let options = vec!["Monday".to_string(), "Tuesday".to_string()];
+    let poll = send(
+        "poll",
+        json!({"to": group_s, "question": "Fit it when?", "options": options}),
+    );
+    let p = received_by(&rx, "b", "b: the poll", |d| d["kind"] == "poll");
+    assert_eq!(p["group"], group_s.as_str());
+    assert_eq!(p["question"], "Fit it when?");
+    assert_eq!(p["options"], json!(options));
+    assert_eq!(p["selectable"], 1);
+    let m = mock_rt.block_on(from_in_group(&mut c, &group, &a.phone, "C: the poll"));
+    let secret = m
+        .message
+        .message_context_info
+        .as_option()
+        .and_then(|ci| ci.message_secret.clone())
+        .expect("the poll's secret");
+    let pc = m
+        .message
+        .poll_creation_message_v3
+        .as_option()
+        .expect("a poll (v3)");
+    assert_eq!(pc.name.as_deref(), Some("Fit it when?"));
+    let names: Vec<_> = pc
+        .options
+        .iter()
+        .filter_map(|o| o.option_name.clone())
+        .collect();
+    assert_eq!(names, options);
+    let poll_wa = m.id;
+
+    // 3. A contact: b sees the name and the vCard with the number.
+    send(
+        "contact",
+        json!({"to": group_s, "name": "Fitter Joe", "phones": ["+44 7700 900777"]}),
+    );
+    let ct = received_by(&rx, "b", "b: the contact", |d| d["kind"] == "contact");
+    assert_eq!(ct["group"], group_s.as_str());
+    assert_eq!(ct["contacts"][0]["name"], "Fitter Joe", "{ct}");
+    let vcard = ct["contacts"][0]["vcard"].as_str().unwrap_or_default();
+    assert!(
+        vcard.starts_with("BEGIN:VCARD") && vcard.contains("waid=447700900777"),
+        "{vcard}"
+    );
+
+    // 4. C votes on wagate's poll and reacts to its image, in the group: wagate decrypts the
+    // vote and sees both point at its own messages (by wagate id); b sees the reaction
+    // point at the image as b received it.
+    let creator = Jid::pn(a.phone.as_str());
+    mock_rt
+        .block_on(c.client.polls().vote(
+            group.clone(),
+            &poll_wa,
+            &creator,
+            &secret,
+            &["Tuesday".to_string()],
+        ))
+        .unwrap();
+    let v = received_by(&rx, "a", "a: the vote", |d| d["kind"] == "poll_vote");
+    assert_eq!(v["group"], group_s.as_str());
+    assert_eq!(v["from_phone"], c.jid.as_str());
+    assert_eq!(v["options"], json!(["Tuesday"]), "{v}");
+    assert_eq!(v["poll"]["wa_id"], poll_wa.as_str(), "{v}");
+    assert_eq!(v["poll"]["from_me"], true, "{v}");
+    assert_eq!(v["poll"]["id"], poll.as_str(), "{v}");
+    mock_rt
+        .block_on(c.client.send_reaction(
+            group.clone(),
+            wa::MessageKey {
+                remote_jid: Some(group_s.clone()),
+                from_me: Some(false),
+                id: Some(image_wa.clone()),
+                participant: Some(a_pn.clone()),
+            },
+            "🔧",
+        ))
+        .unwrap();
+    let r = received_by(&rx, "a", "a: the reaction", |d| d["kind"] == "reaction");
+    assert_eq!(r["emoji"], "🔧");
+    assert_eq!(r["target"]["wa_id"], image_wa.as_str(), "{r}");
+    assert_eq!(r["target"]["participant"], a_pn.as_str(), "{r}");
+    assert_eq!(r["target"]["from_me"], true, "{r}");
+    assert_eq!(r["target"]["id"], image.as_str(), "{r}");
+    let r = received_by(&rx, "b", "b: the reaction", |d| d["kind"] == "reaction");
+    assert!(r["target"].get("from_me").is_none(), "a's, not b's: {r}");
+    assert_eq!(r["target"]["id"], at_b["id"], "{r}");
 }

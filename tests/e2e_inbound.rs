@@ -8,8 +8,10 @@
 //! the participant's phone-number JID and LID, a reply the quoted message and its author, and
 //! a read receipt reaches the group member; small media is embedded (`inline`) when configured; `POST .../read` sends a read receipt the client sees. A vote
 //! on a poll wagate sent is decrypted too; `reply_to` may name a received message by its
-//! wagate id; media that expired on WhatsApp's servers answers `404 media_expired`. Needs
-//! `--features trust-wa-mock`.
+//! wagate id; media that expired on WhatsApp's servers answers `404 media_expired`. A
+//! customer's reaction to wagate's message, the edit and the revoke of its own, and its
+//! answers to wagate's list and buttons arrive typed, their targets named by wagate's ids
+//! and seen from the session's side (`from_me`). Needs `--features trust-wa-mock`.
 #![cfg(feature = "trust-wa-mock")]
 
 mod common;
@@ -118,6 +120,14 @@ fn a_group_of_three_with_participants_replies_and_a_read_receipt() {
     assert_eq!(r["from_lid"], format!("{}@lid", c.lid));
     assert_eq!(r["reply_to"]["wa_id"], question.message_id.as_str());
     assert_eq!(r["reply_to"]["participant"], b_pn.as_str());
+    assert_eq!(
+        r["reply_to"]["id"], q["id"],
+        "the quote by wagate's id: {r}"
+    );
+    assert!(
+        r["reply_to"].get("from_me").is_none(),
+        "B's, not wagate's: {r}"
+    );
 
     // wagate replies to B in the group; both members receive it.
     let sent = post_json(
@@ -628,4 +638,198 @@ fn media_expired_on_whatsapp_answers_404_media_expired() {
         (r.status, r.error_code()),
         (404, "media_not_found".to_string())
     );
+}
+
+/// The WhatsApp id of a message wagate sent, once the server acknowledged it.
+fn sent_wa_id(server: &Server, k: Option<&str>, id: &str) -> String {
+    let mut wa_id = String::new();
+    common::peer::wait_until(&format!("{id} sent"), || {
+        let m = get(&server.url(&format!("/api/sessions/a/messages/{id}")), k).json();
+        wa_id = m["wa_id"].as_str().unwrap_or_default().to_string();
+        !wa_id.is_empty()
+    });
+    wa_id
+}
+
+/// Queue a message of `kind` on session "a"; its wagate id.
+fn send_a(server: &Server, k: Option<&str>, kind: &str, body: Value) -> String {
+    let r = post_json(
+        &server.url(&format!("/api/sessions/a/messages/{kind}")),
+        k,
+        body,
+    );
+    assert_eq!(r.status, 202, "{kind}: {}", r.text());
+    r.json()["id"].as_str().unwrap().to_string()
+}
+
+/// The `message.received` data of the `n`th (0-based) event of this kind.
+fn nth_of_kind(rx: &common::receiver::Receiver, kind: &str, n: usize) -> Value {
+    let hits = rx.wait_for(&format!("{kind} #{n}"), STEP, |h| {
+        h.iter()
+            .map(Hit::json)
+            .filter(|b| b["type"] == "message.received" && b["data"]["kind"] == kind)
+            .count()
+            > n
+    });
+    hits.iter()
+        .map(Hit::json)
+        .filter(|b| b["type"] == "message.received" && b["data"]["kind"] == kind)
+        .nth(n)
+        .map(|b| b["data"].clone())
+        .unwrap()
+}
+
+#[test]
+fn a_customer_reacts_edits_and_revokes() {
+    let Rig {
+        mock_rt,
+        mock,
+        server,
+        key,
+        rx,
+        ..
+    } = Rig::start();
+    let k = Some(key.as_str());
+    let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
+    let c = mock_rt.block_on(peer(&mock));
+    let to: whatsapp_rust::Jid = a_jid.parse().unwrap();
+
+    // 1. wagate writes; the customer reacts to that message, then takes the reaction back.
+    let shipped = send_a(&server, k, "text", json!({"to": c.jid, "text": "shipped"}));
+    let shipped_wa = sent_wa_id(&server, k, &shipped);
+    let theirs = |id: &str, from_me: bool| wa::MessageKey {
+        remote_jid: Some(a_jid.clone()),
+        from_me: Some(from_me),
+        id: Some(id.to_string()),
+        participant: None,
+    };
+    for emoji in ["👍", ""] {
+        mock_rt
+            .block_on(
+                c.client
+                    .send_reaction(to.clone(), theirs(&shipped_wa, false), emoji),
+            )
+            .unwrap();
+    }
+    let r = nth_of_kind(&rx, "reaction", 0);
+    assert_eq!(r["emoji"], "👍", "{r}");
+    assert_eq!(r["from_phone"], c.jid.as_str());
+    assert_eq!(r["target"]["wa_id"], shipped_wa.as_str(), "{r}");
+    assert_eq!(r["target"]["from_me"], true, "wagate sent the target: {r}");
+    assert_eq!(r["target"]["id"], shipped.as_str(), "{r}");
+    let removed = nth_of_kind(&rx, "reaction", 1);
+    assert_eq!(removed["emoji"], "", "{removed}");
+    assert_eq!(removed["target"]["id"], shipped.as_str(), "{removed}");
+
+    // 2. The customer edits a message it wrote: the target is the customer's (no from_me),
+    // named by the id its message.received carried; `text` is the new text.
+    let typo = mock_rt
+        .block_on(c.client.send_text(to.clone(), "pick up at 5"))
+        .unwrap();
+    let hits = rx.wait_for("the text", STEP, |h| {
+        received(h, |d| d["text"] == "pick up at 5").is_some()
+    });
+    let original = received(&hits, |d| d["text"] == "pick up at 5").unwrap();
+    let edited = mock_rt
+        .block_on(c.client.edit_message(
+            to.clone(),
+            typo.message_id.clone(),
+            wa::Message {
+                conversation: Some("pick up at 6".into()),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+    assert_eq!(edited, typo.message_id);
+    let e = nth_of_kind(&rx, "edit", 0);
+    assert_eq!(e["text"], "pick up at 6", "{e}");
+    assert_eq!(e["target"]["wa_id"], typo.message_id.as_str(), "{e}");
+    assert!(e["target"].get("from_me").is_none(), "the customer's: {e}");
+    assert_eq!(e["target"]["id"], original["id"], "{e}");
+    assert_ne!(e["id"], original["id"], "an edit is an event of its own");
+
+    // 3. The customer deletes it for everyone.
+    mock_rt
+        .block_on(c.client.revoke_message(
+            to.clone(),
+            typo.message_id.clone(),
+            whatsapp_rust::RevokeType::Sender,
+        ))
+        .unwrap();
+    let v = nth_of_kind(&rx, "revoke", 0);
+    assert_eq!(v["target"]["wa_id"], typo.message_id.as_str(), "{v}");
+    assert!(v["target"].get("from_me").is_none(), "{v}");
+    assert_eq!(v["target"]["id"], original["id"], "{v}");
+    assert!(v["text"].is_null(), "{v}");
+
+    // 4. wagate sends a list and buttons; the customer picks a row and presses a button,
+    // quoting each as WhatsApp's apps do: the replies name the row or button and the message.
+    let list = send_a(
+        &server,
+        k,
+        "list",
+        json!({"to": c.jid, "text": "Which size?", "button": "Sizes",
+               "sections": [{"title": "Sizes", "rows": [
+                   {"id": "size_m", "title": "Medium"},
+                   {"id": "size_l", "title": "Large", "description": "for two"}]}]}),
+    );
+    let list_wa = sent_wa_id(&server, k, &list);
+    let quoting = |wa_id: &str| {
+        whatsapp_rust::buffa::MessageField::some(wa::ContextInfo {
+            stanza_id: Some(wa_id.to_string()),
+            participant: Some(a_jid.clone()),
+            ..Default::default()
+        })
+    };
+    let pick = wa::Message {
+        list_response_message: whatsapp_rust::buffa::MessageField::some(
+            wa::message::ListResponseMessage {
+                title: Some("Large".into()),
+                list_type: Some(wa::message::list_response_message::ListType::SINGLE_SELECT),
+                single_select_reply: whatsapp_rust::buffa::MessageField::some(
+                    wa::message::list_response_message::SingleSelectReply {
+                        selected_row_id: Some("size_l".into()),
+                    },
+                ),
+                description: Some("for two".into()),
+                context_info: quoting(&list_wa),
+            },
+        ),
+        ..Default::default()
+    };
+    mock_rt.block_on(c.client.send_message(&to, pick)).unwrap();
+    let l = nth_of_kind(&rx, "list_reply", 0);
+    assert_eq!(l["id"], "size_l", "{l}");
+    assert_eq!(l["title"], "Large", "{l}");
+    assert_eq!(l["description"], "for two", "{l}");
+    assert_eq!(l["reply_to"]["wa_id"], list_wa.as_str(), "{l}");
+    assert_eq!(l["reply_to"]["from_me"], true, "{l}");
+    assert_eq!(l["reply_to"]["id"], list.as_str(), "{l}");
+
+    let buttons = send_a(
+        &server,
+        k,
+        "buttons",
+        json!({"to": c.jid, "text": "Deliver today?",
+               "buttons": [{"id": "yes", "title": "Yes please"}, {"id": "no", "title": "No"}]}),
+    );
+    let buttons_wa = sent_wa_id(&server, k, &buttons);
+    use whatsapp_rust::waproto::whatsapp::__buffa::oneof::message::buttons_response_message::Response;
+    let press = wa::Message {
+        buttons_response_message: whatsapp_rust::buffa::MessageField::some(
+            wa::message::ButtonsResponseMessage {
+                selected_button_id: Some("yes".into()),
+                r#type: Some(wa::message::buttons_response_message::Type::DISPLAY_TEXT),
+                response: Some(Response::SelectedDisplayText("Yes please".into())),
+                context_info: quoting(&buttons_wa),
+            },
+        ),
+        ..Default::default()
+    };
+    mock_rt.block_on(c.client.send_message(&to, press)).unwrap();
+    let b = nth_of_kind(&rx, "buttons_reply", 0);
+    assert_eq!(b["id"], "yes", "{b}");
+    assert_eq!(b["text"], "Yes please", "{b}");
+    assert_eq!(b["reply_to"]["wa_id"], buttons_wa.as_str(), "{b}");
+    assert_eq!(b["reply_to"]["id"], buttons.as_str(), "{b}");
 }

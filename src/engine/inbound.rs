@@ -256,6 +256,18 @@ async fn enrich(
     let EventKind::MessageReceived(data) = &mut e.kind else {
         return;
     };
+    let me: Vec<String> = [client.pn(), client.lid()]
+        .into_iter()
+        .flatten()
+        .map(|j| j.user.to_string())
+        .collect();
+    let group = m.info.source.chat.is_group();
+    if let Some(target) = data.content.target_mut() {
+        content::orient(target, &me, group, true);
+    }
+    if let Some(quoted) = data.reply_to.as_mut() {
+        content::orient(quoted, &me, group, false);
+    }
     if let InboundContent::PollVote {
         poll,
         options,
@@ -267,6 +279,7 @@ async fn enrich(
             Err(why) => *error = Some(why),
         }
     }
+    name_references(store, session, data).await;
     let limit = media.inline_max_bytes();
     if limit > 0
         && let Some(md) = data.content.media_mut()
@@ -289,6 +302,52 @@ async fn enrich(
     }
 }
 
+/// Give the messages a received message refers to (its target, its quote) wagate's ids:
+/// one this session sent is found among the sent ones, any other among the received ones of
+/// the chat. A reference to a message wagate does not know keeps only its WhatsApp id.
+async fn name_references(store: &Store, session: &str, data: &mut MessageReceived) {
+    let wanted: Vec<(bool, String)> = data
+        .content
+        .target_mut()
+        .into_iter()
+        .chain(data.reply_to.as_mut())
+        .map(|r| (r.from_me, r.wa_id.clone()))
+        .collect();
+    if wanted.iter().all(|(_, w)| w.is_empty()) {
+        return;
+    }
+    let (sid, chat) = (session.to_string(), data.chat.clone());
+    let found = store
+        .read(move |t| {
+            wanted
+                .iter()
+                .map(|(ours, w)| {
+                    if w.is_empty() {
+                        Ok(None)
+                    } else if *ours {
+                        Ok(queue::by_wa_id(t, &sid, w)?.map(|r| r.id))
+                    } else {
+                        Ok(inbound::by_wa_id(t, &sid, &chat, w)?.map(|r| r.id))
+                    }
+                })
+                .collect::<Result<Vec<Option<String>>, crate::store::StoreError>>()
+        })
+        .await;
+    match found {
+        Ok(ids) => {
+            let refs = data
+                .content
+                .target_mut()
+                .into_iter()
+                .chain(data.reply_to.as_mut());
+            for (r, id) in refs.zip(ids) {
+                r.id = id;
+            }
+        }
+        Err(e) => tracing::warn!(session, error = %e, "cannot name the referenced messages"),
+    }
+}
+
 /// The option names a poll vote chose.
 async fn decrypt_vote(
     client: &Client,
@@ -307,12 +366,13 @@ async fn decrypt_vote(
     };
     let src = &m.info.source;
     let chat = jid_string(&src.chat);
+    // `from_me` is this session's point of view here (see `content::orient`).
     let creator: whatsapp_rust::Jid = if let Some(p) = &poll.participant {
         p.parse().map_err(|_| format!("bad poll creator '{p}'"))?
     } else if poll.from_me {
-        src.sender.to_non_ad()
-    } else {
         client.pn().ok_or("not logged in")?.to_non_ad()
+    } else {
+        src.sender.to_non_ad()
     };
     poll.participant.get_or_insert_with(|| creator.to_string());
     let (sid, c, w) = (session.to_string(), chat.clone(), poll.wa_id.clone());

@@ -4,6 +4,10 @@
 //! Pure: no client, no store. A poll vote comes out undecrypted (`options: None`); the hook
 //! decrypts it afterwards with the poll's secret. Anything not mapped is `unsupported` with
 //! WhatsApp's name for the message type, never dropped.
+//!
+//! The references [`map`] gives are as the sender wrote them: a key's `from_me` says the
+//! *sender* wrote the target. [`orient`] turns them to the session's point of view (what
+//! `message.received` promises) once the session's own identities are known.
 
 use waproto::whatsapp as wa;
 use whatsapp_rust::prelude::MessageExt;
@@ -33,6 +37,7 @@ pub fn map(msg: &wa::Message, media_url: &str) -> Mapped {
             .as_ref()
             .filter(|s| !s.is_empty())
             .map(|id| MessageRef {
+                id: None,
                 wa_id: id.clone(),
                 participant: c.participant.clone().filter(|p| !p.is_empty()),
                 from_me: false,
@@ -241,6 +246,26 @@ pub fn map(msg: &wa::Message, media_url: &str) -> Mapped {
     }
 }
 
+/// Turn a reference from the sender's point of view to this session's: `from_me` becomes
+/// "this session wrote the target". `me` holds the session's own users (phone number and
+/// LID, without server). `key` says the reference is a message key (reactions, edits,
+/// revokes, poll votes), whose `from_me` the sender set; a quote has only its `participant`.
+///
+/// A key the sender marked `from_me` names the sender's own message. Otherwise the
+/// `participant` names the author when given; without one, a key in a one-to-one chat names
+/// the other side's message, which is this session's.
+pub fn orient(r: &mut MessageRef, me: &[String], group: bool, key: bool) {
+    let sender_wrote_it = key && r.from_me;
+    r.from_me = !sender_wrote_it
+        && match r.participant.as_deref() {
+            Some(p) => {
+                let user = p.split(['@', ':']).next().unwrap_or_default();
+                !user.is_empty() && me.iter().any(|u| u == user)
+            }
+            None => key && !group,
+        };
+}
+
 fn poll_creation(base: &wa::Message) -> Option<&wa::message::PollCreationMessage> {
     base.poll_creation_message
         .as_option()
@@ -253,6 +278,7 @@ fn poll_creation(base: &wa::Message) -> Option<&wa::message::PollCreationMessage
 fn key_ref(key: Option<&wa::MessageKey>) -> MessageRef {
     match key {
         Some(k) => MessageRef {
+            id: None,
             wa_id: k.id.clone().unwrap_or_default(),
             participant: k.participant.clone().filter(|p| !p.is_empty()),
             from_me: k.from_me.unwrap_or(false),

@@ -505,3 +505,40 @@ fn the_event_data_round_trips_through_json() {
     let back: crate::events::MessageReceived = serde_json::from_value(v).unwrap();
     assert_eq!(back, data);
 }
+
+#[test]
+fn references_turn_to_the_sessions_point_of_view() {
+    let me = ["111".to_string(), "900".to_string()];
+    let oriented = |from_me: bool, participant: Option<&str>, group: bool, key: bool| {
+        let mut r = MessageRef {
+            wa_id: "W".into(),
+            participant: participant.map(str::to_string),
+            from_me,
+            ..Default::default()
+        };
+        orient(&mut r, &me, group, key);
+        r.from_me
+    };
+    // One-to-one: the sender's key says from_me for its own message, not for ours.
+    assert!(
+        oriented(false, None, false, true),
+        "the customer reacts to ours"
+    );
+    assert!(
+        !oriented(true, None, false, true),
+        "the customer edits its own"
+    );
+    // Groups: the participant decides, by phone number or LID, device or not.
+    assert!(oriented(false, Some("111@s.whatsapp.net"), true, true));
+    assert!(oriented(false, Some("900:3@lid"), true, true));
+    assert!(!oriented(false, Some("222@s.whatsapp.net"), true, true));
+    assert!(!oriented(false, None, true, true), "no author named");
+    assert!(
+        !oriented(true, Some("222@lid"), true, true),
+        "the sender's own"
+    );
+    // Quotes carry no from_me of their own: only the author counts.
+    assert!(oriented(false, Some("111@s.whatsapp.net"), false, false));
+    assert!(!oriented(false, Some("222@s.whatsapp.net"), false, false));
+    assert!(!oriented(false, None, false, false));
+}

@@ -37,6 +37,19 @@ pub async fn serve(inner: Arc<Inner>, socket: WebSocket) {
             {
                 let _ = reply.send(Err("connection closed".into()));
             }
+            // What the client never acked goes to the device again, as WhatsApp redelivers.
+            if let Some(dev) = &c.device
+                && !c.unacked.is_empty()
+            {
+                tracing::info!(
+                    conn = id,
+                    count = c.unacked.len(),
+                    "unacked messages kept for redelivery"
+                );
+                for node in c.unacked {
+                    st.deliver(dev, node);
+                }
+            }
             tracing::info!(conn = id, device = ?c.device.map(|d| d.pn_jid().to_string()), "connection closed");
         }
         drop(st);
@@ -120,6 +133,7 @@ async fn run(inner: &Arc<Inner>, socket: WebSocket, conn_id: &mut Option<ConnId>
                 refs: Vec::new(),
                 pair_wait: None,
                 pair_code: None,
+                unacked: Vec::new(),
             },
         );
         tracing::info!(

@@ -205,6 +205,10 @@ pub fn on_node(inner: &Inner, st: &mut State, conn: ConnId, node: Node) {
         "message" => on_message(st, conn, &node),
         "receipt" => on_receipt(st, conn, &node),
         "chatstate" => on_chatstate(st, conn, &node),
+        "ack" if attr(&node, "class").as_deref() == Some("message") => {
+            let id = attr(&node, "id").unwrap_or_default();
+            st.acked(conn, &id, attr_jid(&node, "to").as_ref());
+        }
         _ => {}
     }
 }
@@ -990,6 +994,18 @@ fn on_receipt(st: &mut State, conn: ConnId, node: &Node) {
     let Some(to) = attr_jid(node, "to") else {
         return;
     };
+    // A receipt acks the messages it names (the first id, and any in `<list>`).
+    let listed: Vec<String> = node
+        .children()
+        .into_iter()
+        .flatten()
+        .filter(|c| c.tag == "list")
+        .flat_map(|l| l.children().into_iter().flatten())
+        .filter_map(|item| attr(item, "id"))
+        .collect();
+    for acked in std::iter::once(id.clone()).chain(listed) {
+        st.acked(conn, &acked, Some(&to));
+    }
     if to.server == Server::Group {
         crate::groups::route_receipt(st, &from, node, &to);
         return;

@@ -101,6 +101,8 @@ pub struct DeviceSummary {
     pub prekeys: usize,
     pub logins: u32,
     pub queued: usize,
+    /// Messages sent to its connection that it has not acked yet.
+    pub unacked: usize,
 }
 
 /// An account in the accounts listing.
@@ -355,6 +357,7 @@ impl Inner {
                             prekeys: d.prekeys.len(),
                             logins: d.logins,
                             queued: st.offline.get(&addr).map_or(0, Vec::len),
+                            unacked: conn.map_or(0, |c| c.unacked.len()),
                         }
                     })
                     .collect(),
@@ -405,6 +408,10 @@ impl Inner {
 
     pub fn refuse_connections(&self, d: Duration) {
         self.lock().refuse_until = Some(Instant::now() + d);
+    }
+
+    pub fn lose_next_ack(&self, addr: &DeviceAddr) {
+        self.lock().lost_acks.push(addr.clone());
     }
 
     pub fn fault_next_message(&self, phone: Option<&str>, fault: MessageFault) {
@@ -581,6 +588,12 @@ impl MockServer {
     /// Swallows or refuses the next `<message>` a client (of `phone`, or anyone) sends.
     pub fn fault_next_message(&self, phone: Option<&str>, fault: MessageFault) {
         self.inner.fault_next_message(phone, fault)
+    }
+
+    /// Loses the next message ack `device` sends (as when the link drops under it): the
+    /// message stays unacked and is delivered again after the device's connection ends.
+    pub fn lose_next_ack(&self, device: &DeviceAddr) {
+        self.inner.lose_next_ack(device)
     }
 
     /// Refuses WebSocket upgrades (HTTP 503) for `d`.

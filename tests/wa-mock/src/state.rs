@@ -154,6 +154,10 @@ pub struct Conn {
     pub refs: Vec<String>,
     pub pair_wait: Option<PairWait>,
     pub pair_code: Option<PairCodeRequest>,
+    /// Messages sent on this connection that the client has not acked yet. WhatsApp keeps a
+    /// message until the device acks it: when the connection ends first, they are delivered
+    /// again (on its next connection, as offline messages).
+    pub unacked: Vec<Node>,
 }
 
 /// A connect failure to answer the next matching login with.
@@ -220,6 +224,8 @@ pub struct State {
     pub login_failures: Vec<(Option<String>, LoginFailure)>,
     /// Keyed by the sender's phone; `None` matches any sender.
     pub message_faults: Vec<(Option<String>, MessageFault)>,
+    /// Devices whose next message ack is lost.
+    pub lost_acks: Vec<DeviceAddr>,
     pub next_conn: ConnId,
     pub next_phone: u32,
     pub next_id: u64,
@@ -256,6 +262,7 @@ impl State {
             refuse_until: None,
             login_failures: Vec::new(),
             message_faults: Vec::new(),
+            lost_acks: Vec::new(),
             next_conn: 1,
             next_phone: first_phone,
             next_id: 1,
@@ -331,7 +338,37 @@ impl State {
         tracing::debug!(conn, xml = %stanza::to_xml(&node), "-> client");
         let tx = c.tx.clone();
         self.record(conn, Direction::Out, &node);
+        if node.tag == "message"
+            && let Some(c) = self.conns.get_mut(&conn)
+        {
+            c.unacked.push(node.clone());
+        }
         tx.send(Outbound::Node(node)).is_ok()
+    }
+
+    /// The client acked a message: a `<receipt>` for it (how WhatsApp Web acks a chat
+    /// message once it is stored) or `<ack class="message">` (failure paths). `to` is the
+    /// chat the ack names; the server may forget the message.
+    pub fn acked(&mut self, conn: ConnId, id: &str, to: Option<&Jid>) {
+        let device = self.conns.get(&conn).and_then(|c| c.device.clone());
+        if let Some(i) = self
+            .lost_acks
+            .iter()
+            .position(|d| Some(d) == device.as_ref())
+        {
+            self.lost_acks.remove(i);
+            tracing::info!(conn, id, "message ack lost (fault)");
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.unacked.retain(|n| {
+                let same_id = stanza::attr(n, "id").as_deref() == Some(id);
+                let same_chat = to.is_none_or(|to| {
+                    stanza::attr_jid(n, "from").is_some_and(|f| f.to_non_ad() == to.to_non_ad())
+                });
+                !(same_id && same_chat)
+            });
+        }
     }
 
     /// Closes a connection after what is queued.

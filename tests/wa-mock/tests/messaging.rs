@@ -1,12 +1,13 @@
 //! Two real clients exchange an end-to-end encrypted text through the mock:
 //! delivery and read receipts come back, and a message for an offline device
-//! is queued until it connects.
+//! is queued until it connects; a message whose ack is lost is delivered again.
 
 mod common;
 
 use std::sync::Arc;
 
 use common::*;
+use wa_mock::{Direction, MockServer, StanzaFilter};
 use wacore::store::InMemoryBackend;
 use wacore::types::presence::ReceiptType;
 use whatsapp_rust::Jid;
@@ -100,6 +101,47 @@ async fn text_delivery_and_read_receipts_and_offline_queue() {
     let (text2, id2, _) = b2.wait(STEP, "B receives the queued text", text_of).await;
     assert_eq!(text2, "while you were away");
     assert_eq!(id2, sent2.message_id);
+    let unacked = |m: &MockServer| {
+        m.accounts()
+            .iter()
+            .flat_map(|acc| acc.devices.iter())
+            .find(|d| d.jid == b_info.jid)
+            .map_or(usize::MAX, |d| d.unacked)
+    };
+    mock.wait_until(STEP, "B acked what it got", |m| unacked(m) == 0)
+        .await
+        .unwrap();
+
+    // An ack lost on the way (the link dropped under it): the server keeps the message and
+    // delivers it again on B's next connection; B acks the copy.
+    mock.lose_next_ack(&b_info.addr());
+    let sent3 = a
+        .client
+        .send_text(to.clone(), "ack me twice")
+        .await
+        .expect("send 3");
+    let (text3, _, _) = b2.wait(STEP, "B receives the third text", text_of).await;
+    assert_eq!(text3, "ack me twice");
+    mock.wait_until(STEP, "its ack lost", |m| unacked(m) == 1)
+        .await
+        .unwrap();
+    assert!(mock.drop_connection(&b_info.addr()));
+    let to_b = |m: &MockServer| {
+        m.stanzas(&StanzaFilter {
+            tag: Some("message".into()),
+            direction: Some(Direction::Out),
+            ..StanzaFilter::default()
+        })
+        .iter()
+        .filter(|r| r.xml.contains(&format!("id=\"{}\"", sent3.message_id)))
+        .filter(|r| r.device.as_deref() == Some(b_info.jid.as_str()))
+        .count()
+    };
+    mock.wait_until(STEP, "delivered again and acked", |m| {
+        to_b(m) == 2 && unacked(m) == 0 && m.is_online(&b_info.addr())
+    })
+    .await
+    .unwrap();
 
     a.stop().await;
     b2.stop().await;

@@ -535,12 +535,14 @@ fn sigkill_loop_loses_and_duplicates_nothing() {
     eprintln!(
         "crash loop: seed {seed}, {:?}, posted {} ({} unanswered at a kill, refused {:?}), \
          accepted by kind {by_kind:?}, {unaccepted_sent} unanswered posts were sent, \
-         {same_id_repeats} repeats with the same WhatsApp id, {} webhook requests",
+         {same_id_repeats} repeats with the same WhatsApp id, {} webhook requests, {} \
+         copies undecryptable at the recipient (asked again by retry receipt)",
         t0.elapsed(),
         log.posted.len(),
         log.unanswered,
         log.refused,
-        hits.len()
+        hits.len(),
+        undecryptable.lock().unwrap().len()
     );
     let answers_got = answers_at_receiver();
     let split_answers: Vec<_> = answers_got

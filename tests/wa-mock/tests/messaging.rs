@@ -122,6 +122,14 @@ async fn text_delivery_and_read_receipts_and_offline_queue() {
         .expect("send 3");
     let (text3, _, _) = b2.wait(STEP, "B receives the third text", text_of).await;
     assert_eq!(text3, "ack me twice");
+    // B's receipt went through to A (so the server has seen it), yet the message is unacked.
+    let delivered3 = a
+        .wait(STEP, "A gets the third delivery receipt", |e| {
+            receipt_of(e, &[ReceiptType::Delivered, ReceiptType::Inactive])
+                .filter(|ids| ids.contains(&sent3.message_id))
+        })
+        .await;
+    assert!(delivered3.contains(&sent3.message_id));
     mock.wait_until(STEP, "its ack lost", |m| unacked(m) == 1)
         .await
         .unwrap();

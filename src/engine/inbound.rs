@@ -348,6 +348,16 @@ async fn name_references(store: &Store, session: &str, data: &mut MessageReceive
     }
 }
 
+/// The message a received record kept (`proto`, written by [`received_event`]), decoded.
+/// `None` when it kept none (or the stored text is not base64); `Some(Err)` when the bytes
+/// do not decode as a message.
+pub(crate) fn kept_message(rec: &InboundRecord) -> Option<Result<wa::Message, String>> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(rec.proto.as_deref()?)
+        .ok()?;
+    Some(waproto::codec::message_decode(&bytes).map_err(|e| e.to_string()))
+}
+
 /// The option names a poll vote chose.
 async fn decrypt_vote(
     client: &Client,
@@ -435,10 +445,8 @@ enum PollSource {
 
 /// A received poll's options and, when it carried one, its secret.
 fn received_poll(r: InboundRecord) -> Result<(Vec<String>, Option<Vec<u8>>), String> {
-    let poll_msg: wa::Message = r
-        .proto
-        .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
-        .and_then(|b| waproto::codec::message_decode(&b).ok())
+    let poll_msg: wa::Message = kept_message(&r)
+        .and_then(Result::ok)
         .ok_or("the poll is unknown to this session")?;
     let secret = poll_msg
         .message_context_info

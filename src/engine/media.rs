@@ -9,7 +9,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use base64::Engine as _;
 use tokio::sync::Mutex;
 use wacore::download::Downloadable;
 use waproto::whatsapp as wa;
@@ -237,12 +236,8 @@ impl MediaCache {
 }
 
 fn decode(rec: &InboundRecord) -> Result<wa::Message, MediaError> {
-    let bytes = rec
-        .proto
-        .as_deref()
-        .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
-        .ok_or(MediaError::NotFound)?;
-    waproto::codec::message_decode(&bytes)
+    super::inbound::kept_message(rec)
+        .ok_or(MediaError::NotFound)?
         .map_err(|e| MediaError::Other(format!("stored message does not decode: {e}")))
 }
 

@@ -174,13 +174,7 @@ fn text_message(text: Option<&String>) -> Option<wa::Message> {
 /// What a quote of a received message shows: the message as received when it was kept
 /// (media, polls; without its secret), else its text.
 fn received_content(rec: &InboundRecord) -> Option<wa::Message> {
-    use base64::Engine as _;
-    let kept = rec
-        .proto
-        .as_ref()
-        .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
-        .and_then(|b| waproto::codec::message_decode(&b).ok());
-    match kept {
+    match super::inbound::kept_message(rec).and_then(Result::ok) {
         Some(mut m) => {
             m.message_context_info = waproto::buffa::MessageField::none();
             Some(m)

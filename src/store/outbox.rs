@@ -952,10 +952,9 @@ pub fn prune(txn: &WriteTransaction, b: Bounds) -> Result<(u64, u64)> {
         excess = excess.saturating_sub(u64::from(go));
         go
     })?;
-    let mut removed = 0u64;
+    let mut removed = Removed::default();
     for (d, _) in &doomed {
-        remove_delivery(txn, d)?;
-        removed += 1;
+        removed.delivery(txn, d)?;
     }
 
     // Events, oldest first (the time index is ordered by time): the old ones, and then as
@@ -966,10 +965,8 @@ pub fn prune(txn: &WriteTransaction, b: Bounds) -> Result<(u64, u64)> {
         excess = excess.saturating_sub(u64::from(go));
         go
     })?;
-    let mut events = 0u64;
     for (ts, id, _) in &doomed {
-        remove_event(txn, *ts, id)?;
-        events += 1;
+        removed.event(txn, *ts, id)?;
     }
 
     // Bytes: the oldest of the finished deliveries and the unneeded events, whichever is
@@ -977,7 +974,8 @@ pub fn prune(txn: &WriteTransaction, b: Bounds) -> Result<(u64, u64)> {
     let bytes = {
         let t = txn.open_table(COUNT)?;
         t.get(LOG_BYTES)?.map(|v| v.value()).unwrap_or(0)
-    };
+    }
+    .saturating_sub(removed.bytes as u64);
     if bytes > b.max_bytes {
         let over = bytes - b.max_bytes;
         let mut taken = 0u64;
@@ -1003,18 +1001,16 @@ pub fn prune(txn: &WriteTransaction, b: Bounds) -> Result<(u64, u64)> {
             };
             if delivery_first {
                 if let Some((d, size)) = dls.next() {
-                    remove_delivery(txn, &d)?;
-                    removed += 1;
+                    removed.delivery(txn, &d)?;
                     freed += size;
                 }
             } else if let Some((ts, id, size)) = evs.next() {
-                remove_event(txn, ts, &id)?;
-                events += 1;
+                removed.event(txn, ts, &id)?;
                 freed += size;
             }
         }
     }
-    Ok((removed, events))
+    removed.settle(txn)
 }
 
 /// Finished deliveries, oldest first, with their stored size, while `take(delivery, size)`
@@ -1065,7 +1061,9 @@ fn unneeded_events(
     Ok(out)
 }
 
-fn remove_delivery(txn: &WriteTransaction, d: &Delivery) -> Result<()> {
+/// Remove a delivery and its pair row; the bytes it held. The caller settles the delivery
+/// count and the byte count ([`Removed::settle`]).
+fn remove_delivery(txn: &WriteTransaction, d: &Delivery) -> Result<usize> {
     if d.status == DeliveryStatus::Failed {
         add_failed(txn, &d.session, -1)?;
     }
@@ -1073,22 +1071,50 @@ fn remove_delivery(txn: &WriteTransaction, d: &Delivery) -> Result<()> {
         .open_table(DELIVERY)?
         .remove(d.id.as_str())?
         .map_or(0, |v| v.value().len());
-    add_bytes(txn, 0, old)?;
     txn.open_table(PAIR)?
         .remove((d.event_id.as_str(), d.endpoint.as_str()))?;
-    add_count(txn, -1)
+    Ok(old)
 }
 
-fn remove_event(txn: &WriteTransaction, ts: u64, id: &str) -> Result<()> {
+/// Remove an event, its time index row and its pair rows; the bytes it held.
+fn remove_event(txn: &WriteTransaction, ts: u64, id: &str) -> Result<usize> {
     let old = txn
         .open_table(EVENT)?
         .remove(id)?
         .map_or(0, |v| v.value().len());
-    add_bytes(txn, 0, old)?;
     txn.open_table(EVENT_TIME)?.remove((ts, id))?;
     txn.open_table(PAIR)?
         .retain_in((id, "")..=(id, "\u{10FFFF}"), |_, _| false)?;
-    Ok(())
+    Ok(old)
+}
+
+/// What a prune removed, counted as it goes and written to the counters once.
+#[derive(Default)]
+struct Removed {
+    deliveries: u64,
+    events: u64,
+    bytes: usize,
+}
+
+impl Removed {
+    fn delivery(&mut self, txn: &WriteTransaction, d: &Delivery) -> Result<()> {
+        self.bytes += remove_delivery(txn, d)?;
+        self.deliveries += 1;
+        Ok(())
+    }
+
+    fn event(&mut self, txn: &WriteTransaction, ts: u64, id: &str) -> Result<()> {
+        self.bytes += remove_event(txn, ts, id)?;
+        self.events += 1;
+        Ok(())
+    }
+
+    /// Write the counts down: (deliveries, events) removed.
+    fn settle(self, txn: &WriteTransaction) -> Result<(u64, u64)> {
+        add_count(txn, -(self.deliveries as i64))?;
+        add_bytes(txn, 0, self.bytes)?;
+        Ok((self.deliveries, self.events))
+    }
 }
 
 /// Whether a pending delivery still needs the event.

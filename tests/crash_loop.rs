@@ -4,8 +4,8 @@
 //! previous one must still be there (a 202 means written first); at the end every accepted
 //! message must have reached the recipient exactly once or be reported failed, and every
 //! event wagate recorded for the endpoint must have reached the receiver at least once (a
-//! repeat only with the same delivery id). Meanwhile a customer writes in: every message
-//! WhatsApp (wa-mock) took must reach the receiver as `message.received`, under one event
+//! repeat only with the same delivery id). Meanwhile two customers write in, the recipient
+//! of the sends among them: every message WhatsApp (wa-mock) took must reach the receiver as `message.received`, under one event
 //! id however often it was handed over (wa-mock delivers a message again until it is acked,
 //! and wagate acks only once the event is in redb).
 //!
@@ -27,6 +27,7 @@ use base64::Engine as _;
 use common::daemon::Gate;
 use common::peer::peer;
 use common::receiver::Receiver;
+use common::signal;
 use common::{get, post_json};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -164,44 +165,45 @@ fn sigkill_loop_loses_and_duplicates_nothing() {
     assert_eq!(r.status, 201, "{}", r.text());
     let endpoint = r.json()["id"].as_str().unwrap().to_string();
 
-    // The customer: answers now and then, while wagate is up or down. An answer counts once
-    // wa-mock has acked it.
     let me: whatsapp_rust::Jid = get(&format!("{base}/api/sessions/default"), k).json()["phone"]
         .as_str()
         .expect("the paired session's phone")
         .parse()
         .unwrap();
-    // A second customer by default. `CRASH_ANSWERS=recipient` has the recipient of the sends
-    // answer instead: both sides then start Signal sessions with each other while wagate is
-    // killed, which desynchronises them (an open defect; see README, Crashes).
+    // Two customers write in: the recipient of the sends (the day-one conversation: both
+    // sides advance their Signal sessions with each other while wagate is killed) and a
+    // second customer who is never sent to. Their answers share one numbering; an answer
+    // counts once wa-mock has acked it.
     let c = mock_rt.block_on(peer(&mock));
-    let answerer = if std::env::var("CRASH_ANSWERS").as_deref() == Ok("recipient") {
-        b.client.clone()
-    } else {
-        c.client.clone()
-    };
     let answered: Arc<Mutex<Vec<u64>>> = Arc::default();
     let stop_answers = Arc::new(AtomicBool::new(false));
-    let answers = {
-        let (client, answered, stop, me) =
-            (answerer, answered.clone(), stop_answers.clone(), me.clone());
-        let mut arng = StdRng::seed_from_u64(seed ^ 0xa75);
-        mock_rt.spawn(async move {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                if client
-                    .send_text(me.clone(), &format!("answer {n}"))
-                    .await
-                    .is_ok()
-                {
-                    answered.lock().unwrap().push(n);
+    let numbering = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let answers: Vec<_> = [(b.client.clone(), 0xa75), (c.client.clone(), 0xc75)]
+        .into_iter()
+        .map(|(client, salt)| {
+            let (answered, stop, me, numbering) = (
+                answered.clone(),
+                stop_answers.clone(),
+                me.clone(),
+                numbering.clone(),
+            );
+            let mut arng = StdRng::seed_from_u64(seed ^ salt);
+            mock_rt.spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let n = numbering.fetch_add(1, Ordering::Relaxed) + 1;
+                    if client
+                        .send_text(me.clone(), &format!("answer {n}"))
+                        .await
+                        .is_ok()
+                    {
+                        answered.lock().unwrap().push(n);
+                    }
+                    let pause = arng.random_range(100..800);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
                 }
-                let pause = arng.random_range(50..400);
-                tokio::time::sleep(Duration::from_millis(pause)).await;
-            }
+            })
         })
-    };
+        .collect();
 
     // The client: posts one message after another, cycling the kinds, until told to stop.
     let png = base64::engine::general_purpose::STANDARD
@@ -310,7 +312,9 @@ fn sigkill_loop_loses_and_duplicates_nothing() {
     stop.store(true, Ordering::Relaxed);
     stop_answers.store(true, Ordering::Relaxed);
     client.join().unwrap();
-    mock_rt.block_on(answers).unwrap();
+    for a in answers {
+        mock_rt.block_on(a).unwrap();
+    }
     let answered = answered.lock().unwrap().clone();
     let log = std::mem::take(&mut *log.lock().unwrap());
 
@@ -372,8 +376,35 @@ fn sigkill_loop_loses_and_duplicates_nothing() {
                         .collect();
                     let why: Vec<&String> =
                         undec.iter().filter(|u| u.0 == wa).map(|u| &u.1).collect();
+                    // The chain step (ratchet key, counter) it left on, and any other message
+                    // of wagate's to the recipient that left on the same one (a reused
+                    // counter reads as a duplicate at the recipient).
+                    let b_users = [b.phone.as_str(), b.lid.as_str()];
+                    let ins: Vec<&wa_mock::StanzaRecord> = seen
+                        .iter()
+                        .filter(|r| r.direction == wa_mock::Direction::In)
+                        .collect();
+                    let steps = |r: &wa_mock::StanzaRecord| -> Vec<signal::ChainStep> {
+                        signal::encs_to(&r.node, |j| signal::is_user(j, &b_users))
+                            .into_iter()
+                            .filter_map(signal::chain_step)
+                            .collect()
+                    };
+                    let is_it = |r: &wa_mock::StanzaRecord| r.xml.contains(&format!("id=\"{wa}\""));
+                    let own: Vec<signal::ChainStep> = ins
+                        .iter()
+                        .filter(|r| is_it(r))
+                        .flat_map(|r| steps(r))
+                        .collect();
+                    let shared: Vec<String> = ins
+                        .iter()
+                        .filter(|r| !is_it(r) && steps(r).iter().any(|s| own.contains(s)))
+                        .map(|r| format!("seq {} {:?}", r.seq, r.node.attrs.get("id")))
+                        .collect();
+                    let own: Vec<String> = own.iter().map(signal::ChainStep::short).collect();
                     format!(
-                        "token {} {id}: {v}\n  at wa-mock: {at_mock:?}; undecryptable: {why:?}",
+                        "token {} {id}: {v}\n  at wa-mock: {at_mock:?}; undecryptable: {why:?}; \
+                         chain steps {own:?}, also used by {shared:?}",
                         p.token
                     )
                 })

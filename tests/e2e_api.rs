@@ -42,11 +42,7 @@ fn fourteen_kinds_arrive_as_the_right_protocol_messages() {
     let k = Some(key.as_str());
 
     // Pair session "a" through the API: create, read the QR as JSON, the phone scans it.
-    assert_eq!(
-        post_json(&server.url("/api/sessions"), k, json!({"id": "a"})).status,
-        201
-    );
-    let _ = common::peer::scan_and_connect(&server, &mock_rt, &mock, k, "a");
+    let _ = common::peer::create_and_pair(&server, &mock_rt, &mock, k, "a");
 
     let mut b = mock_rt.block_on(peer(&mock));
     let b_jid = b.jid.clone();
@@ -330,14 +326,7 @@ fn fourteen_kinds_arrive_as_the_right_protocol_messages() {
 
     // The counters saw it: 15 sends, at least one delivery, an empty queue.
     let metrics = String::from_utf8(get(&server.url("/metrics"), k).body).unwrap();
-    let sample = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
-    };
+    let sample = |name: &str| common::metric(&metrics, name);
     assert_eq!(sample("wagate_messages_total{event=\"sent\"}"), 15.0);
     assert!(sample("wagate_messages_total{event=\"delivered\"}") >= 1.0);
     assert_eq!(sample("wagate_queue_depth{session=\"a\"}"), 0.0);

@@ -16,13 +16,12 @@
 
 mod common;
 
-use common::peer::{Rig, STEP, peer, wait};
+use common::peer::{Rig, STEP, create_and_pair, peer, wait};
 use common::receiver::Hit;
 use common::{Server, get, post_json};
 use serde_json::{Value, json};
 use sha2::Digest;
 use tokio::runtime::Runtime;
-use wa_mock::MockServer;
 use whatsapp_rust::download::MediaType;
 use whatsapp_rust::types::events::Event;
 use whatsapp_rust::waproto::whatsapp as wa;
@@ -38,20 +37,6 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Pair session "a" through the API; its account.
-fn pair_a(
-    server: &Server,
-    mock_rt: &Runtime,
-    mock: &MockServer,
-    k: Option<&str>,
-) -> wa_mock::AccountInfo {
-    assert_eq!(
-        post_json(&server.url("/api/sessions"), k, json!({"id": "a"})).status,
-        201
-    );
-    common::peer::scan_and_connect(server, mock_rt, mock, k, "a")
-}
-
 #[test]
 fn a_group_of_three_with_participants_replies_and_a_read_receipt() {
     use whatsapp_rust::features::{GroupCreateOptions, GroupParticipantOptions};
@@ -64,7 +49,7 @@ fn a_group_of_three_with_participants_replies_and_a_read_receipt() {
         ..
     } = Rig::start();
     let k = Some(key.as_str());
-    let a = pair_a(&server, &mock_rt, &mock, k);
+    let a = create_and_pair(&server, &mock_rt, &mock, k, "a");
     let (mut b, mut c) = mock_rt.block_on(async { tokio::join!(peer(&mock), peer(&mock)) });
     let created = mock_rt
         .block_on(b.client.groups().create_group(
@@ -218,7 +203,7 @@ fn a_customer_writes_media_polls_and_replies() {
     });
     let k = Some(key.as_str());
 
-    let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
+    let a_jid = create_and_pair(&server, &mock_rt, &mock, k, "a").user_jid();
     let mut c = mock_rt.block_on(peer(&mock));
     let to: whatsapp_rust::Jid = a_jid.parse().unwrap();
 
@@ -397,7 +382,7 @@ fn auto_read_marks_the_chat_read_before_the_reply() {
         ..
     } = Rig::start();
     let k = Some(key.as_str());
-    let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
+    let a_jid = create_and_pair(&server, &mock_rt, &mock, k, "a").user_jid();
     // Off by default; on for this session.
     let r = get(&server.url("/api/sessions/a/settings"), k);
     assert_eq!(r.json()["settings"]["auto_read"], false, "{}", r.text());
@@ -504,7 +489,7 @@ fn a_vote_on_a_poll_wagate_sent_names_the_chosen_option() {
         ..
     } = Rig::start();
     let k = Some(key.as_str());
-    let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
+    let a_jid = create_and_pair(&server, &mock_rt, &mock, k, "a").user_jid();
     let mut c = mock_rt.block_on(peer(&mock));
 
     // wagate sends a poll; the customer's client receives it with its secret.
@@ -550,7 +535,7 @@ fn a_reply_names_a_received_message_by_its_wagate_id() {
         ..
     } = Rig::start();
     let k = Some(key.as_str());
-    let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
+    let a_jid = create_and_pair(&server, &mock_rt, &mock, k, "a").user_jid();
     let mut c = mock_rt.block_on(peer(&mock));
     let to: whatsapp_rust::Jid = a_jid.parse().unwrap();
     let asked = mock_rt
@@ -595,7 +580,7 @@ fn media_expired_on_whatsapp_answers_404_media_expired() {
         ..
     } = Rig::start();
     let k = Some(key.as_str());
-    let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
+    let a_jid = create_and_pair(&server, &mock_rt, &mock, k, "a").user_jid();
     let c = mock_rt.block_on(peer(&mock));
     let to: whatsapp_rust::Jid = a_jid.parse().unwrap();
 
@@ -690,7 +675,7 @@ fn a_customer_reacts_edits_and_revokes() {
         ..
     } = Rig::start();
     let k = Some(key.as_str());
-    let a_jid = pair_a(&server, &mock_rt, &mock, k).user_jid();
+    let a_jid = create_and_pair(&server, &mock_rt, &mock, k, "a").user_jid();
     let c = mock_rt.block_on(peer(&mock));
     let to: whatsapp_rust::Jid = a_jid.parse().unwrap();
 

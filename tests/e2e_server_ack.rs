@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::peer::{Peer, mock_options, peer, scan_and_connect, wait, wait_until};
+use common::peer::{Peer, create_and_pair, mock_options, peer, wait, wait_until};
 use common::{Server, get, post_json};
 use serde_json::json;
 use tokio::runtime::Runtime;
@@ -41,11 +41,7 @@ fn a_message_is_sent_only_once_the_server_acknowledges_it() {
     let server = Server::start(mock_options(&mock));
     let key = server.admin();
     let k = Some(key.as_str());
-    assert_eq!(
-        post_json(&server.url("/api/sessions"), k, json!({"id": "a"})).status,
-        201
-    );
-    let gate = scan_and_connect(&server, &mock_rt, &mock, k, "a");
+    let gate = create_and_pair(&server, &mock_rt, &mock, k, "a");
     let mut b = mock_rt.block_on(peer(&mock));
     let to = b.jid.clone();
     let send = |text: &str| -> String {

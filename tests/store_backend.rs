@@ -1280,3 +1280,62 @@ async fn message_records_are_bounded_per_session_oldest_first() {
             .is_some()
     );
 }
+
+/// The backend tells the client's wire gate of decrypts and of committed Signal state: after
+/// the rows of decrypted messages, a frame waits until a write of sessions (or, for group
+/// messages, sender keys) has committed; whatsapp-rust's start-up probe row is no decrypt.
+#[tokio::test]
+async fn the_wire_gate_hears_of_decrypts_and_of_committed_signal_state() {
+    use wagate::store::wire_gate::Passage;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let b = store.backend("a");
+    let gate = b.wire_gate();
+    let row = |id: &'static str| PendingInboundRow {
+        chat: "15550000002@s.whatsapp.net",
+        sender: "15550000002:1@s.whatsapp.net",
+        id,
+        message: b"plaintext",
+    };
+
+    let probe = "0@s.whatsapp.net";
+    b.store_pending_inbound(probe, probe, "__probe__", b"x")
+        .await
+        .unwrap();
+    assert_eq!(gate.pass().await, Passage::Open, "the probe is no decrypt");
+
+    let write_after = |d: u64, what: &'static str| {
+        let b = b.clone();
+        async move {
+            tokio::time::sleep(std::time::Duration::from_millis(d)).await;
+            match what {
+                "sessions" => b
+                    .put_sessions_batch(&[(Arc::from("15550000002.0:1"), Bytes::from_static(b"s"))])
+                    .await
+                    .unwrap(),
+                _ => b
+                    .put_sender_key("120363000000000001@g.us::15550000002.0:1", b"k")
+                    .await
+                    .unwrap(),
+            }
+        }
+    };
+    for what in ["sessions", "sender keys"] {
+        b.store_pending_inbound_batch(&[row("M1"), row("M2")])
+            .await
+            .unwrap();
+        let (passage, ()) = tokio::join!(gate.pass(), write_after(20, what));
+        match passage {
+            Passage::Waited(d) => assert!(d >= std::time::Duration::from_millis(20), "{d:?}"),
+            other => panic!("{what}: {other:?}"),
+        }
+        assert_eq!(
+            gate.pass().await,
+            Passage::Open,
+            "{what}: written, free again"
+        );
+    }
+    let stats = store.wire_stats();
+    assert_eq!(stats.waits.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(stats.timeouts.load(std::sync::atomic::Ordering::Relaxed), 0);
+}

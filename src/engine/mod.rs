@@ -13,6 +13,7 @@ pub mod pacing;
 pub mod reply;
 pub mod sender;
 pub mod session;
+pub mod wire;
 
 pub use manager::{SessionInfo, SessionManager};
 pub use media::{MediaError, MediaFile};

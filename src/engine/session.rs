@@ -20,6 +20,7 @@ use whatsapp_rust::types::events::{Event as WaEvent, EventHandler, EventInterest
 
 use super::inbound;
 use super::sender::AckWaiters;
+use super::wire::GatedTransportFactory;
 use super::{EngineConfig, EngineError, EngineStats, normalize_phone};
 use crate::events::{
     Bus, Event, EventKind as DomainKind, FailReason, Notice, SessionState, now_ms,
@@ -209,9 +210,10 @@ impl SessionCtx {
         let backend = self.store.backend(&self.id);
         let bot = Bot::builder()
             .with_backend(backend.clone())
-            .with_transport_factory(
+            .with_transport_factory(GatedTransportFactory::new(
                 TokioWebSocketTransportFactory::new().with_url(&self.cfg.ws_url),
-            )
+                backend.wire_gate(),
+            ))
             .with_http_client(media_client(self.cfg.trust_ca_pem.as_deref()))
             .with_version((a, b, c))
             .with_push_name(self.cfg.push_name.clone())

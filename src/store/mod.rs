@@ -27,6 +27,7 @@ pub mod queue;
 pub mod retention;
 pub mod sessions;
 pub mod wa_backend;
+pub mod wire_gate;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -156,6 +157,8 @@ pub struct CommitStats {
 
 struct Inner {
     commits: CommitStats,
+    /// The sessions' wire gates' counters ([`wire_gate`]).
+    wire: Arc<wire_gate::WireStats>,
     /// `None` once closed.
     db: std::sync::RwLock<Option<Database>>,
     path: PathBuf,
@@ -254,6 +257,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 commits: CommitStats::default(),
+                wire: Arc::default(),
                 db: std::sync::RwLock::new(Some(db)),
                 path,
                 reopen_cache,
@@ -269,6 +273,11 @@ impl Store {
     /// How many write transactions committed, and how long their commits took.
     pub fn commit_stats(&self) -> &CommitStats {
         &self.inner.commits
+    }
+
+    /// How often frames waited for Signal state to be written, across sessions.
+    pub fn wire_stats(&self) -> &Arc<wire_gate::WireStats> {
+        &self.inner.wire
     }
 
     pub fn path(&self) -> &Path {

@@ -71,7 +71,13 @@ use wacore::store::traits::{
 // so the store borrows that path instead of adding a dependency.
 use bytes::Bytes;
 
+use super::wire_gate::WireGate;
 use super::{Result, Store, StoreError};
+
+/// How long a frame waits for the Signal state of a decrypt to be written before it goes
+/// anyway. whatsapp-rust writes it 25 ms after the decrypt; a commit on an SD card takes tens
+/// of milliseconds more.
+const WIRE_WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(500);
 
 type Str2 = (&'static str, &'static str);
 type Str3 = (&'static str, &'static str, &'static str);
@@ -577,15 +583,35 @@ pub struct RedbBackend {
     /// Set once the client that owns this backend is gone: its lingering tasks must not
     /// write into a namespace that is being wiped or that a new client now owns.
     retired: Arc<AtomicBool>,
+    /// Told of every decrypt and every committed Signal-state write; the client's transport
+    /// waits on it (see [`WireGate`]).
+    gate: Arc<WireGate>,
 }
 
 impl RedbBackend {
     pub(crate) fn new(store: Store, session: &str) -> Self {
         RedbBackend {
-            store,
             session: session.into(),
             retired: Arc::default(),
+            gate: Arc::new(WireGate::new(WIRE_WAIT_MAX, Arc::clone(store.wire_stats()))),
+            store,
         }
+    }
+
+    /// The gate this backend reports to, for the client's transport.
+    pub fn wire_gate(&self) -> Arc<WireGate> {
+        Arc::clone(&self.gate)
+    }
+
+    /// A write of Signal state (sessions, sender keys), reported to the gate once committed.
+    async fn write_signal<F>(&self, f: F) -> WaResult<()>
+    where
+        F: FnOnce(&WriteTransaction, &str) -> Result<()> + Send + 'static,
+    {
+        let token = self.gate.write_begins();
+        self.write(f).await?;
+        self.gate.write_committed(token);
+        Ok(())
     }
 
     /// Refuse every later write through this backend (and its clones). Writes already
@@ -704,7 +730,7 @@ impl SignalStore for RedbBackend {
     async fn put_session(&self, address: &str, session: &[u8]) -> WaResult<()> {
         let address = address.to_owned();
         let session = session.to_vec();
-        self.write(move |txn, s| {
+        self.write_signal(move |txn, s| {
             txn.open_table(SESSIONS)?
                 .insert((s, address.as_str()), session.as_slice())?;
             Ok(())
@@ -717,7 +743,7 @@ impl SignalStore for RedbBackend {
             return Ok(());
         }
         let sessions = sessions.to_vec();
-        self.write(move |txn, s| {
+        self.write_signal(move |txn, s| {
             let mut table = txn.open_table(SESSIONS)?;
             for (address, record) in &sessions {
                 table.insert((s, &**address), &record[..])?;
@@ -905,7 +931,7 @@ impl SignalStore for RedbBackend {
     async fn put_sender_key(&self, address: &str, record: &[u8]) -> WaResult<()> {
         let address = address.to_owned();
         let record = record.to_vec();
-        self.write(move |txn, s| {
+        self.write_signal(move |txn, s| {
             txn.open_table(SENDER_KEYS)?
                 .insert((s, address.as_str()), record.as_slice())?;
             Ok(())
@@ -918,7 +944,7 @@ impl SignalStore for RedbBackend {
             return Ok(());
         }
         let sender_keys = sender_keys.to_vec();
-        self.write(move |txn, s| {
+        self.write_signal(move |txn, s| {
             let mut table = txn.open_table(SENDER_KEYS)?;
             for (address, record) in &sender_keys {
                 table.insert((s, &**address), &record[..])?;
@@ -1600,6 +1626,8 @@ impl ProtocolStore for RedbBackend {
         id: &str,
         message: &[u8],
     ) -> WaResult<()> {
+        // Not a decrypt: whatsapp-rust writes (and deletes) one probe row here at start, to
+        // learn whether the backend keeps pending rows; decrypted messages come in batches.
         let (chat, sender, id) = (chat.to_owned(), sender.to_owned(), id.to_owned());
         let message = message.to_vec();
         let now = wacore::time::now_secs();
@@ -1655,6 +1683,9 @@ impl ProtocolStore for RedbBackend {
         if rows.is_empty() {
             return Ok(());
         }
+        // The library writes these rows right after the decrypts: Signal state in memory is
+        // now ahead of redb until its next flush.
+        self.gate.decrypted();
         let rows: Vec<(String, String, String, Vec<u8>)> = rows
             .iter()
             .map(|r| {

@@ -7,6 +7,7 @@
 pub mod daemon;
 pub mod peer;
 pub mod receiver;
+pub mod signal;
 
 use std::io::{BufRead, BufReader, Read};
 use std::time::Duration;
@@ -274,6 +275,16 @@ pub fn delete(url: &str, key: Option<&str>) -> Resp {
 }
 
 /// An open Server-Sent Events stream.
+/// The value of the first sample of a Prometheus text whose line starts with `name`
+/// (labels included, e.g. `wagate_messages_total{event="sent"}`).
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+}
+
 pub struct Sse {
     reader: Box<dyn BufRead + Send>,
 }

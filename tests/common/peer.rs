@@ -172,6 +172,23 @@ impl Rig {
     }
 }
 
+/// Create session `id` through the API and pair it (see [`scan_and_connect`]).
+pub fn create_and_pair(
+    server: &super::Server,
+    mock_rt: &tokio::runtime::Runtime,
+    mock: &MockServer,
+    k: Option<&str>,
+    id: &str,
+) -> wa_mock::AccountInfo {
+    let r = super::post_json(
+        &server.url("/api/sessions"),
+        k,
+        serde_json::json!({ "id": id }),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    scan_and_connect(server, mock_rt, mock, k, id)
+}
+
 /// Pair the (created) session `id` through the API as a user does: read its QR as JSON, the
 /// mock phone scans it, wait until it is connected. Its account.
 pub fn scan_and_connect(

@@ -170,6 +170,34 @@ pub(crate) async fn render(state: &ApiState) -> Result<String, ApiError> {
         commits.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
     );
 
+    let wire = state.store().wire_stats();
+    m.family(
+        "wagate_wire_holds_total",
+        "counter",
+        "Frames to WhatsApp held until the Signal state of a decrypt was in redb, and of those \
+         the ones that went after the 500 ms bound without it (outcome=timed_out).",
+    );
+    let (waits, timeouts) = (
+        wire.waits.load(Ordering::Relaxed),
+        wire.timeouts.load(Ordering::Relaxed),
+    );
+    for (outcome, n) in [
+        ("saved", waits.saturating_sub(timeouts)),
+        ("timed_out", timeouts),
+    ] {
+        m.sample("wagate_wire_holds_total", &[("outcome", outcome)], n as f64);
+    }
+    m.family(
+        "wagate_wire_hold_seconds_total",
+        "counter",
+        "Time those frames were held, summed.",
+    )
+    .sample(
+        "wagate_wire_hold_seconds_total",
+        &[],
+        wire.wait_micros.load(Ordering::Relaxed) as f64 / 1e6,
+    );
+
     let c = state.counters();
     m.family(
         "wagate_http_responses_total",

@@ -596,6 +596,13 @@ impl MockServer {
         self.inner.lose_next_ack(device)
     }
 
+    /// Calls `f` with every stanza a client sends, as the server reads it and before it acts
+    /// on it (the server waits for `f`): a test can see what held at the moment a message
+    /// reached WhatsApp.
+    pub fn tap(&self, f: impl Fn(&StanzaRecord) + Send + Sync + 'static) {
+        self.inner.lock().taps.push(std::sync::Arc::new(f));
+    }
+
     /// Refuses WebSocket upgrades (HTTP 503) for `d`.
     pub fn refuse_connections(&self, d: Duration) {
         self.inner.refuse_connections(d)

@@ -234,7 +234,12 @@ pub struct State {
     /// Groups by id (the user part of the group JID).
     pub groups: BTreeMap<String, Group>,
     pub next_group: u64,
+    /// Called with every stanza a client sends, as it arrives (see [`crate::MockServer::tap`]).
+    pub taps: Vec<Tap>,
 }
+
+/// An observer of the stanzas clients send.
+pub type Tap = std::sync::Arc<dyn Fn(&StanzaRecord) + Send + Sync>;
 
 pub fn now_secs() -> u64 {
     SystemTime::now()
@@ -270,6 +275,7 @@ impl State {
             media_blobs: HashMap::new(),
             groups: BTreeMap::new(),
             next_group: 1,
+            taps: Vec::new(),
         }
     }
 
@@ -328,6 +334,13 @@ impl State {
             xml: stanza::to_xml(node),
             node: node.clone(),
         });
+        if direction == Direction::In
+            && let Some(rec) = self.stanzas.last()
+        {
+            for tap in &self.taps {
+                tap(rec);
+            }
+        }
     }
 
     /// Sends a node on a connection (and records it). Returns false if gone.

@@ -176,13 +176,16 @@ fn sigkill_loop_loses_and_duplicates_nothing() {
     // counts once wa-mock has acked it.
     let c = mock_rt.block_on(peer(&mock));
     let answered: Arc<Mutex<Vec<u64>>> = Arc::default();
+    // Each answer's WhatsApp id, to find it in the daemon's logs and wa-mock's stanzas.
+    let answer_ids: Arc<Mutex<BTreeMap<u64, String>>> = Arc::default();
     let stop_answers = Arc::new(AtomicBool::new(false));
     let numbering = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let answers: Vec<_> = [(b.client.clone(), 0xa75), (c.client.clone(), 0xc75)]
         .into_iter()
         .map(|(client, salt)| {
-            let (answered, stop, me, numbering) = (
+            let (answered, answer_ids, stop, me, numbering) = (
                 answered.clone(),
+                answer_ids.clone(),
                 stop_answers.clone(),
                 me.clone(),
                 numbering.clone(),
@@ -191,12 +194,9 @@ fn sigkill_loop_loses_and_duplicates_nothing() {
             mock_rt.spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let n = numbering.fetch_add(1, Ordering::Relaxed) + 1;
-                    if client
-                        .send_text(me.clone(), &format!("answer {n}"))
-                        .await
-                        .is_ok()
-                    {
+                    if let Ok(sent) = client.send_text(me.clone(), &format!("answer {n}")).await {
                         answered.lock().unwrap().push(n);
+                        answer_ids.lock().unwrap().insert(n, sent.message_id);
                     }
                     let pause = arng.random_range(100..800);
                     tokio::time::sleep(Duration::from_millis(pause)).await;
@@ -450,11 +450,29 @@ fn sigkill_loop_loses_and_duplicates_nothing() {
         if missing.is_empty() {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "seed {seed}: {} answer(s) WhatsApp took never arrived as message.received: {missing:?}",
-            missing.len()
-        );
+        if Instant::now() >= deadline {
+            let ids = answer_ids.lock().unwrap().clone();
+            let seen = mock.stanzas(&StanzaFilter::default());
+            let detail: Vec<String> = missing
+                .iter()
+                .map(|n| {
+                    let wa = ids.get(n).map_or("-", String::as_str);
+                    let at_mock: Vec<String> = seen
+                        .iter()
+                        .filter(|r| r.xml.contains(&format!("id=\"{wa}\"")))
+                        .map(|r| {
+                            format!("{:?} {} conn {} {:?}", r.direction, r.tag, r.conn, r.device)
+                        })
+                        .collect();
+                    format!("answer {n} (WhatsApp id {wa}) at wa-mock: {at_mock:?}")
+                })
+                .collect();
+            panic!(
+                "seed {seed}: {} answer(s) WhatsApp took never arrived as message.received:\n{}",
+                missing.len(),
+                detail.join("\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     // Every delivery wagate recorded for the endpoint, all pages.

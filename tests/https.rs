@@ -61,12 +61,35 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .unwrap();
-        let d = Daemon(child);
-        wait("the API port", || {
-            std::net::TcpStream::connect(addr).is_ok()
+        let mut d = Daemon(child);
+        // Ready when this daemon says it listens on `addr` (not merely when something
+        // answers on the port) and is still running.
+        let said = format!("API listening addr={addr}");
+        wait("the daemon to listen on the API port", || {
+            if let Ok(Some(status)) = d.0.try_wait() {
+                panic!(
+                    "the daemon exited ({status}) while starting:\n{}",
+                    log_tail(data)
+                );
+            }
+            std::fs::read_to_string(log_path(data)).is_ok_and(|log| log.contains(&said))
+                && std::net::TcpStream::connect(addr).is_ok()
         });
         d
     }
+}
+
+/// The last lines of the daemon's log, for a failure message.
+fn log_tail(data: &Path) -> String {
+    let log = std::fs::read_to_string(log_path(data)).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// A pinned request that must get an answer: a failure names the request and carries the
+/// daemon's log, so a transport error can be told from a daemon that went away.
+fn must(data: &Path, what: &str, r: Result<pinned::Answer, String>) -> pinned::Answer {
+    r.unwrap_or_else(|e| panic!("{what}: {e}\ndaemon log:\n{}", log_tail(data)))
 }
 
 impl Drop for Daemon {
@@ -129,7 +152,11 @@ fn self_signed_certificate_is_pinned_reported_and_kept() {
             .expect("certificate on disk");
 
         // Pinned to the certificate on disk: the handshake passes, health reports the pin.
-        let health = pinned::request(addr, &host, &fp, "GET", "/api/health", None).unwrap();
+        let health = must(
+            &data,
+            "health, pinned",
+            pinned::request(addr, &host, &fp, "GET", "/api/health", None),
+        );
         assert_eq!(health.status, 200, "{}", health.body);
         let h = health.json();
         assert_eq!(h["tls"], true);
@@ -158,7 +185,11 @@ fn self_signed_certificate_is_pinned_reported_and_kept() {
         .unwrap();
         assert_eq!(bad.status, 421, "{}", bad.body);
         assert_eq!(bad.json()["error"]["code"], "host_not_allowed");
-        let ok = pinned::request(addr, &host, &fp, "GET", "/api/setup", None).unwrap();
+        let ok = must(
+            &data,
+            "setup page",
+            pinned::request(addr, &host, &fp, "GET", "/api/setup", None),
+        );
         assert_eq!(ok.status, 200, "{}", ok.body);
 
         // `wagate info` beside the running daemon: the same id and fingerprint.
@@ -185,7 +216,11 @@ fn self_signed_certificate_is_pinned_reported_and_kept() {
 
     // A restart keeps the certificate: the old pin still works.
     let _d = Daemon::start(&data, addr, &env);
-    let health = pinned::request(addr, &host, &fp, "GET", "/api/health", None).unwrap();
+    let health = must(
+        &data,
+        "health after a restart",
+        pinned::request(addr, &host, &fp, "GET", "/api/health", None),
+    );
     assert_eq!(health.json()["cert_sha256"], fp.as_str());
 }
 
@@ -206,13 +241,19 @@ fn files_mode_serves_the_given_certificate() {
         ("WAGATE_API__HOST_NAMES", r#"["gate.example.lan"]"#),
     ];
     let _d = Daemon::start(&data, addr, &env);
-    let health =
-        pinned::request(addr, "gate.example.lan", &fp, "GET", "/api/health", None).unwrap();
+    let health = must(
+        &data,
+        "health, files mode",
+        pinned::request(addr, "gate.example.lan", &fp, "GET", "/api/health", None),
+    );
     assert_eq!(health.status, 200);
     assert_eq!(health.json()["cert_sha256"], fp.as_str());
     // The configured name passes the host guard.
-    let setup =
-        pinned::request(addr, "gate.example.lan:443", &fp, "GET", "/api/setup", None).unwrap();
+    let setup = must(
+        &data,
+        "setup page, files mode",
+        pinned::request(addr, "gate.example.lan:443", &fp, "GET", "/api/setup", None),
+    );
     assert_eq!(setup.status, 200, "{}", setup.body);
     assert!(
         !data.join(tls::SELF_SIGNED_CERT).exists(),
@@ -284,8 +325,11 @@ fn the_setup_screen_shows_the_served_certificates_fingerprint() {
         .expect("cert_sha256")
         .to_owned();
     assert_eq!(fp.len(), 95, "{fp}");
-    let health = pinned::request(addr, &addr.to_string(), &fp, "GET", "/api/health", None)
-        .expect("a client pinned to the reported fingerprint connects");
+    let health = must(
+        &data,
+        "a client pinned to the reported fingerprint",
+        pinned::request(addr, &addr.to_string(), &fp, "GET", "/api/health", None),
+    );
     assert_eq!(health.json()["cert_sha256"], fp.as_str());
 
     // Unclaimed: the one-time setup code, as the log gives it.

@@ -1339,3 +1339,97 @@ async fn the_wire_gate_hears_of_decrypts_and_of_committed_signal_state() {
     assert_eq!(stats.waits.load(std::sync::atomic::Ordering::Relaxed), 2);
     assert_eq!(stats.timeouts.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
+
+/// A message whatsapp-rust decrypts as a duplicate is replayed from its pending row, or is one
+/// wagate already recorded; with neither, its content was never kept (a crash came between
+/// the saved ratchet step and the row), and the backend reports it for the session to ask
+/// its sender again. The library's start-up probe finds its own row and is not reported.
+#[tokio::test]
+async fn a_duplicate_with_no_buffered_copy_and_no_record_is_reported_unrecovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let b = store.backend("a");
+    let mut lost = b.take_unrecovered().expect("handed out once");
+    assert!(b.take_unrecovered().is_none(), "only once");
+    let (chat, sender) = ("15550000002@s.whatsapp.net", "15550000002:1@s.whatsapp.net");
+
+    // The probe, and a buffered decrypt: replayed, not lost.
+    let probe = "0@s.whatsapp.net";
+    b.store_pending_inbound(probe, probe, "__probe__", b"x")
+        .await
+        .unwrap();
+    assert_eq!(
+        b.get_pending_inbound(probe, probe, "__probe__")
+            .await
+            .unwrap(),
+        Some(b"x".to_vec())
+    );
+    b.store_pending_inbound_batch(&[PendingInboundRow {
+        chat,
+        sender,
+        id: "BUFFERED",
+        message: b"plaintext",
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        b.get_pending_inbound(chat, sender, "BUFFERED")
+            .await
+            .unwrap(),
+        Some(b"plaintext".to_vec())
+    );
+
+    // Recorded (its event was written, the ack was lost): a genuine duplicate.
+    store
+        .write(move |txn| {
+            wagate::store::inbound::put(
+                txn,
+                "a",
+                &wagate::store::inbound::InboundRecord {
+                    id: "msg_1".into(),
+                    chat: chat.into(),
+                    sender: sender.into(),
+                    wa_id: "RECORDED".into(),
+                    kind: "text".into(),
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        b.get_pending_inbound(chat, sender, "RECORDED")
+            .await
+            .unwrap(),
+        None
+    );
+    // The same id in another session's namespace is not this one's record.
+    let other = store.backend("b");
+    assert_eq!(
+        other
+            .get_pending_inbound(chat, sender, "RECORDED")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(lost.try_recv().is_err(), "nothing lost in session a so far");
+    let mut other_lost = other.take_unrecovered().unwrap();
+    assert_eq!(other_lost.try_recv().unwrap().id, "RECORDED");
+
+    // Neither: lost, and reported with its chat, sender and id.
+    assert_eq!(
+        b.get_pending_inbound(chat, sender, "NEVER-KEPT")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        lost.try_recv().unwrap(),
+        wa_backend::Unrecovered {
+            chat: chat.into(),
+            sender: sender.into(),
+            id: "NEVER-KEPT".into(),
+        }
+    );
+    assert!(lost.try_recv().is_err());
+}

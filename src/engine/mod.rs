@@ -10,6 +10,7 @@ pub mod inbound;
 pub mod manager;
 pub mod media;
 pub mod pacing;
+pub mod recover;
 pub mod reply;
 pub mod sender;
 pub mod session;
@@ -29,6 +30,8 @@ pub struct EngineStats {
     pub delivered: std::sync::atomic::AtomicU64,
     pub read: std::sync::atomic::AtomicU64,
     pub received: std::sync::atomic::AtomicU64,
+    /// Lost inbound messages whose senders were asked to send them again ([`recover`]).
+    pub resend_requests: std::sync::atomic::AtomicU64,
 }
 
 impl EngineStats {

@@ -103,10 +103,22 @@ struct Running {
     backend: RedbBackend,
     handle: BotHandle,
     events: mpsc::UnboundedReceiver<Arc<WaEvent>>,
+    /// Asks senders again for messages a crash left decrypted but never kept
+    /// ([`super::recover`]); aborted with the client.
+    _recover: AbortOnDrop,
     /// A pair-code flow is outstanding: QR exhaustion does not end the attempt.
     pair_pending: bool,
     /// The user asked for a logout: the `LoggedOut` that follows ends in `stopped`.
     user_logout: bool,
+}
+
+/// A task that ends when its owner is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// What an event asks of the task.
@@ -244,11 +256,21 @@ impl SessionCtx {
         let client = bot.client();
         self.set_client(Some(client.clone()));
         let handle = bot.spawn();
+        let recover = match backend.take_unrecovered() {
+            Some(lost) => tokio::spawn(super::recover::run(
+                self.id.clone(),
+                client.clone(),
+                lost,
+                self.stats.clone(),
+            )),
+            None => tokio::spawn(async {}),
+        };
         Some(Running {
             client,
             backend,
             handle,
             events,
+            _recover: AbortOnDrop(recover),
             pair_pending: false,
             user_logout: false,
         })

@@ -96,6 +96,11 @@ pub fn by_wa_id(
     get(txn, session, &id)
 }
 
+/// Whether a message of this chat with this WhatsApp id was received and recorded.
+pub fn knows_wa_id(txn: &ReadTransaction, session: &str, chat: &str, wa_id: &str) -> Result<bool> {
+    Ok(txn.open_table(WA)?.get((session, chat, wa_id))?.is_some())
+}
+
 /// The chat's messages not marked read yet, oldest id first.
 pub fn unread(txn: &ReadTransaction, session: &str, chat: &str) -> Result<Vec<InboundRecord>> {
     let t = txn.open_table(UNREAD)?;

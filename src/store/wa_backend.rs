@@ -586,16 +586,48 @@ pub struct RedbBackend {
     /// Told of every decrypt and every committed Signal-state write; the client's transport
     /// waits on it (see [`WireGate`]).
     gate: Arc<WireGate>,
+    /// Where [`Unrecovered`] messages go (see [`RedbBackend::take_unrecovered`]).
+    unrecovered: tokio::sync::mpsc::Sender<Unrecovered>,
+    unrecovered_rx: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Unrecovered>>>>,
 }
+
+/// A message WhatsApp handed over again whose Signal state was saved but whose content never
+/// was: the client decrypted it before a crash, a Signal-state write saved that decrypt's
+/// ratchet step, and the process died before the message's pending row (or its event) was
+/// written. Decrypting it again fails as an old counter and whatsapp-rust acknowledges it as
+/// a duplicate, so the only copy left is the sender's: the session asks the sender to send it
+/// again (a retry receipt, as for any message a device cannot decrypt).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unrecovered {
+    /// The chat JID as whatsapp-rust names it (a group, or the sender's user).
+    pub chat: String,
+    /// The sender's device JID.
+    pub sender: String,
+    /// The WhatsApp message id.
+    pub id: String,
+}
+
+/// How many unrecovered messages may wait for the session to ask for them again; more are
+/// logged and dropped (the ask is best effort; the loss is logged either way).
+const UNRECOVERED_QUEUE: usize = 256;
 
 impl RedbBackend {
     pub(crate) fn new(store: Store, session: &str) -> Self {
+        let (unrecovered, rx) = tokio::sync::mpsc::channel(UNRECOVERED_QUEUE);
         RedbBackend {
             session: session.into(),
             retired: Arc::default(),
             gate: Arc::new(WireGate::new(WIRE_WAIT_MAX, Arc::clone(store.wire_stats()))),
             store,
+            unrecovered,
+            unrecovered_rx: Arc::new(std::sync::Mutex::new(Some(rx))),
         }
+    }
+
+    /// The messages this backend found decrypted but never kept ([`Unrecovered`]), for the
+    /// session to ask their senders for. The receiver is handed out once.
+    pub fn take_unrecovered(&self) -> Option<tokio::sync::mpsc::Receiver<Unrecovered>> {
+        self.unrecovered_rx.lock().ok().and_then(|mut rx| rx.take())
     }
 
     /// The gate this backend reports to, for the client's transport.
@@ -1641,14 +1673,35 @@ impl ProtocolStore for RedbBackend {
         sender: &str,
         id: &str,
     ) -> WaResult<Option<Vec<u8>>> {
-        let (chat, sender, id) = (chat.to_owned(), sender.to_owned(), id.to_owned());
-        self.read(move |txn, s| {
-            Ok(txn
-                .open_table(PENDING_IN)?
-                .get((s, chat.as_str(), sender.as_str(), id.as_str()))?
-                .map(|v| v.value().1.to_vec()))
-        })
-        .await
+        // whatsapp-rust asks this of a message that decrypted as a duplicate (an old
+        // counter), to replay a buffered copy, and acknowledges it when there is none. With
+        // neither a buffered copy nor a received record, the message was never kept: see
+        // [`Unrecovered`].
+        let (c, se, i) = (chat.to_owned(), sender.to_owned(), id.to_owned());
+        let (row, kept) = self
+            .read(move |txn, s| {
+                let row = txn
+                    .open_table(PENDING_IN)?
+                    .get((s, c.as_str(), se.as_str(), i.as_str()))?
+                    .map(|v| v.value().1.to_vec());
+                let kept = row.is_some() || super::inbound::knows_wa_id(txn, s, &c, &i)?;
+                Ok((row, kept))
+            })
+            .await?;
+        if !kept {
+            let lost = Unrecovered {
+                chat: chat.to_owned(),
+                sender: sender.to_owned(),
+                id: id.to_owned(),
+            };
+            // Logged as a warning by the session once it knows the sender is not this
+            // account (its own messages have no received record).
+            tracing::debug!(session = %self.session, chat, sender, id, "a duplicate with no copy kept");
+            if let Err(e) = self.unrecovered.try_send(lost) {
+                tracing::warn!(session = %self.session, id, error = %e, "cannot ask for the message again");
+            }
+        }
+        Ok(row)
     }
 
     async fn delete_pending_inbound(&self, chat: &str, sender: &str, id: &str) -> WaResult<()> {

@@ -148,6 +148,17 @@ pub(crate) async fn render(state: &ApiState) -> Result<String, ApiError> {
             n.load(Ordering::Relaxed) as f64,
         );
     }
+    m.family(
+        "wagate_inbound_resend_requests_total",
+        "counter",
+        "Received messages a crash left decrypted but never kept, whose senders were asked to \
+         send them again.",
+    )
+    .sample(
+        "wagate_inbound_resend_requests_total",
+        &[],
+        st.resend_requests.load(Ordering::Relaxed) as f64,
+    );
     let commits = state.store().commit_stats();
     m.family(
         "wagate_store_commits_total",

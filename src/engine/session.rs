@@ -105,7 +105,7 @@ struct Running {
     events: mpsc::UnboundedReceiver<Arc<WaEvent>>,
     /// Asks senders again for messages a crash left decrypted but never kept
     /// ([`super::recover`]); aborted with the client.
-    _recover: AbortOnDrop,
+    _recover: Option<AbortOnDrop>,
     /// A pair-code flow is outstanding: QR exhaustion does not end the attempt.
     pair_pending: bool,
     /// The user asked for a logout: the `LoggedOut` that follows ends in `stopped`.
@@ -256,21 +256,20 @@ impl SessionCtx {
         let client = bot.client();
         self.set_client(Some(client.clone()));
         let handle = bot.spawn();
-        let recover = match backend.take_unrecovered() {
-            Some(lost) => tokio::spawn(super::recover::run(
+        let recover = backend.take_unrecovered().map(|lost| {
+            AbortOnDrop(tokio::spawn(super::recover::run(
                 self.id.clone(),
                 client.clone(),
                 lost,
                 self.stats.clone(),
-            )),
-            None => tokio::spawn(async {}),
-        };
+            )))
+        });
         Some(Running {
             client,
             backend,
             handle,
             events,
-            _recover: AbortOnDrop(recover),
+            _recover: recover,
             pair_pending: false,
             user_logout: false,
         })

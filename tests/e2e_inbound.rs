@@ -10,7 +10,7 @@
 //! on a poll wagate sent is decrypted too; `reply_to` may name a received message by its
 //! wagate id; media that expired on WhatsApp's servers answers `404 media_expired`. A
 //! customer's reaction to wagate's message, the edit and the revoke of its own, and its
-//! answers to wagate's list and buttons arrive typed, their targets named by wagate's ids
+//! answers to wagate's list and buttons (a button press also as a template button reply) arrive typed, their targets named by wagate's ids
 //! and seen from the session's side (`from_me`). Needs `--features trust-wa-mock`.
 #![cfg(feature = "trust-wa-mock")]
 
@@ -817,4 +817,27 @@ fn a_customer_reacts_edits_and_revokes() {
     assert_eq!(b["text"], "Yes please", "{b}");
     assert_eq!(b["reply_to"]["wa_id"], buttons_wa.as_str(), "{b}");
     assert_eq!(b["reply_to"]["id"], buttons.as_str(), "{b}");
+
+    // A press that comes as a template button reply (as some apps send quick replies) is the
+    // same `buttons_reply`, naming the button and wagate's message.
+    let template_press = wa::Message {
+        template_button_reply_message: whatsapp_rust::buffa::MessageField::some(
+            wa::message::TemplateButtonReplyMessage {
+                selected_id: Some("no".into()),
+                selected_display_text: Some("No".into()),
+                selected_index: Some(1),
+                context_info: quoting(&buttons_wa),
+                ..Default::default()
+            },
+        ),
+        ..Default::default()
+    };
+    mock_rt
+        .block_on(c.client.send_message(&to, template_press))
+        .unwrap();
+    let t = nth_of_kind(&rx, "buttons_reply", 1);
+    assert_eq!(t["id"], "no", "{t}");
+    assert_eq!(t["text"], "No", "{t}");
+    assert_eq!(t["reply_to"]["wa_id"], buttons_wa.as_str(), "{t}");
+    assert_eq!(t["reply_to"]["id"], buttons.as_str(), "{t}");
 }

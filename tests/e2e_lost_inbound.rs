@@ -128,12 +128,7 @@ fn a_message_decrypted_before_a_crash_but_never_kept_is_asked_for_again() {
     wait_until("the message's record", || {
         let (c, w) = (c.clone(), w.clone());
         mock_rt
-            .block_on(store.read(move |txn| {
-                Ok(txn
-                    .open_table(IN_WA)?
-                    .get(("a", c.as_str(), w.as_str()))?
-                    .is_some())
-            }))
+            .block_on(store.read(move |txn| wagate::store::inbound::knows_wa_id(txn, "a", &c, &w)))
             .unwrap()
     });
     // Counted once the request has gone (whatsapp-rust also asks the account's own phone,

@@ -58,7 +58,11 @@ fn receiver(arrivals: Arrivals) -> String {
 fn event(i: usize) -> Event {
     Event::new(
         "bench",
-        EventKind::SessionDisconnected { attempts: i as u32 },
+        EventKind::SessionDisconnected {
+            attempts: i as u32,
+            reason: wagate::events::DisconnectReason::ConnectionLost,
+            message: None,
+        },
     )
 }
 

@@ -49,6 +49,30 @@ impl FailReason {
     }
 }
 
+/// Why a session is not connected while its client reconnects by itself.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DisconnectReason {
+    /// The connection ended: closed by WhatsApp or the network, or a read error.
+    #[default]
+    ConnectionLost,
+    /// WhatsApp stopped answering on an open connection (a Wi-Fi drop, a router reboot, a
+    /// NAT timeout): nothing came back for a ping; the client reconnects.
+    NoAnswer,
+    /// The session has not reached WhatsApp since it started: connecting fails.
+    ConnectFailed,
+}
+
+impl DisconnectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::ConnectionLost => "connection_lost",
+            DisconnectReason::NoAnswer => "no_answer",
+            DisconnectReason::ConnectFailed => "connect_failed",
+        }
+    }
+}
+
 /// Where a session is. Timestamps are unix milliseconds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -65,10 +89,16 @@ pub enum SessionState {
     Connected {
         since: i64,
     },
-    /// Lost the connection; the client reconnects by itself.
+    /// Lost the connection (or never reached WhatsApp); the client reconnects by itself.
+    /// `attempts`: reconnect attempts since the link was lost; `message`: what the library
+    /// said of the cause, when it said something.
     Disconnected {
         since: i64,
         attempts: u32,
+        #[serde(default)]
+        reason: DisconnectReason,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     Failed {
         reason: FailReason,
@@ -140,7 +170,13 @@ pub enum EventKind {
         lid: Option<String>,
     },
     #[serde(rename = "session.disconnected")]
-    SessionDisconnected { attempts: u32 },
+    SessionDisconnected {
+        attempts: u32,
+        #[serde(default)]
+        reason: DisconnectReason,
+        #[serde(default)]
+        message: Option<String>,
+    },
     #[serde(rename = "session.qr")]
     SessionQr { code: String, expires_at: i64 },
     #[serde(rename = "session.failed")]
@@ -524,11 +560,36 @@ mod tests {
     }
 
     #[test]
+    fn a_disconnected_state_stored_before_reasons_reads_back() {
+        let old = serde_json::json!({"state": "disconnected", "since": 5, "attempts": 2});
+        let s: SessionState = serde_json::from_value(old).unwrap();
+        assert_eq!(
+            s,
+            SessionState::Disconnected {
+                since: 5,
+                attempts: 2,
+                reason: DisconnectReason::ConnectionLost,
+                message: None,
+            }
+        );
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["reason"], "connection_lost");
+    }
+
+    #[test]
     fn event_body_has_type_and_data() {
-        let e = Event::new("default", EventKind::SessionDisconnected { attempts: 3 });
+        let e = Event::new(
+            "default",
+            EventKind::SessionDisconnected {
+                attempts: 3,
+                reason: DisconnectReason::NoAnswer,
+                message: None,
+            },
+        );
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["type"], "session.disconnected");
         assert_eq!(v["data"]["attempts"], 3);
+        assert_eq!(v["data"]["reason"], "no_answer");
         assert!(v["id"].as_str().unwrap().starts_with("evt_"));
         assert_eq!(e.type_name(), "session.disconnected");
     }

@@ -287,7 +287,11 @@ fn next_txn(model: &Model, rng: &mut StdRng, n: u64) -> Txn {
                 return Txn::Event {
                     event: Event::new(
                         SESSION,
-                        EventKind::SessionDisconnected { attempts: n as u32 },
+                        EventKind::SessionDisconnected {
+                            attempts: n as u32,
+                            reason: wagate::events::DisconnectReason::ConnectionLost,
+                            message: None,
+                        },
                     ),
                 };
             }

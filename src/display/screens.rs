@@ -1312,6 +1312,8 @@ pub fn sample(screen: Screen) -> DisplayState {
         SessionState::Disconnected {
             since: now - 20_000,
             attempts: 2,
+            reason: crate::events::DisconnectReason::NoAnswer,
+            message: None,
         },
     );
     support.phone = Some(short("447700900123@s.whatsapp.net"));

@@ -6,6 +6,16 @@
 //! library raises no event for a connect attempt that fails before a connection exists, so
 //! while the session is not connected the task reads the client's reconnect counter on a
 //! slowly growing timer (1 s doubling to 30 s) and shows it as `disconnected { attempts }`.
+//!
+//! The state also follows a connection that dies without an event. whatsapp-rust reports a
+//! `Disconnected` event only for what it calls an unexpected disconnect; when its keepalive
+//! finds a dead socket it reconnects as it does after a 515 ("expected"), silently. So while
+//! connected the task looks at the link every [`LINK_CHECK`]: a client no longer logged in is
+//! `disconnected`; and a link silent for [`PROBE_AFTER`] gets a ping of wagate's own (a
+//! keepalive IQ, as the library sends) that must be answered within [`PROBE_TIMEOUT`], or
+//! the session is `disconnected` (`no_answer`) and the client reconnects at once. A dead link
+//! is seen within about 45 s of its last word, whatever the library's keepalive timing. The
+//! session is `connected` again on the library's next `Connected` event.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,13 +27,14 @@ use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::transport::TokioWebSocketTransportFactory;
 use whatsapp_rust::types::events::{Event as WaEvent, EventHandler, EventInterest, EventKind};
+use whatsapp_rust::wacore::iq::keepalive::KeepaliveSpec;
 
 use super::inbound;
 use super::sender::AckWaiters;
 use super::wire::GatedTransportFactory;
 use super::{EngineConfig, EngineError, EngineStats, normalize_phone};
 use crate::events::{
-    Bus, Event, EventKind as DomainKind, FailReason, Notice, SessionState, now_ms,
+    Bus, DisconnectReason, Event, EventKind as DomainKind, FailReason, Notice, SessionState, now_ms,
 };
 use crate::store::queue::{self, MessageStatus};
 use crate::store::{RedbBackend, Store, outbox, sessions, wa_backend};
@@ -110,6 +121,61 @@ struct Running {
     pair_pending: bool,
     /// The user asked for a logout: the `LoggedOut` that follows ends in `stopped`.
     user_logout: bool,
+    /// The client's reconnect counter when the session last connected: reconnect attempts
+    /// since the link was lost count from it.
+    reconnects_base: u64,
+    /// The session has been connected since this client started.
+    ever_connected: bool,
+    /// When the link last carried something from WhatsApp, as last seen while it was up (the
+    /// client's own figure may be reset by a reconnect by the time the loss is noticed).
+    last_heard_ms: u64,
+    /// wagate's own ping on a silent link. Never aborted: a probe that found the link dead
+    /// is dropping the connection, and must finish that.
+    probe: Option<tokio::task::JoinHandle<()>>,
+    /// Where a probe that found the link dead says so.
+    dead_tx: mpsc::UnboundedSender<Dead>,
+    dead_rx: mpsc::UnboundedReceiver<Dead>,
+}
+
+/// A probe found the link dead: nothing came back for `silent_ms`.
+struct Dead {
+    silent_ms: u64,
+}
+
+impl Running {
+    /// Reconnect attempts since the link was lost (or since the client started, before it
+    /// ever connected).
+    fn attempts(&self) -> u32 {
+        let stats = self.client.stats();
+        let since_lost = stats.reconnects.saturating_sub(self.reconnects_base);
+        stats
+            .reconnect_errors
+            .max(u32::try_from(since_lost).unwrap_or(u32::MAX))
+    }
+}
+
+/// Why a link that went without an event from the library went: WhatsApp had been silent
+/// for a ping's deadline (`dead`), or the connection simply ended.
+fn lost_reason(dead: bool) -> (DisconnectReason, &'static str) {
+    match dead {
+        true => (
+            DisconnectReason::NoAnswer,
+            "WhatsApp stopped answering; reconnecting",
+        ),
+        false => (
+            DisconnectReason::ConnectionLost,
+            "the connection ended; reconnecting",
+        ),
+    }
+}
+
+fn silent_since(last_received_ms: u64) -> Option<u64> {
+    if last_received_ms == 0 {
+        return None;
+    }
+    u64::try_from(now_ms())
+        .ok()
+        .map(|now| now.saturating_sub(last_received_ms))
 }
 
 /// A task that ends when its owner is dropped.
@@ -133,6 +199,14 @@ enum After {
 
 const POLL_MIN: Duration = Duration::from_secs(1);
 const POLL_MAX: Duration = Duration::from_secs(30);
+
+/// How often a connected session looks at its link.
+pub(crate) const LINK_CHECK: Duration = Duration::from_secs(5);
+/// How long the link may be silent before wagate pings (the library pings an idle link too,
+/// but only on its own 15-30 s ticks, and may skip a tick).
+pub(crate) const PROBE_AFTER: Duration = Duration::from_secs(20);
+/// How long a ping may go unanswered: the library's own keepalive deadline.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl SessionCtx {
     fn state(&self) -> SessionState {
@@ -255,6 +329,7 @@ impl SessionCtx {
         };
         let client = bot.client();
         self.set_client(Some(client.clone()));
+        let reconnects_base = client.stats().reconnects;
         let handle = bot.spawn();
         let recover = backend.take_unrecovered().map(|lost| {
             AbortOnDrop(tokio::spawn(super::recover::run(
@@ -264,6 +339,7 @@ impl SessionCtx {
                 self.stats.clone(),
             )))
         });
+        let (dead_tx, dead_rx) = mpsc::unbounded_channel();
         Some(Running {
             client,
             backend,
@@ -272,6 +348,12 @@ impl SessionCtx {
             _recover: recover,
             pair_pending: false,
             user_logout: false,
+            reconnects_base,
+            ever_connected: false,
+            last_heard_ms: 0,
+            probe: None,
+            dead_tx,
+            dead_rx,
         })
     }
 
@@ -364,7 +446,28 @@ impl SessionCtx {
                 };
             }
             WaEvent::Connected(_) => {
+                if matches!(self.state(), SessionState::Connected { .. }) {
+                    // Connected again without a loss seen in between: the client lost the
+                    // link and reconnected between two looks (whatsapp-rust reconnects after
+                    // a dead socket without an event). Say both.
+                    let silent = silent_since(running.last_heard_ms);
+                    let dead = silent.is_some_and(|ms| ms >= PROBE_TIMEOUT.as_millis() as u64);
+                    let (reason, message) = lost_reason(dead);
+                    tracing::warn!(session = %self.id, reason = reason.as_str(), silent_ms = ?silent, "the link was lost and is back");
+                    self.set_state(
+                        SessionState::Disconnected {
+                            since: now_ms(),
+                            attempts: running.attempts().max(1),
+                            reason,
+                            message: Some(message.into()),
+                        },
+                        None,
+                    )
+                    .await;
+                }
                 running.pair_pending = false;
+                running.ever_connected = true;
+                running.reconnects_base = running.client.stats().reconnects;
                 let account = (
                     running.client.pn().map(|j| j.to_non_ad().to_string()),
                     running.client.lid().map(|j| j.to_non_ad().to_string()),
@@ -374,11 +477,16 @@ impl SessionCtx {
             }
             WaEvent::Disconnected(d) => {
                 tracing::info!(session = %self.id, reason = %d.reason, "disconnected");
-                let attempts = running.client.stats().reconnect_errors.max(1);
+                let since = match self.state() {
+                    SessionState::Disconnected { since, .. } => since,
+                    _ => now_ms(),
+                };
                 self.set_state(
                     SessionState::Disconnected {
-                        since: now_ms(),
-                        attempts,
+                        since,
+                        attempts: running.attempts().max(1),
+                        reason: DisconnectReason::ConnectionLost,
+                        message: Some(d.reason.to_string()),
                     },
                     None,
                 )
@@ -513,24 +621,110 @@ impl SessionCtx {
         if running.client.is_connected() {
             return;
         }
-        let errors = running.client.stats().reconnect_errors;
-        if errors == 0 {
+        let attempts = running.attempts();
+        if attempts == 0 {
             return;
         }
-        let since = match self.state() {
-            SessionState::Disconnected { attempts, .. } if attempts == errors => return,
-            SessionState::Disconnected { since, .. } => since,
-            _ => now_ms(),
+        let (since, reason, message) = match self.state() {
+            SessionState::Disconnected { attempts: a, .. } if a == attempts => return,
+            SessionState::Disconnected {
+                since,
+                reason,
+                message,
+                ..
+            } => (since, reason, message),
+            _ if !running.ever_connected => (now_ms(), DisconnectReason::ConnectFailed, None),
+            _ => (now_ms(), DisconnectReason::ConnectionLost, None),
         };
         self.set_state(
             SessionState::Disconnected {
                 since,
-                attempts: errors,
+                attempts,
+                reason,
+                message,
             },
             None,
         )
         .await;
     }
+
+    /// While connected: is the link still there? A client that is no longer logged in lost
+    /// it without an event (whatsapp-rust reconnects after a dead socket as after a 515);
+    /// a link silent for [`PROBE_AFTER`] gets a ping.
+    async fn check_link(&self, running: &mut Running) {
+        let heard = running.client.stats().last_data_received_ms;
+        if !running.client.is_logged_in() {
+            let silent = silent_since(heard.max(running.last_heard_ms));
+            let dead = silent.is_some_and(|ms| ms >= PROBE_TIMEOUT.as_millis() as u64);
+            let (reason, message) = lost_reason(dead);
+            tracing::warn!(session = %self.id, reason = reason.as_str(), silent_ms = ?silent, "the link is gone");
+            self.set_state(
+                SessionState::Disconnected {
+                    since: now_ms(),
+                    attempts: running.attempts(),
+                    reason,
+                    message: Some(message.into()),
+                },
+                None,
+            )
+            .await;
+            return;
+        }
+        running.last_heard_ms = running.last_heard_ms.max(heard);
+        let silent = silent_since(heard);
+        let probing = running.probe.as_ref().is_some_and(|p| !p.is_finished());
+        if probing || silent.is_none_or(|ms| ms < PROBE_AFTER.as_millis() as u64) {
+            return;
+        }
+        tracing::debug!(session = %self.id, silent_ms = ?silent, "the link is silent; pinging");
+        running.probe = Some(tokio::spawn(probe(
+            self.id.clone(),
+            running.client.clone(),
+            running.dead_tx.clone(),
+        )));
+    }
+
+    /// A probe found the link dead: say so; the probe has asked the client to reconnect.
+    async fn on_dead(&self, running: &Running, dead: Dead) {
+        if !matches!(self.state(), SessionState::Connected { .. }) {
+            return;
+        }
+        self.set_state(
+            SessionState::Disconnected {
+                since: now_ms(),
+                attempts: running.attempts(),
+                reason: DisconnectReason::NoAnswer,
+                message: Some(format!(
+                    "WhatsApp did not answer for {} s; reconnecting",
+                    dead.silent_ms / 1000
+                )),
+            },
+            None,
+        )
+        .await;
+    }
+}
+
+/// Ping WhatsApp on a silent link. Unanswered within [`PROBE_TIMEOUT`], with nothing else
+/// received meanwhile and the same connection still up, the link is dead: tell the session
+/// task, then drop the connection so the client reconnects now (what the library's own
+/// dead-socket watchdog does, sooner).
+async fn probe(session: Arc<str>, client: Arc<Client>, dead: mpsc::UnboundedSender<Dead>) {
+    let before = client.stats();
+    let answer = client
+        .execute(KeepaliveSpec::with_timeout(PROBE_TIMEOUT))
+        .await;
+    let Err(e) = answer else { return };
+    let after = client.stats();
+    let same_link = client.is_logged_in() && after.reconnects == before.reconnects;
+    if !same_link || after.last_data_received_ms != before.last_data_received_ms {
+        tracing::debug!(session = %session, error = %e, "a ping failed on a link that moved on");
+        return;
+    }
+    let silent_ms = silent_since(after.last_data_received_ms).unwrap_or_default();
+    tracing::warn!(session = %session, error = %e, silent_ms, "WhatsApp does not answer; reconnecting");
+    let _ = dead.send(Dead { silent_ms });
+    client.reconnect_immediately().await;
 }
 
 /// The HTTP client whatsapp-rust uses for media. A `trust-wa-mock` build given a certificate
@@ -581,11 +775,16 @@ fn domain_event(
                 lid: account.1,
             })
         }
-        SessionState::Disconnected { attempts, .. }
-            if !matches!(prev, SessionState::Disconnected { .. }) =>
-        {
+        SessionState::Disconnected {
+            attempts,
+            reason,
+            message,
+            ..
+        } if !matches!(prev, SessionState::Disconnected { .. }) => {
             Some(DomainKind::SessionDisconnected {
                 attempts: *attempts,
+                reason: *reason,
+                message: message.clone(),
             })
         }
         SessionState::Qr {
@@ -612,6 +811,8 @@ fn domain_event(
 /// What woke the session task up from its client.
 enum Wake {
     Event(Arc<WaEvent>),
+    /// wagate's ping found the link dead.
+    Dead(Dead),
     /// The client's run loop ended.
     Finished,
 }
@@ -626,6 +827,7 @@ async fn wake(running: &mut Option<Running>) -> Wake {
             Some(ev) => Wake::Event(ev),
             None => Wake::Finished,
         },
+        Some(dead) = r.dead_rx.recv() => Wake::Dead(dead),
         _ = &mut r.handle => Wake::Finished,
     }
 }
@@ -648,12 +850,18 @@ pub(crate) async fn run(ctx: SessionCtx, mut commands: mpsc::Receiver<Command>, 
     // A temporary ban ends by itself: start again when it does.
     let mut restart_at: Option<Instant> = None;
     loop {
-        // The reconnect counter only matters while the client exists and is not connected.
+        // The reconnect counter matters while the client exists and is not connected; the
+        // link, while it is.
+        let state = ctx.state();
+        let connected = matches!(state, SessionState::Connected { .. });
         let waiting = matches!(
-            ctx.state(),
+            state,
             SessionState::Connecting | SessionState::Disconnected { .. }
         );
-        if running.is_some() && waiting {
+        if running.is_some() && connected {
+            poll_every = POLL_MIN;
+            next_poll.get_or_insert_with(|| Instant::now() + LINK_CHECK);
+        } else if running.is_some() && waiting {
             next_poll.get_or_insert_with(|| Instant::now() + poll_every);
         } else {
             next_poll = None;
@@ -746,6 +954,11 @@ pub(crate) async fn run(ctx: SessionCtx, mut commands: mpsc::Receiver<Command>, 
                         ctx.set_state(state, wipe.then_some((None, None))).await;
                     }
                 }
+                Wake::Dead(dead) => {
+                    if let Some(r) = running.as_ref() {
+                        ctx.on_dead(r, dead).await;
+                    }
+                }
                 Wake::Finished => {
                     // The run loop ended without being asked to (the library gave up).
                     // Events dispatched before it ended were read first (biased).
@@ -760,9 +973,13 @@ pub(crate) async fn run(ctx: SessionCtx, mut commands: mpsc::Receiver<Command>, 
             },
             _ = sleep_until(next_poll) => {
                 next_poll = None;
-                poll_every = (poll_every * 2).min(POLL_MAX);
-                if let Some(r) = running.as_ref() {
-                    ctx.poll(r).await;
+                if let Some(r) = running.as_mut() {
+                    if matches!(ctx.state(), SessionState::Connected { .. }) {
+                        ctx.check_link(r).await;
+                    } else {
+                        poll_every = (poll_every * 2).min(POLL_MAX);
+                        ctx.poll(r).await;
+                    }
                 }
             }
             _ = sleep_until(restart_at) => {

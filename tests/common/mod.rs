@@ -298,9 +298,14 @@ pub struct SseEvent {
 
 impl Sse {
     pub fn open(url: &str, key: &str) -> Sse {
+        Sse::open_for(url, key, Duration::from_secs(40))
+    }
+
+    /// A stream read for up to `limit` in all.
+    pub fn open_for(url: &str, key: &str, limit: Duration) -> Sse {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_recv_body(Some(Duration::from_secs(40)))
+            .timeout_recv_body(Some(limit))
             .build()
             .into();
         let resp = agent

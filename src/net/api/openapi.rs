@@ -228,8 +228,8 @@ fn components() -> Value {
                     "state": {"type": "string", "enum": ["stopped", "connecting", "qr", "connected", "disconnected", "failed"]},
                     "reason": {
                         "type": "string", "nullable": true,
-                        "enum": ["logged_out", "banned", "qr_exhausted", "client_outdated", "replaced", "pair_failed", "storage", null],
-                        "description": "Why the session failed; null unless state is failed"
+                        "enum": ["logged_out", "banned", "qr_exhausted", "client_outdated", "replaced", "pair_failed", "storage", "connection_lost", "no_answer", "connect_failed", null],
+                        "description": "failed: why it failed (logged_out ... storage); disconnected: why it is not connected (connection_lost: the connection ended; no_answer: WhatsApp stopped answering on an open connection; connect_failed: it has not reached WhatsApp since it started); null otherwise"
                     },
                     "phone": nullable_string,
                     "lid": nullable_string,
@@ -241,7 +241,7 @@ fn components() -> Value {
                     "since": {"type": "integer", "format": "int64", "description": "connected / disconnected: since when"},
                     "attempts": {"type": "integer", "description": "disconnected: reconnect attempts so far"},
                     "until": {"type": "integer", "format": "int64", "description": "failed (banned): when the ban ends"},
-                    "message": {"type": "string", "description": "failed: details"}
+                    "message": {"type": "string", "description": "failed and disconnected: details"}
                 }
             },
             "QrCode": {

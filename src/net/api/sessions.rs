@@ -87,7 +87,8 @@ pub(super) fn routes() -> Vec<Route> {
     ]
 }
 
-/// A session as the API shows it: `id`, `state`, `reason` (null unless failed), `phone`,
+/// A session as the API shows it: `id`, `state`, `reason` (why it failed or is
+/// disconnected; null otherwise), `phone`,
 /// `lid`, `enabled`, `created_at`, plus the state's own fields (`expires_at` and `code` for
 /// `qr`, `since` for `connected` and `disconnected`, `attempts`, `until`, `message`).
 pub(crate) fn view(info: &SessionInfo) -> serde_json::Value {

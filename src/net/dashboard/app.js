@@ -306,6 +306,13 @@ async function loadSessions() {
   renderDetail();
 }
 
+// Why a session is disconnected, in words (the API's `reason`).
+const LOST = {
+  no_answer: 'WhatsApp stopped answering (a dead network link)',
+  connection_lost: 'the connection ended',
+  connect_failed: 'cannot reach WhatsApp',
+};
+
 function stateLabel(s) {
   switch (s.state) {
     case 'qr': return 'waiting for a scan';
@@ -376,7 +383,10 @@ function renderDetail() {
   badge.textContent = stateLabel(s);
   const facts = [['Phone', s.phone || '—'], ['Enabled', s.enabled ? 'yes' : 'no'], ['Created', when(s.created_at)]];
   if (s.since) facts.push([s.state === 'connected' ? 'Connected since' : 'Since', when(s.since)]);
-  if (s.state === 'disconnected') facts.push(['Attempts', String(s.attempts)]);
+  if (s.state === 'disconnected') {
+    facts.push(['Why', LOST[s.reason] || s.reason || '—']);
+    facts.push(['Attempts', String(s.attempts)]);
+  }
   if (s.message) facts.push(['Message', s.message]);
   if (s.until) facts.push(['Retry after', when(s.until)]);
   $('#detail-facts').replaceChildren(...facts.flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })]));

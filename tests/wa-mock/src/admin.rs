@@ -12,6 +12,8 @@
 //! | `POST /admin/fail-next-login` | `{"phone"?, "failure":{"kind":"temp_ban","code":101,"expire_secs":3600}}` | connect failure on next login |
 //! | `POST /admin/fault-next-message` | `{"phone"?, "fault":{"kind":"swallow"}\|{"kind":"refuse","code":479}}` | lose or refuse a client's next message |
 //! | `POST /admin/refuse` | `{"secs"}` | refuse new connections for a while |
+//! | `POST /admin/freeze` | `{"phone","device"}`, or `{}` for the whole server | stop answering (sockets stay open) |
+//! | `POST /admin/thaw` | | end every freeze |
 //! | `POST /admin/remove-device` | `{"phone","device"}` | unlink a companion |
 //! | `GET /admin/groups` | | groups with subject and members |
 //! | `GET /admin/media-cert` | | the media host's certificate (PEM) |
@@ -43,6 +45,8 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/admin/fail-next-login", post(fail_next_login))
         .route("/admin/fault-next-message", post(fault_next_message))
         .route("/admin/refuse", post(refuse))
+        .route("/admin/freeze", post(freeze))
+        .route("/admin/thaw", post(thaw))
         .route("/admin/remove-device", post(remove_device))
         .route("/admin/groups", get(groups))
         .route("/admin/media-cert", get(media_cert))
@@ -174,6 +178,34 @@ struct RefuseBody {
 
 async fn refuse(State(inner): State<Arc<Inner>>, Json(b): Json<RefuseBody>) -> Response {
     inner.refuse_connections(Duration::from_secs(b.secs));
+    done(true)
+}
+
+/// Which connection to freeze; neither field: the whole server.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FreezeBody {
+    phone: Option<String>,
+    device: Option<u16>,
+}
+
+async fn freeze(State(inner): State<Arc<Inner>>, Json(b): Json<FreezeBody>) -> Response {
+    match (b.phone, b.device) {
+        (None, None) => {
+            inner.freeze_server();
+            done(true)
+        }
+        (Some(phone), Some(device)) => done(inner.freeze_connection(&DeviceAddr { phone, device })),
+        _ => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": "give both phone and device, or neither" })),
+        )
+            .into_response(),
+    }
+}
+
+async fn thaw(State(inner): State<Arc<Inner>>) -> Response {
+    inner.thaw();
     done(true)
 }
 

@@ -148,8 +148,13 @@ async fn run(inner: &Arc<Inner>, socket: WebSocket, conn_id: &mut Option<ConnId>
     *conn_id = Some(id);
     inner.bump();
 
+    let mut writer_freeze = inner.freeze.subscribe();
     let mut writer_task = tokio::spawn(async move {
         while let Some(out) = rx.recv().await {
+            // Frozen: what is queued waits (a close too) until the thaw.
+            if writer_freeze.wait_for(|f| !f.holds(id)).await.is_err() {
+                break;
+            }
             match out {
                 Outbound::Node(node) => {
                     let plain = match wacore_binary::marshal(&node) {
@@ -175,9 +180,19 @@ async fn run(inner: &Arc<Inner>, socket: WebSocket, conn_id: &mut Option<ConnId>
         }
     });
 
+    let mut freeze = inner.freeze.subscribe();
     loop {
+        // Frozen: read nothing (the client's frames wait in the socket) until the thaw.
+        if freeze.borrow_and_update().holds(id) {
+            tracing::info!(conn = id, "frozen");
+            if freeze.wait_for(|f| !f.holds(id)).await.is_err() {
+                break;
+            }
+            tracing::info!(conn = id, "thawed");
+        }
         tokio::select! {
             _ = &mut writer_task => break,
+            changed = freeze.changed() => if changed.is_err() { break },
             msg = stream.next() => match msg {
                 Some(Ok(Message::Binary(b))) => {
                     decoder.feed(&b);

@@ -39,7 +39,8 @@ pub mod state;
 
 pub use error::{Error, Result};
 pub use server::{
-    AccountInfo, AccountSummary, DeviceSummary, MockConfig, MockServer, StanzaFilter, StreamError,
+    AccountInfo, AccountSummary, DeviceSummary, Freeze, MockConfig, MockServer, StanzaFilter,
+    StreamError,
 };
 pub use state::{
     DeviceAddr, Direction, Group, GroupMember, LoginFailure, MessageFault, StanzaRecord,

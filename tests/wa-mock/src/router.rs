@@ -139,9 +139,23 @@ fn login(inner: &Inner, st: &mut State, conn: ConnId, payload: &wa::ClientPayloa
     for old in older {
         tracing::info!(old, "closing older connection of the same device");
         st.close(old);
-        if let Some(c) = st.conns.get_mut(&old) {
-            c.device = None;
-            c.active = false;
+        let unacked = match st.conns.get_mut(&old) {
+            Some(c) => {
+                c.device = None;
+                c.active = false;
+                std::mem::take(&mut c.unacked)
+            }
+            None => Vec::new(),
+        };
+        // What the older connection never acked is the device's still: WhatsApp hands it to
+        // the new connection (with the offline messages), as when a connection ends.
+        if !unacked.is_empty() {
+            tracing::info!(
+                old,
+                count = unacked.len(),
+                "unacked messages kept for the new connection"
+            );
+            st.offline.entry(addr.clone()).or_default().extend(unacked);
         }
     }
 

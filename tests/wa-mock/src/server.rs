@@ -141,6 +141,25 @@ pub(crate) struct Inner {
     pub state: Mutex<State>,
     pub changed: watch::Sender<u64>,
     pub media: Option<MediaHost>,
+    /// What is frozen: the whole server, or some connections (see [`Freeze`]).
+    pub freeze: watch::Sender<Freeze>,
+}
+
+/// A server that stopped answering, as a Wi-Fi drop, a router reboot or a NAT timeout leaves
+/// a connection (or as a server process under SIGSTOP): sockets stay open, nothing is read,
+/// nothing is written, no ping is answered. A frozen server also holds every new WebSocket
+/// upgrade until it thaws. The admin API keeps answering, so a test can end the freeze.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Freeze {
+    pub server: bool,
+    pub conns: std::collections::HashSet<crate::state::ConnId>,
+}
+
+impl Freeze {
+    /// Whether connection `conn` may read and write now.
+    pub fn holds(&self, conn: crate::state::ConnId) -> bool {
+        self.server || self.conns.contains(&conn)
+    }
 }
 
 impl Inner {
@@ -414,6 +433,27 @@ impl Inner {
         self.lock().lost_acks.push(addr.clone());
     }
 
+    pub fn freeze_connection(&self, addr: &DeviceAddr) -> bool {
+        let Some(conn) = self.lock().conn_of(addr).map(|c| c.id) else {
+            return false;
+        };
+        tracing::info!(conn, jid = %addr.pn_jid(), "fault: connection frozen");
+        self.freeze.send_modify(|f| {
+            f.conns.insert(conn);
+        });
+        true
+    }
+
+    pub fn freeze_server(&self) {
+        tracing::info!("fault: server frozen");
+        self.freeze.send_modify(|f| f.server = true);
+    }
+
+    pub fn thaw(&self) {
+        tracing::info!("fault: thawed");
+        self.freeze.send_replace(Freeze::default());
+    }
+
     pub fn fault_next_message(&self, phone: Option<&str>, fault: MessageFault) {
         self.lock()
             .message_faults
@@ -441,6 +481,15 @@ impl Inner {
 }
 
 async fn ws_handler(AxState(inner): AxState<Arc<Inner>>, ws: WebSocketUpgrade) -> Response {
+    // A frozen server holds the upgrade: the client's connect times out, as against a server
+    // that accepts TCP connections in its kernel backlog and never answers.
+    let mut freeze = inner.freeze.subscribe();
+    if freeze.borrow().server {
+        tracing::info!("fault: a new connection waits for the thaw");
+    }
+    if freeze.wait_for(|f| !f.server).await.is_err() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     let refusing = {
         let mut st = inner.lock();
         match st.refuse_until {
@@ -482,12 +531,14 @@ impl MockServer {
         let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
         let addr = listener.local_addr()?;
         let (changed, _) = watch::channel(0u64);
+        let (freeze, _) = watch::channel(Freeze::default());
         let inner = Arc::new(Inner {
             state: Mutex::new(State::new(cfg.first_phone)),
             cfg,
             identity,
             changed,
             media,
+            freeze,
         });
         let app = Router::new()
             .route("/ws/chat", get(ws_handler))
@@ -601,6 +652,28 @@ impl MockServer {
     /// reached WhatsApp.
     pub fn tap(&self, f: impl Fn(&StanzaRecord) + Send + Sync + 'static) {
         self.inner.lock().taps.push(std::sync::Arc::new(f));
+    }
+
+    /// Freezes the connection of `device`: the socket stays open, but the server reads
+    /// nothing from it, writes nothing to it and answers no ping, until [`thaw`](Self::thaw).
+    /// New connections of the device are served as usual. False if it is not connected.
+    pub fn freeze_connection(&self, device: &DeviceAddr) -> bool {
+        self.inner.freeze_connection(device)
+    }
+
+    /// Freezes the whole server: every open connection as [`freeze_connection`] does, and
+    /// every new WebSocket upgrade is held unanswered, until [`thaw`](Self::thaw). The admin
+    /// API still answers.
+    ///
+    /// [`freeze_connection`]: Self::freeze_connection
+    pub fn freeze_server(&self) {
+        self.inner.freeze_server()
+    }
+
+    /// Ends every freeze: frozen connections read what waited in their sockets and go on;
+    /// held upgrades are answered.
+    pub fn thaw(&self) {
+        self.inner.thaw()
     }
 
     /// Refuses WebSocket upgrades (HTTP 503) for `d`.

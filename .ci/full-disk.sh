@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Full disk under the real daemon (tests/full_disk.rs says what it proves). Needs root: mounts
+# Full disk under the real daemon (tests/it/full_disk.rs says what it proves). Needs root: mounts
 # a small tmpfs for the data directory, runs the test (ignored in plain `cargo test`) with
 # FULL_DISK_DIR pointing at it, and unmounts it again.
 set -euo pipefail
@@ -19,5 +19,5 @@ cleanup() {
 trap cleanup EXIT
 mount -t tmpfs -o size=48m,mode=0700 wagate-full-disk "$dir"
 
-FULL_DISK_DIR="$dir" cargo test -p wagate --features wagate/trust-wa-mock --test full_disk \
-  -- --ignored --nocapture
+FULL_DISK_DIR="$dir" cargo test -p wagate --features wagate/trust-wa-mock --test it \
+  -- full_disk:: --ignored --nocapture

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# mDNS discovery test across a real link (tests/discovery_netns.rs says what it proves).
+# mDNS discovery test across a real link (tests/it/discovery_netns.rs says what it proves).
 # Needs root and iproute2: makes two network namespaces joined by a veth pair
 #   wagate-mdns-a (10.77.0.1/24, runs wagate)  <->  wagate-mdns-b (10.77.0.2/24, browses)
 # runs the test (ignored in plain `cargo test`) and removes the namespaces again.
@@ -33,4 +33,4 @@ done
 ip -n "$A" link set wgmdns-a up multicast on
 ip -n "$B" link set wgmdns-b up multicast on
 
-cargo test -p wagate --test discovery_netns -- --ignored --nocapture
+cargo test -p wagate --test it -- discovery_netns:: --ignored --nocapture

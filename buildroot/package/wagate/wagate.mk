@@ -19,7 +19,7 @@ WAGATE_CARGO_BUILD_OPTS = --package wagate --bin wagate --features spi
 # Buildroot's cargo infrastructure sets CARGO_PROFILE_RELEASE_* from BR2_OPTIMIZE_* and
 # BR2_ENABLE_LTO (opt-level 2/3/s, no LTO, 16 codegen units). wagate's release profile is
 # tuned for size on small boards; these assignments come after Buildroot's on the command
-# line and restore it. tests/appliance.rs checks they match Cargo.toml's [profile.release].
+# line and restore it. tests/it/appliance.rs checks they match Cargo.toml's [profile.release].
 WAGATE_CARGO_ENV = \
 	CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
 	CARGO_PROFILE_RELEASE_LTO=fat \

@@ -113,6 +113,11 @@ binfmt_on() {
   grep -q '^flags:.*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 \
     || die "qemu-aarch64 is registered in binfmt_misc without the F flag: the chroot cannot find it"
 }
+PROC_MOUNTED=""
+cleanup() {
+  if [ -n "$PROC_MOUNTED" ]; then umount "$PROC_MOUNTED" || true; fi
+  binfmt_off
+}
 binfmt_off() {
   if [ $BINFMT_REGISTERED = 1 ]; then echo -1 > /proc/sys/fs/binfmt_misc/qemu-aarch64 || true; fi
   if [ $BINFMT_MOUNTED = 1 ]; then umount /proc/sys/fs/binfmt_misc || true; fi
@@ -160,6 +165,152 @@ build_rootfs() {
   find "$CACHE" -maxdepth 1 -name "rootfs-$SUITE-arm64-*.tar" ! -path "$tar" -delete
 }
 
+# --- deb ---------------------------------------------------------------------------------
+build_deb() {
+  local features=spi out=$WORK/deb
+  if [ -n "$DEB" ]; then
+    [ -f "$DEB" ] || die "no such .deb: $DEB"
+    echo "using $DEB"
+    return
+  fi
+  [ $TEST_IMAGE = 1 ] && features=spi,trust-wa-mock
+  rm -rf "$out"
+  mkdir -p "$out"
+  # The binary with exactly these features (cargo rebuilds when they changed since the last
+  # build in this target directory), then the package around it.
+  (cd "$REPO" && cargo build --locked --profile "$PROFILE" --features "$features" \
+    --target aarch64-unknown-linux-gnu)
+  local rev=1
+  [ $TEST_IMAGE = 1 ] && rev=1+trustwamock
+  (cd "$REPO" && cargo deb --no-build --no-strip --profile "$PROFILE" \
+    --target aarch64-unknown-linux-gnu --deb-revision "$rev" -o "$out/")
+  DEB=$(ls "$out"/wagate_*_arm64.deb)
+  echo "$DEB"
+}
+
+# --- assemble: the cached root filesystem + wagate + board files -------------------------
+chroot_run() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 "$@"; }
+
+# Copy a directory tree into the root filesystem as root:root (the checkout's owner does not
+# matter), leaving out the paths given after it.
+copy_tree() {
+  local src=$1 ex=()
+  shift
+  for p in "$@"; do ex+=("--exclude=./$p"); done
+  tar -C "$src" --owner=0 --group=0 "${ex[@]}" -cf - . | tar -C "$ROOT" --no-overwrite-dir -xf -
+}
+
+assemble() {
+  local tar=$1
+  rm -rf "$ROOT"
+  mkdir -p "$ROOT"
+  tar -C "$ROOT" --numeric-owner --xattrs --xattrs-include='*' -xpf "$tar"
+  # What maintainer scripts and hooks expect in a chroot: /proc (ischroot, findmnt) and
+  # /dev/null. Nothing of the image is mounted.
+  [ -c "$ROOT/dev/null" ] || mknod -m 0666 "$ROOT/dev/null" c 1 3
+  mount -t proc proc "$ROOT/proc"
+  PROC_MOUNTED=$ROOT/proc
+
+  # wagate: its package installs the binary, the unit (enabled), the service user and groups,
+  # /etc/wagate/wagate.toml and the udev rules (the board files of buildroot/, shared).
+  cp "$DEB" "$ROOT/tmp/wagate.deb"
+  chroot_run dpkg -i /tmp/wagate.deb
+  rm -f "$ROOT/tmp/wagate.deb"
+  chroot_run dpkg-query -W -f '${Status}\n' wagate | grep -qx 'install ok installed' \
+    || die "wagate is not installed in the image"
+  [ -L "$ROOT/etc/systemd/system/multi-user.target.wants/wagate.service" ] \
+    || die "wagate.service is not enabled in the image"
+
+  # The board files shared with buildroot/ (fstab, network, Wi-Fi unit drop-in, presets);
+  # the udev rules and wagate.toml came with the package from the same files.
+  copy_tree "$BOARD_OVERLAY" etc/udev etc/wagate
+  # This image's own files: host name and board settings, Wi-Fi and SSH from the boot
+  # partition, SSH keys only.
+  copy_tree "$IMAGE_DIR/rootfs"
+  install -m 0644 "$IMAGE_DIR/boot/wifi-example.txt" "$IMAGE_DIR/boot/README.txt" "$ROOT/boot/firmware/"
+  mkdir -p "$ROOT/var/lib/wagate"
+
+  # The firmware's configuration: raspi-firmware writes config.txt and cmdline.txt from
+  # /etc/default (so a kernel update keeps them); run its hook again with this image's.
+  cat > "$ROOT/etc/default/raspi-firmware-custom" <<'CFG'
+# wagate: the SPI bus of the display (spidev0.0 and spidev0.1) through the overlay
+# raspi-firmware ships: Debian's mainline device trees ignore dtparam=spi=on.
+dtoverlay=pi4-spidev
+CFG
+  chroot_run DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware
+  [ -f "$ROOT/boot/firmware/config.txt" ] && [ -f "$ROOT/boot/firmware/cmdline.txt" ] \
+    || die "raspi-firmware wrote no config.txt/cmdline.txt"
+
+  # Units: the network (DHCP), DNS, the clock, this image's boot-time services; Wi-Fi and
+  # timesyncd as the board preset (shared with buildroot/) says.
+  chroot_run systemctl enable systemd-networkd.service systemd-resolved.service \
+    wagate-board.service wagate-bootfiles.service
+  chroot_run systemctl preset wpa_supplicant@wlan0.service systemd-timesyncd.service
+  ln -sfn ../run/systemd/resolve/stub-resolv.conf "$ROOT/etc/resolv.conf"
+
+  # The box names itself on first boot (wagate-board.service); until then "wagate".
+  echo wagate > "$ROOT/etc/hostname"
+  printf '127.0.0.1\tlocalhost\n127.0.1.1\twagate\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
+    > "$ROOT/etc/hosts"
+  # No default password: root is locked (SSH takes keys only, and only when the boot
+  # partition has authorized_keys); no account has a password.
+  sed -i 's/^root:[^:]*:/root:!*:/' "$ROOT/etc/shadow"
+  if awk -F: '$2 !~ /^[!*]/ && $2 != "" { bad = 1 } END { exit !bad }' "$ROOT/etc/shadow"; then
+    die "an account in the image has a password"
+  fi
+  [ -z "$(ls "$ROOT"/etc/ssh/ssh_host_* 2>/dev/null)" ] || die "the image carries SSH host keys"
+
+  if [ $TEST_IMAGE = 1 ]; then
+    printf 'TEST IMAGE: wagate built with trust-wa-mock (no WhatsApp certificate check). Never flash it.\n' \
+      | tee "$ROOT/etc/wagate/TEST-IMAGE" > "$ROOT/etc/motd"
+  fi
+  umount "$ROOT/proc"
+  PROC_MOUNTED=""
+  rm -f "$ROOT/dev/null"
+}
+
+# --- genimage ----------------------------------------------------------------------------
+make_card() {
+  local used root_mib sig cfg=$WORK/genimage.cfg
+  # The root partition: what it holds plus a third and 256 MiB for updates, in 4 MiB steps.
+  used=$(du -sm --exclude=./boot/firmware --exclude=./var/lib/wagate "$ROOT" | cut -f1)
+  root_mib=$(( (used * 4 / 3 + 256 + 3) / 4 * 4 ))
+  sig=0x$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
+  sed "s/@ROOT_SIZE@/${root_mib}M/; s/@DISK_SIGNATURE@/$sig/" "$IMAGE_DIR/genimage.cfg.in" > "$cfg"
+  echo "root filesystem: $used MiB used, partition $root_mib MiB; disk signature $sig"
+  rm -rf "$WORK/genimage-tmp" "$WORK/images"
+  mkdir -p "$WORK/images"
+  genimage --rootpath "$ROOT" --tmppath "$WORK/genimage-tmp" --inputpath "$WORK/images" \
+    --outputpath "$WORK/images" --config "$cfg" > "$WORK/genimage.log" 2>&1 \
+    || { tail -40 "$WORK/genimage.log" >&2; die "genimage failed (log: $WORK/genimage.log)"; }
+  rm -rf "$WORK/genimage-tmp"
+  mkdir -p "$OUT"
+  mv "$WORK/images/sdcard.img" "$OUT/sdcard.img"
+  sfdisk -l "$OUT/sdcard.img" | sed -n '/^Disk identifier/p; /^Device/,$p'
+}
+
+outputs() {
+  local img=$OUT/sdcard.img
+  rm -f "$img.xz" "$img.bmap" "$img.sha256"
+  dpkg-query --admindir="$ROOT/var/lib/dpkg" -W -f '${Package}\t${Version}\t${Architecture}\n' \
+    | sort > "$OUT/sdcard.manifest"
+  local files=(sdcard.img)
+  if [ $XZ = 1 ]; then
+    if command -v bmaptool >/dev/null; then
+      bmaptool create -o "$img.bmap" "$img"
+    fi
+    xz -T0 -6 -k -f "$img"
+    files+=(sdcard.img.xz)
+  fi
+  (cd "$OUT" && sha256sum "${files[@]}" > sdcard.img.sha256)
+  printf 'image: %s (%s MiB raw' "$img" "$(( $(stat -c %s "$img") / 1048576 ))"
+  [ $XZ = 1 ] && printf ', %s MiB xz' "$(( $(stat -c %s "$img.xz") / 1048576 ))"
+  printf '; %s packages, wagate %s)\n' "$(wc -l < "$OUT/sdcard.manifest")" \
+    "$(awk '$1 == "wagate" { print $2 }' "$OUT/sdcard.manifest")"
+  [ $TEST_IMAGE = 1 ] && echo "TEST IMAGE (trust-wa-mock): for image/boot-test.sh only, never flash it"
+  return 0
+}
+
 main() {
   while [ $# -gt 0 ]; do
     case "$1" in
@@ -175,16 +326,31 @@ main() {
       *) usage >&2; exit 2 ;;
     esac
   done
+  [ $TEST_IMAGE = 1 ] && [ "$OUT" = "$IMAGE_DIR/out" ] && OUT=$IMAGE_DIR/out-test
+  mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
+  WORK=$CACHE/work
+  ROOT=$WORK/root
+  mkdir -p "$WORK"
   stage tools
   ensure_tools
   binfmt_on
-  trap binfmt_off EXIT
+  trap cleanup EXIT
 
   stage rootfs
   local tar
   tar=$(rootfs_tar)
   build_rootfs "$tar"
   [ "${ROOTFS_ONLY:-0}" = 1 ] && { stage done; return; }
+
+  stage deb
+  build_deb
+  stage assemble
+  assemble "$tar"
+  stage genimage
+  make_card
+  stage outputs
+  outputs
+  rm -rf "$ROOT"
   stage done
 }
 

@@ -27,7 +27,7 @@
 set -euo pipefail
 
 IMAGE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$IMAGE_DIR/.." && pwd)
+
 MACHINE=virt
 IMAGE=$IMAGE_DIR/out/sdcard.img
 CHECKS=1,2,4,5
@@ -154,6 +154,7 @@ boot() {
   if [ "$MACHINE" = virt ]; then
     append="$append systemd.mount-extra=wagatescreen:/var/lib/wagate/screen:9p:trans=virtio,version=9p2000.L,msize=262144"
     append="$append systemd.setenv=WAGATE_DISPLAY__PNG_PATH=/var/lib/wagate/screen/display.png"
+    # shellcheck disable=SC2054 # (commas inside QEMU options)
     args+=(-M virt -cpu cortex-a72 -smp 2 -m 1024
       -drive "if=none,id=hd,file=$WORK/overlay.qcow2,format=qcow2"
       -device virtio-blk-pci,drive=hd
@@ -161,6 +162,7 @@ boot() {
       -fsdev "local,id=scr,path=$WORK/screen,security_model=mapped-xattr"
       -device virtio-9p-pci,fsdev=scr,mount_tag=wagatescreen)
   else
+    # shellcheck disable=SC2054
     args+=(-M raspi3b -dtb "$WORK/board.dtb"
       -drive "if=sd,file=$WORK/overlay.qcow2,format=qcow2"
       -netdev "$net" -device usb-net,netdev=n0)
@@ -325,7 +327,7 @@ if want 4; then
   [ "$(tail -n +2 <<<"$out" | json 'd["open"]')" = False ] || die "setup is open again after the power cut"
   echo "api: boot 2: GET /api/setup -> open: false"
   if console_wait 'first-boot setup: .*code=' 1 >/dev/null; then die "boot 2 printed a setup code again"; fi
-  fsck=$(console_wait 'wagate-data: (clean|recovering)|fsck.*wagate-data|systemd-fsck.*(wagate-data|vda3)' 30 || true)
+  console_wait 'wagate-data: (clean|recovering)|EXT4-fs \(vda3\)' 30 >/dev/null || true
   grep -a -E 'wagate-data|vda3' "$CONSOLE" | grep -a -i -E 'fsck|clean|recover|EXT4-fs' | tr -d '\r' | sed 's/^/console: /' | head -8
   if grep -a -i -E 'wagate-data.*(UNEXPECTED INCONSISTENCY|errors)|vda3.*error' "$CONSOLE" >/dev/null; then
     die "the data partition has errors after the power cut"

@@ -14,6 +14,8 @@
 #   --no-xz           skip the .img.xz and the bmap file (a test build that only boots it)
 #   --cache DIR       the root filesystem cache (default: /var/cache/wagate-image)
 #   --refresh-rootfs  build the root filesystem again even if a cached one matches
+#   --rootfs-only     stop after the root filesystem (fills the cache)
+#   --rootfs-cached   only tell whether the root filesystem is cached (exit 0) or not (1)
 #
 # Outputs in DIR: sdcard.img, sdcard.img.xz, sdcard.img.sha256 (of both), sdcard.img.bmap (when
 # bmaptool is installed) and sdcard.manifest (every package and version in the image).
@@ -57,7 +59,7 @@ stage() {
   [ -n "$STAGE" ] && printf '   (%s took %ss)\n' "$STAGE" "$((now - T_STAGE))"
   STAGE=$1
   T_STAGE=$now
-  [ "$1" = done ] && { printf '== done: %ss in all\n' "$((now - T0))"; return; }
+  [ "$1" = "done" ] && { printf '== done: %ss in all\n' "$((now - T0))"; return; }
   printf '== %s (+%ss)\n' "$1" "$((now - T0))"
 }
 
@@ -322,10 +324,18 @@ main() {
       --cache) CACHE=$2; shift 2 ;;
       --refresh-rootfs) REFRESH=1; shift ;;
       --rootfs-only) ROOTFS_ONLY=1; shift ;;
+      --rootfs-cached) CHECK_CACHE=1; shift ;;
       -h|--help) usage; exit 0 ;;
       *) usage >&2; exit 2 ;;
     esac
   done
+  if [ "${CHECK_CACHE:-0}" = 1 ]; then
+    # Only says whether the root filesystem for this package list is cached (exit 0) or
+    # would be built (exit 1).
+    [ -s "$(rootfs_tar)" ] && { echo "cached: $(rootfs_tar)"; return 0; }
+    echo "not cached: $(rootfs_tar)"
+    return 1
+  fi
   [ $TEST_IMAGE = 1 ] && [ "$OUT" = "$IMAGE_DIR/out" ] && OUT=$IMAGE_DIR/out-test
   mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
   WORK=$CACHE/work
@@ -340,7 +350,7 @@ main() {
   local tar
   tar=$(rootfs_tar)
   build_rootfs "$tar"
-  [ "${ROOTFS_ONLY:-0}" = 1 ] && { stage done; return; }
+  [ "${ROOTFS_ONLY:-0}" = 1 ] && { stage "done"; return; }
 
   stage deb
   build_deb
@@ -351,7 +361,7 @@ main() {
   stage outputs
   outputs
   rm -rf "$ROOT"
-  stage done
+  stage "done"
 }
 
 main "$@"; exit $?

@@ -143,11 +143,12 @@ make_overlay() {
 }
 
 # Test-only kernel command line: the journal on the console (the screen's stand-in), the
-# screen's frames into the shared folder (virt), and wagate's memory printed every 20 s.
+# screen's frames into the shared folder (virt), and wagate's memory printed every 20 s
+# (wagate-memory-report.service, in the image but not enabled).
 boot() {
   local n=$1 log=$WORK/console-$1.log append
   append="$CMDLINE console=ttyAMA0,115200 systemd.journald.forward_to_console=1"
-  append="$append systemd.run=\"/bin/sh -c 'while sleep 20; do ps -C wagate -o rss=,comm= | sed s/^/wagate-rss-kib:/; done'\" systemd.run_success_action=none systemd.run_failure_action=none"
+  append="$append systemd.wants=wagate-memory-report.service"
   local net="user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$PORT-:8443"
   local args=(-nodefaults -no-reboot -display none -monitor none -serial "file:$log"
     -kernel "$WORK/vmlinuz" -initrd "$WORK/initrd.img")

@@ -149,6 +149,7 @@ build_rootfs() {
     --components="${COMPONENTS// /,}" \
     --include="$(packages | paste -sd,)" \
     --aptopt='APT::Install-Recommends "false"' \
+    --dpkgopt=force-confold --dpkgopt=force-confdef \
     --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     --dpkgopt='path-include=/usr/share/locale/locale.alias' \

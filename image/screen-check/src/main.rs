@@ -1,11 +1,12 @@
-//! screen-check FRAME.png [--title TEXT] [--find FONT:TEXT]... [--fingerprint HEX:PAIRS]
+//! screen-check FRAME.png [--find FONT:TEXT]... [--fingerprint HEX:PAIRS] [--qr]
 //!
 //! Reads a frame of wagate's screen and looks for each text, rendered in the named font
 //! exactly as embedded-graphics draws it (one colour, no background), anywhere in the frame.
 //! Fonts: `profont24` (the setup code), `10x20` (the device name), `6x13` (small text),
 //! `9x15b` (the header). `--fingerprint` looks for a certificate fingerprint as the setup
 //! screen breaks it (lines of whole hex pairs in 6x13). Prints one line per text, `found at
-//! X,Y` or `NOT FOUND`; exits 1 when one is missing.
+//! X,Y` or `NOT FOUND`; exits 1 when one is missing. `--qr` prints the QR code's text
+//! (`qr: ...`), as a phone's camera reads it; exits 1 when there is none.
 
 use std::process::ExitCode;
 
@@ -148,6 +149,20 @@ fn main() -> ExitCode {
                     Some((x, y)) => println!("screen shows {text:?} ({f}) at {x},{y}"),
                     None => {
                         println!("screen does NOT show {text:?} ({f})");
+                        ok = false;
+                    }
+                }
+            }
+            "--qr" => {
+                i -= 1; // takes no value
+                let mut img = rqrr::PreparedImage::prepare_from_greyscale(frame.w, frame.h, |x, y| {
+                    let [r, g, b] = frame.rgb[y * frame.w + x];
+                    ((u32::from(r) * 299 + u32::from(g) * 587 + u32::from(b) * 114) / 1000) as u8
+                });
+                match img.detect_grids().into_iter().find_map(|g| g.decode().ok().map(|(_, s)| s)) {
+                    Some(s) => println!("qr: {s}"),
+                    None => {
+                        println!("screen shows NO readable QR code");
                         ok = false;
                     }
                 }

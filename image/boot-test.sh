@@ -4,11 +4,15 @@
 #   1. wagate starts under systemd on first boot; the setup code, the certificate fingerprint
 #      and the box's own host name appear on the console and on the screen
 #   2. the box is claimed over HTTPS pinned to that fingerprint; the admin key works
+#   3. (a test image, `image/build.sh --test-image`) wagate in the guest reaches wa-mock on the
+#      host, the mock phone scans the QR read off the screen, the session connects, a text is
+#      sent and a webhook receiver on the host gets it, signed; after the power cut of check 4
+#      the session reconnects with no new QR and the message is still there
 #   4. after a hard power cut (QEMU killed with SIGKILL) the second boot keeps the key, the
 #      setup stays closed and the data partition checks clean
 #   5. boot-to-API seconds and wagate's resident memory in the guest
 #
-#   image/boot-test.sh [--machine virt|raspi3b] [--image FILE] [--checks 1,2,4,5]
+#   image/boot-test.sh [--machine virt|raspi3b] [--image FILE] [--checks 1,2,3,4,5]
 #                      [--port N] [--keep]
 #
 # --machine virt (default): qemu-system-aarch64 -M virt, with the image's own kernel and
@@ -22,7 +26,8 @@
 #
 # The image is never written: QEMU boots a copy-on-write qcow2 overlay. The guest's network is
 # QEMU's user-mode network with restrict=on: it reaches nothing; the API port is forwarded to
-# 127.0.0.1 only. Needs root only to install missing tools (qemu-system-arm from
+# 127.0.0.1 only (check 3 adds two guest-side addresses that lead to wa-mock and the webhook
+# receiver on the host's loopback). Needs root only to install missing tools (qemu-system-arm from
 # bookworm-backports on Debian 12, mtools, fdisk, qemu-utils, device-tree-compiler).
 set -euo pipefail
 
@@ -89,6 +94,12 @@ ensure_tools() {
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
     fi
   fi
+  if want 3; then
+    command -v socat >/dev/null || {
+      apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq socat >/dev/null; }
+    (cd "$REPO" && cargo build -q --locked -p wa-mock --bin wa-mock) || die "cannot build wa-mock"
+    WA_MOCK=${CARGO_TARGET_DIR:-$REPO/target}/debug/wa-mock
+  fi
   # The screen reader (finds the code, name and fingerprint in a frame): a small host tool.
   SCREEN_CHECK=${CARGO_TARGET_DIR:-$IMAGE_DIR/screen-check/target}/release/screen-check
   cargo build -q --release --locked --manifest-path "$IMAGE_DIR/screen-check/Cargo.toml" \
@@ -97,8 +108,10 @@ ensure_tools() {
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/wagate-boot-test.XXXXXX")
 QEMU_PID=""
+HELPERS=()
 cleanup() {
   if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then kill -KILL "$QEMU_PID" || true; fi
+  for p in "${HELPERS[@]}"; do kill "$p" 2>/dev/null || true; done
   if [ $KEEP = 1 ]; then echo "kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -150,6 +163,15 @@ boot() {
   append="$CMDLINE console=ttyAMA0,115200 systemd.journald.forward_to_console=1"
   append="$append systemd.wants=wagate-memory-report.service"
   local net="user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$PORT-:8443"
+  if want 3; then
+    # The guest's only ways out: 10.0.2.100:7000 is wa-mock, 10.0.2.101:8080 the webhook
+    # receiver, both on the host's loopback (one socat per connection).
+    net="$net,guestfwd=tcp:10.0.2.100:7000-cmd:socat - TCP:127.0.0.1:$MOCK_PORT"
+    net="$net,guestfwd=tcp:10.0.2.101:8080-cmd:socat - TCP:127.0.0.1:$HOOK_PORT"
+    append="$append systemd.setenv=WAGATE_WHATSAPP_URL=ws://10.0.2.100:7000/ws/chat"
+    # No NTP reaches the guest: deliver webhooks without a synchronised clock.
+    append="$append systemd.setenv=WAGATE_WEBHOOKS__REQUIRE_CLOCK_SYNC=false"
+  fi
   local args=(-nodefaults -no-reboot -display none -monitor none -serial "file:$log"
     -kernel "$WORK/vmlinuz" -initrd "$WORK/initrd.img")
   if [ "$MACHINE" = virt ]; then
@@ -221,6 +243,17 @@ ensure_tools
 if [ -z "$PORT" ]; then
   PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 fi
+mock() { curl -sS --max-time 20 "http://127.0.0.1:$MOCK_PORT$1" "${@:2}"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+if want 3; then
+  MOCK_PORT=$(free_port)
+  HOOK_PORT=$(free_port)
+  "$WA_MOCK" --listen "127.0.0.1:$MOCK_PORT" > "$WORK/wa-mock.log" 2>&1 &
+  HELPERS+=($!)
+  python3 "$IMAGE_DIR/hook-receiver.py" "$HOOK_PORT" "$WORK/hooks.jsonl" &
+  HELPERS+=($!)
+  say "wa-mock at 127.0.0.1:$MOCK_PORT, webhook receiver at 127.0.0.1:$HOOK_PORT"
+fi
 extract_boot
 make_overlay
 say "image $IMAGE, overlay $WORK/overlay.qcow2, API at https://127.0.0.1:$PORT (guest 8443)"
@@ -264,7 +297,7 @@ if want 1; then
   echo "check 1: PASS"
 fi
 
-if want 2 || want 4; then
+if want 2 || want 3 || want 4; then
   echo "== check 2: claim over HTTPS pinned to the fingerprint; the admin key works"
   out=$(api GET /api/setup); echo "api: GET /api/setup -> $(tr '\n' ' ' <<<"$out")"
   [ "$(tail -n +2 <<<"$out" | json 'd["open"]')" = True ] || die "setup is not open"
@@ -301,6 +334,46 @@ if want 2 || want 4; then
   echo "check 2: PASS"
 fi
 
+
+if want 3; then
+  echo "== check 3: pair from the screen's QR through wa-mock, send a text, signed webhook"
+  end=$(( $(date +%s) + 300 ))
+  QR=""
+  until [ -n "$QR" ]; do
+    if [ "$(api GET /api/display.png --key "$KEY" --out "$WORK/display-qr.png" | head -1)" = 200 ]; then
+      QR=$("$SCREEN_CHECK" "$WORK/display-qr.png" --qr 2>/dev/null | sed -n 's/^qr: //p' || true)
+    fi
+    [ -n "$QR" ] && break
+    [ "$(date +%s)" -lt "$end" ] || { tail -30 "$CONSOLE" >&2; die "no QR code on the screen"; }
+    sleep 5
+  done
+  echo "screen: GET /api/display.png shows a QR code: ${QR:0:40}..."
+  phone=$(mock /admin/scan --data "$QR" | json 'd.get("phone") or d.get("account",{}).get("phone") or d')
+  echo "wa-mock: the mock phone scanned it (account $phone)"
+  end=$(( $(date +%s) + 180 ))
+  until [ "$(api GET /api/sessions/default --key "$KEY" | tail -n +2 | json 'd.get("state") if isinstance(d.get("state"),str) else d.get("state",{}).get("state")' 2>/dev/null)" = connected ]; do
+    [ "$(date +%s)" -lt "$end" ] || { api GET /api/sessions/default --key "$KEY" >&2; die "the session did not connect"; }
+    sleep 3
+  done
+  echo "api: GET /api/sessions/default -> connected"
+  to=$(mock /admin/accounts -X POST | json 'd["phone"]')
+  out=$(api POST /api/webhooks --key "$KEY" --json '{"url":"http://10.0.2.101:8080/hook","events":["message.sent"]}')
+  [ "$(head -1 <<<"$out")" = 201 ] || die "POST /api/webhooks answered: $out"
+  SECRET=$(tail -n +2 <<<"$out" | json 'd["secret"]')
+  echo "api: POST /api/webhooks (http://10.0.2.101:8080/hook, the host's receiver) -> 201"
+  out=$(api POST /api/sessions/default/messages/text --key "$KEY" --json "{\"to\":\"$to\",\"text\":\"hello from the SD image\"}")
+  [ "$(head -1 <<<"$out")" = 202 ] || die "sending answered: $out"
+  MSG=$(tail -n +2 <<<"$out" | json 'd["id"]')
+  echo "api: POST /api/sessions/default/messages/text to $to -> 202 $MSG"
+  end=$(( $(date +%s) + 180 ))
+  until python3 "$IMAGE_DIR/hook-receiver.py" --verify "$SECRET" "$WORK/hooks.jsonl" message.sent > "$WORK/hook.txt" 2>&1; do
+    [ "$(date +%s)" -lt "$end" ] || { cat "$WORK/hook.txt" >&2; api GET "/api/sessions/default/messages/$MSG" --key "$KEY" >&2; die "no signed message.sent webhook"; }
+    sleep 3
+  done
+  cat "$WORK/hook.txt"
+  echo "check 3: PASS"
+fi
+
 if want 5; then
   echo "== check 5: boot to API, memory"
   rss=$(console_wait 'wagate-rss-kib:' 60 | sed -n 's/.*wagate-rss-kib: *\([0-9]*\).*/\1/p' || true)
@@ -334,6 +407,18 @@ if want 4; then
     die "the data partition has errors after the power cut"
   fi
   grep -a -q -E 'wagate-data: clean|EXT4-fs \(vda3\): mounted' "$CONSOLE" || die "no clean check or mount of the data partition on the console"
+  if want 3; then
+    end=$(( $(date +%s) + 300 ))
+    until [ "$(api GET /api/sessions/default --key "$KEY" | tail -n +2 | json 'd.get("state") if isinstance(d.get("state"),str) else d.get("state",{}).get("state")' 2>/dev/null)" = connected ]; do
+      [ "$(date +%s)" -lt "$end" ] || die "after the power cut the session did not reconnect"
+      sleep 3
+    done
+    echo "api: boot 2: the session reconnected with no new scan"
+    if grep -a -q 'session.qr\|pairing QR' "$CONSOLE"; then echo "console: (a QR line was logged on boot 2)"; fi
+    out=$(api GET "/api/sessions/default/messages/$MSG" --key "$KEY")
+    [ "$(head -1 <<<"$out")" = 200 ] || die "the sent message is gone after the power cut: $out"
+    echo "api: boot 2: GET /api/sessions/default/messages/$MSG -> status $(tail -n +2 <<<"$out" | json 'd.get("status")')"
+  fi
   echo "boot 2: boot-to-API ${API2} s"
   echo "check 4: PASS"
 fi

@@ -224,9 +224,9 @@ assemble() {
   [ -L "$ROOT/etc/systemd/system/multi-user.target.wants/wagate.service" ] \
     || die "wagate.service is not enabled in the image"
 
-  # The board files shared with buildroot/ (fstab, network, Wi-Fi unit drop-in, presets);
-  # the udev rules and wagate.toml came with the package from the same files.
-  copy_tree "$BOARD_OVERLAY" etc/udev etc/wagate
+  # The board files shared with buildroot/ (fstab, network, Wi-Fi udev rule and unit drop-in,
+  # presets); the SPI/GPIO udev rules and wagate.toml came with the package from the same files.
+  copy_tree "$BOARD_OVERLAY" etc/udev/rules.d/60-wagate-spi-gpio.rules etc/wagate
   # This image's own files: host name and board settings, Wi-Fi and SSH from the boot
   # partition, SSH keys only.
   copy_tree "$IMAGE_DIR/rootfs"
@@ -244,11 +244,12 @@ CFG
   [ -f "$ROOT/boot/firmware/config.txt" ] && [ -f "$ROOT/boot/firmware/cmdline.txt" ] \
     || die "raspi-firmware wrote no config.txt/cmdline.txt"
 
-  # Units: the network (DHCP), DNS, the clock, this image's boot-time services; Wi-Fi and
-  # timesyncd as the board preset (shared with buildroot/) says.
+  # Units: the network (DHCP), DNS, the clock, this image's boot-time services; timesyncd as
+  # the board preset (shared with buildroot/) says. Wi-Fi: udev starts wpa_supplicant@wlan0
+  # when the device appears (the board's 70-wagate-wifi.rules).
   chroot_run systemctl enable systemd-networkd.service systemd-resolved.service \
     wagate-board.service wagate-bootfiles.service
-  chroot_run systemctl preset wpa_supplicant@wlan0.service systemd-timesyncd.service
+  chroot_run systemctl preset systemd-timesyncd.service
   ln -sfn ../run/systemd/resolve/stub-resolv.conf "$ROOT/etc/resolv.conf"
 
   # The box names itself on first boot (wagate-board.service); until then "wagate".

@@ -212,7 +212,7 @@ console_wait() {
   local re=$1 limit=$2 end line
   end=$(( $(date +%s) + limit ))
   while :; do
-    line=$(tr -d '\r' < "$CONSOLE" | grep -a -m1 -E "$re" || true)
+    line=$(tr -d '\r' < "$CONSOLE" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g' | grep -a -m1 -E "$re" || true)
     [ -n "$line" ] && { printf '%s\n' "$line"; return 0; }
     [ "$(date +%s)" -lt "$end" ] || return 1
     alive
@@ -268,12 +268,12 @@ CODE=$(sed -n 's/.*[^"]code=\([0-9A-Z-]*\).*/\1/p' <<<"$line")
 HOST=$(console_wait 'wagate-board: host name ' 5 | sed -n 's/.*host name \(wagate-[0-9a-f]*\).*/\1/p' || true)
 api_wait
 API1=$API_SECONDS
-started=$(console_wait 'Started wagate.service|Started .*wagate WhatsApp gateway' 5 || true)
+started=$(console_wait 'systemd\[1\]: Started wagate.service' 5 || true)
 
 if want 1; then
   echo "== check 1: wagate starts on first boot; setup code and fingerprint where a user reads them"
   [ -n "$started" ] || die "no 'Started wagate' on the console"
-  echo "console: ${started##*]: }" | sed 's/^console: *//; s/^/console: /'
+  echo "console: ${started}"
   echo "console: setup code $CODE"
   echo "console: certificate SHA-256 $FPR"
   echo "console: host name ${HOST:-?}"
@@ -318,11 +318,12 @@ if want 2 || want 3 || want 4; then
   out=$(api POST /api/setup --json "{\"code\":\"$CODE\"}" | head -1)
   [ "${out:0:1}" = 4 ] || die "a second claim answered $out"
   echo "api: a second claim with the same code -> $out (setup closed)"
-  # The screen after the claim, over the API (decoded on the host).
+  # The screen after the claim, over the API (decoded on the host): the status screen, the
+  # box's name in its header and the new session "default".
   end=$(( $(date +%s) + 60 ))
   until [ "$(api GET /api/display.png --key "$KEY" --out "$WORK/display-claimed.png" | head -1)" = 200 ] \
-      && "$SCREEN_CHECK" "$WORK/display-claimed.png" --find "9x15b:This device" --fingerprint "$FPR" \
-        ${HOST:+--find "10x20:$HOST"} > "$WORK/screen-2.txt" 2>&1; do
+      && "$SCREEN_CHECK" "$WORK/display-claimed.png" --find "9x15b:wagate" --find "7x13:$HOST" \
+        --find "9x15b:default" > "$WORK/screen-2.txt" 2>&1; do
     [ "$(date +%s)" -lt "$end" ] || { cat "$WORK/screen-2.txt" >&2; die "the claimed screen is not right"; }
     sleep 3
   done

@@ -3,14 +3,14 @@
 //! Reads a frame of wagate's screen and looks for each text, rendered in the named font
 //! exactly as embedded-graphics draws it (one colour, no background), anywhere in the frame.
 //! Fonts: `profont24` (the setup code), `10x20` (the device name), `6x13` (small text),
-//! `9x15b` (the header). `--fingerprint` looks for a certificate fingerprint as the setup
+//! `7x13` (the header's note: the device name), `9x15b` (the header's title). `--fingerprint` looks for a certificate fingerprint as the setup
 //! screen breaks it (lines of whole hex pairs in 6x13). Prints one line per text, `found at
 //! X,Y` or `NOT FOUND`; exits 1 when one is missing. `--qr` prints the QR code's text
 //! (`qr: ...`), as a phone's camera reads it; exits 1 when there is none.
 
 use std::process::ExitCode;
 
-use embedded_graphics::mono_font::iso_8859_1::{FONT_6X13, FONT_9X15_BOLD, FONT_10X20};
+use embedded_graphics::mono_font::iso_8859_1::{FONT_6X13, FONT_7X13, FONT_9X15_BOLD, FONT_10X20};
 use embedded_graphics::mono_font::{MonoFont, MonoTextStyle};
 use embedded_graphics::pixelcolor::BinaryColor;
 use embedded_graphics::prelude::*;
@@ -77,6 +77,7 @@ fn font(name: &str) -> Option<&'static MonoFont<'static>> {
         "profont24" => &profont::PROFONT_24_POINT,
         "10x20" => &FONT_10X20,
         "6x13" => &FONT_6X13,
+        "7x13" => &FONT_7X13,
         "9x15b" => &FONT_9X15_BOLD,
         _ => return None,
     })
@@ -142,7 +143,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 };
                 let Some(font) = font(f) else {
-                    eprintln!("unknown font {f} (profont24, 10x20, 6x13, 9x15b)");
+                    eprintln!("unknown font {f} (profont24, 10x20, 6x13, 7x13, 9x15b)");
                     return ExitCode::from(2);
                 };
                 match find(&frame, &mask(text, font)) {

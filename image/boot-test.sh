@@ -403,7 +403,7 @@ if want 4; then
   echo "api: boot 2: GET /api/setup -> open: false"
   if console_wait 'first-boot setup: .*code=' 1 >/dev/null; then die "boot 2 printed a setup code again"; fi
   console_wait 'wagate-data: (clean|recovering)|EXT4-fs \(vda3\)' 30 >/dev/null || true
-  grep -a -E 'wagate-data|vda3' "$CONSOLE" | grep -a -i -E 'fsck|clean|recover|EXT4-fs' | tr -d '\r' | sed 's/^/console: /' | head -8
+  tr -d '\r' < "$CONSOLE" | grep -a -E 'systemd-fsck\[[0-9]+\]: wagate-data|EXT4-fs \(vda3\)' | sed 's/^/console: /' | head -6
   if grep -a -i -E 'wagate-data.*(UNEXPECTED INCONSISTENCY|errors)|vda3.*error' "$CONSOLE" >/dev/null; then
     die "the data partition has errors after the power cut"
   fi

@@ -32,6 +32,7 @@
 set -euo pipefail
 
 IMAGE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$IMAGE_DIR/.." && pwd)
 
 MACHINE=virt
 IMAGE=$IMAGE_DIR/out/sdcard.img

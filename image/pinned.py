@@ -11,6 +11,7 @@ mismatch, 4 when the server cannot be reached.
 """
 import argparse
 import hashlib
+import os
 import http.client
 import socket
 import ssl
@@ -57,12 +58,17 @@ def main():
     except (OSError, socket.timeout, http.client.HTTPException) as e:
         print(f"request failed: {e}", file=sys.stderr)
         return 4
-    print(r.status)
-    if a.out:
-        with open(a.out, "wb") as f:
-            f.write(data)
-    else:
-        sys.stdout.write(data.decode(errors="replace") + "\n")
+    try:
+        print(r.status, flush=True)
+        if a.out:
+            with open(a.out, "wb") as f:
+                f.write(data)
+        else:
+            sys.stdout.write(data.decode(errors="replace") + "\n")
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The caller read only the status line (`| head -1`): not an error.
+        os._exit(0)
     return 0
 
 

@@ -387,7 +387,7 @@ if want 5; then
   startup=$(console_wait 'Startup finished in' 5 || true)
   [ -n "$startup" ] && echo "boot 1: systemd: ${startup#*Startup finished in }" | sed 's/^/  /'
   if [ -n "$rss" ]; then
-    echo "boot 1: wagate RSS in the guest ${rss} KiB ($(( rss / 1024 )) MiB), setup claimed, one session retrying"
+    echo "boot 1: wagate RSS in the guest ${rss} KiB ($(( rss / 1024 )) MiB), after the claim"
   else
     echo "boot 1: wagate RSS: not seen on the console"
   fi

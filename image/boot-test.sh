@@ -111,7 +111,10 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/wagate-boot-test.XXXXXX")
 QEMU_PID=""
 HELPERS=()
 cleanup() {
-  if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then kill -KILL "$QEMU_PID" || true; fi
+  if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
+    kill -KILL "$QEMU_PID" || true
+    wait "$QEMU_PID" 2>/dev/null || true
+  fi
   for p in "${HELPERS[@]}"; do kill "$p" 2>/dev/null || true; done
   if [ $KEEP = 1 ]; then echo "kept: $WORK"; else rm -rf "$WORK"; fi
 }

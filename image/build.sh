@@ -240,6 +240,10 @@ assemble() {
 # raspi-firmware ships: Debian's mainline device trees ignore dtparam=spi=on.
 dtoverlay=pi4-spidev
 CFG
+  # `ro` after raspi-firmware's `rw` (the last one counts): the root file system is mounted
+  # read-only first, so systemd-fsck-root checks it after a power cut (the initramfs carries
+  # no fsck), and systemd-remount-fs then mounts it read-write as /etc/fstab says.
+  echo ro > "$ROOT/etc/default/raspi-extra-cmdline"
   chroot_run DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware
   [ -f "$ROOT/boot/firmware/config.txt" ] && [ -f "$ROOT/boot/firmware/cmdline.txt" ] \
     || die "raspi-firmware wrote no config.txt/cmdline.txt"

@@ -54,6 +54,7 @@ impl whatsapp_rust::InboundDurabilityHook for Durable {
         let mut events = Vec::new();
         for m in batch.iter().filter(|m| !m.info.source.is_from_me) {
             let mut r = received_event(&self.session, m);
+            complete_addresses(&client, &mut r.0).await;
             enrich(&client, &self.store, &self.media, &self.session, m, &mut r).await;
             events.push(r);
         }

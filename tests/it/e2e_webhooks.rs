@@ -36,6 +36,68 @@ fn pair(server: &Server, mock_rt: &Runtime, mock: &MockServer, key: &str, id: &s
     account.user_jid()
 }
 
+/// A one-to-one message whose stanza names its sender one way only (wa-mock without
+/// `sender_lid` / `sender_pn`) still carries both addresses: the other comes from the mapping
+/// the session's client learned when it wrote to that number first.
+#[test]
+fn a_sender_named_one_way_gets_the_other_address_from_the_mapping() {
+    let rig = Rig::with_mock(
+        wa_mock::MockConfig {
+            sender_alt: false,
+            ..wa_mock::MockConfig::default()
+        },
+        |_| {},
+    );
+    let k = Some(rig.key.as_str());
+    let a = common::peer::create_and_pair(&rig.server, &rig.mock_rt, &rig.mock, k, "a");
+    let b = common::peer::create_and_pair(&rig.server, &rig.mock_rt, &rig.mock, k, "b");
+    let text = |from: &str, to: &str, body: &str| {
+        let r = post_json(
+            &rig.server
+                .url(&format!("/api/sessions/{from}/messages/text")),
+            k,
+            json!({ "to": to, "text": body }),
+        );
+        assert_eq!(r.status, 202, "{}", r.text());
+    };
+    let received = |session: &str, body: &str| -> Value {
+        let hits = rig.rx.wait_for(body, STEP, |h| {
+            of(h, session, "message.received")
+                .iter()
+                .any(|e| e["data"]["text"] == body)
+        });
+        of(&hits, session, "message.received")
+            .into_iter()
+            .find(|e| e["data"]["text"] == body)
+            .unwrap()["data"]
+            .clone()
+    };
+    // B writes first: its client asks WhatsApp for A's devices and LID.
+    text("b", &a.user_jid(), "first from B");
+    received("a", "first from B");
+    // A answers; the stanza names A one way only, B's client knows the other.
+    text("a", &b.user_jid(), "answer from A");
+    let data = received("b", "answer from A");
+    assert_eq!(data["from_phone"], a.user_jid().as_str(), "{data}");
+    assert_eq!(
+        data["from_lid"],
+        format!("{}@lid", a.lid).as_str(),
+        "{data}"
+    );
+    // No message stanza wa-mock handed over named its sender the other way.
+    let out = rig.mock.stanzas(&wa_mock::StanzaFilter {
+        tag: Some("message".into()),
+        direction: Some(wa_mock::Direction::Out),
+        ..Default::default()
+    });
+    assert!(!out.is_empty());
+    assert!(
+        out.iter()
+            .all(|s| !s.xml.contains("sender_lid") && !s.xml.contains("sender_pn")),
+        "wa-mock named a sender both ways"
+    );
+}
+
 fn of(hits: &[Hit], session: &str, kind: &str) -> Vec<Value> {
     hits.iter()
         .map(Hit::json)
@@ -90,15 +152,14 @@ fn a_conversation_arrives_as_signed_webhooks_in_order() {
     let data = &got["data"];
     assert_eq!(data["text"], "hello B, from A");
     assert_eq!(data["from_phone"], a_jid.as_str());
-    // wa-mock addresses 1:1 messages by phone number without a `sender_lid`, so B learns
-    // A's LID only if its client has the mapping; when it is there it must be a LID.
+    // WhatsApp names a direct message's sender both ways (`sender_lid` beside a phone-number
+    // `from`): both are known, so both are there.
+    let a_lid = get(&server.url("/api/sessions/a"), k).json()["lid"].clone();
     assert!(
-        data["from_lid"].is_null()
-            || data["from_lid"]
-                .as_str()
-                .is_some_and(|l| l.ends_with("@lid")),
-        "{data}"
+        a_lid.as_str().is_some_and(|l| l.ends_with("@lid")),
+        "{a_lid}"
     );
+    assert_eq!(data["from_lid"], a_lid, "{data}");
     assert!(data["id"].as_str().unwrap().starts_with("msg_"));
     assert_eq!(
         got["id"].as_str().unwrap()["evt_".len()..],

@@ -145,10 +145,13 @@ impl Rig {
     }
 
     pub fn tuned(tune: impl FnOnce(&mut super::Options)) -> Rig {
+        Rig::with_mock(wa_mock::MockConfig::default(), tune)
+    }
+
+    /// A rig whose wa-mock runs with `mock_cfg`.
+    pub fn with_mock(mock_cfg: wa_mock::MockConfig, tune: impl FnOnce(&mut super::Options)) -> Rig {
         let mock_rt = tokio::runtime::Runtime::new().unwrap();
-        let mock = mock_rt
-            .block_on(MockServer::start(wa_mock::MockConfig::default()))
-            .unwrap();
+        let mock = mock_rt.block_on(MockServer::start(mock_cfg)).unwrap();
         let mut options = mock_options(&mock);
         tune(&mut options);
         let server = super::Server::start(options);

@@ -216,7 +216,7 @@ fn go_active(_inner: &Inner, st: &mut State, conn: ConnId) {
 pub fn on_node(inner: &Inner, st: &mut State, conn: ConnId, node: Node) {
     match node.tag.as_ref() {
         "iq" => on_iq(inner, st, conn, &node),
-        "message" => on_message(st, conn, &node),
+        "message" => on_message(inner, st, conn, &node),
         "receipt" => on_receipt(st, conn, &node),
         "chatstate" => on_chatstate(st, conn, &node),
         "ack" if attr(&node, "class").as_deref() == Some("message") => {
@@ -584,7 +584,9 @@ fn usync(st: &State, req: &Node) -> Node {
         .map(|l| l.get_children_by_tag("user").collect::<Vec<_>>())
         .unwrap_or_default()
     {
+        let mut by_lid = false;
         let (jid_attr, phone) = if let Some(jid) = attr_jid(user, "jid") {
+            by_lid = jid.server == Server::Lid;
             (
                 Some(attr(user, "jid").unwrap_or_default()),
                 st.phone_of(&jid.to_non_ad()),
@@ -636,6 +638,9 @@ fn usync(st: &State, req: &Node) -> Node {
                         .children([NodeBuilder::new("device-list").build()])
                         .build(),
                 ),
+                // Asked by LID: the phone number travels as the user's `pn_jid` (below),
+                // not as a LID mapped to itself.
+                ("lid", Some(_)) if by_lid => {}
                 ("lid", Some(acc)) => children.push(
                     NodeBuilder::new("lid")
                         .attr("val", Jid::lid(acc.lid.as_str()))
@@ -652,6 +657,9 @@ fn usync(st: &State, req: &Node) -> Node {
         let mut b = NodeBuilder::new("user");
         if let Some(j) = jid_attr {
             b = b.attr("jid", j);
+        }
+        if by_lid && let Some(p) = &phone {
+            b = b.attr("pn_jid", Jid::pn(p.as_str()));
         }
         users.push(b.children(children).build());
     }
@@ -887,7 +895,7 @@ pub fn send_pair_success(
 }
 
 /// Routes an end-to-end encrypted message to the devices it names.
-fn on_message(st: &mut State, conn: ConnId, node: &Node) {
+fn on_message(inner: &Inner, st: &mut State, conn: ConnId, node: &Node) {
     let Some(from) = sender(st, conn) else {
         return;
     };
@@ -968,11 +976,25 @@ fn on_message(st: &mut State, conn: ConnId, node: &Node) {
             continue;
         }
         let from_jid = st.jid_like(&from, &dest);
+        // The other form of the sender's address beside `from`, as WhatsApp names it.
+        let alt = match inner.cfg.sender_alt {
+            true if from_jid.server == Server::Lid => {
+                Some(("sender_pn", Jid::pn(from.phone.as_str())))
+            }
+            true => st
+                .accounts
+                .get(&from.phone)
+                .map(|a| ("sender_lid", Jid::lid(a.lid.as_str()))),
+            false => None,
+        };
         let mut b = NodeBuilder::new("message")
             .attr("from", from_jid)
             .attr("id", id.clone())
             .attr("type", ty.clone())
             .attr("t", t.clone());
+        if let Some((name, jid)) = alt {
+            b = b.attr(name, jid);
+        }
         if addr.phone == from.phone {
             b = b.attr("recipient", to.to_non_ad());
         } else if !push_name.is_empty() {

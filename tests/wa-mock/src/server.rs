@@ -41,6 +41,10 @@ pub struct MockConfig {
     /// Fixed Noise static key (32 private bytes) so a restarted mock keeps
     /// serving IK to clients that cached its key; random when `None`.
     pub noise_private_key: Option<[u8; 32]>,
+    /// Name a direct message's sender in both forms, as WhatsApp does: `sender_lid` beside a
+    /// phone-number `from`, `sender_pn` beside a LID `from` (default true). False sends only
+    /// `from`, the form a client must complete from its own mapping.
+    pub sender_alt: bool,
     /// Create groups LID-addressed (`addressing_mode="lid"`: members and message
     /// senders by LID, phone numbers beside them) instead of PN-addressed
     /// (default false).
@@ -57,6 +61,7 @@ impl Default for MockConfig {
             pair_timeout: Duration::from_secs(30),
             media: true,
             noise_private_key: None,
+            sender_alt: true,
             lid_groups: false,
         }
     }

@@ -61,3 +61,57 @@ async fn qr_pairing_then_restart_logs_in_without_qr() {
     c2.stop().await;
     mock.shutdown().await;
 }
+
+/// A number asked by phone number answers with its LID; asked by LID, with its phone number
+/// as the user's `pn_jid` (never the LID mapped to itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usync_maps_phone_numbers_and_lids_both_ways() {
+    use wacore::iq::usync::{IsOnWhatsAppQueryType, IsOnWhatsAppSpec, IsOnWhatsAppUser};
+    use whatsapp_rust::Jid;
+
+    let mock = mock().await;
+    let (c, info) = paired_client(&mock, Arc::new(InMemoryBackend::new())).await;
+    let other = mock.create_account().unwrap();
+    let other_lid = mock
+        .accounts()
+        .into_iter()
+        .find(|a| a.phone == other)
+        .map(|a| a.lid)
+        .unwrap();
+    let ask = |jid: Jid, by: IsOnWhatsAppQueryType| {
+        let spec = IsOnWhatsAppSpec::new(
+            vec![IsOnWhatsAppUser {
+                jid,
+                known_lid: None,
+            }],
+            "sid-1",
+            by,
+        );
+        c.client.execute(spec)
+    };
+    for (phone, lid) in [
+        (info.phone.as_str(), info.lid.as_str()),
+        (other.as_str(), other_lid.as_str()),
+    ] {
+        let by_pn = ask(Jid::pn(phone), IsOnWhatsAppQueryType::Pn)
+            .await
+            .unwrap();
+        assert_eq!(by_pn.len(), 1);
+        assert!(by_pn[0].is_registered);
+        assert_eq!(
+            by_pn[0].lid.as_ref().map(|j| j.user.to_string()),
+            Some(lid.to_string())
+        );
+        let by_lid = ask(Jid::lid(lid), IsOnWhatsAppQueryType::Lid)
+            .await
+            .unwrap();
+        assert_eq!(by_lid.len(), 1);
+        assert_eq!(by_lid[0].lid, None, "a LID is not mapped to itself");
+        assert_eq!(
+            by_lid[0].pn_jid.as_ref().map(|j| j.user.to_string()),
+            Some(phone.to_string())
+        );
+    }
+    c.stop().await;
+    mock.shutdown().await;
+}

@@ -154,21 +154,6 @@ impl Running {
     }
 }
 
-/// Why a link that went without an event from the library went: WhatsApp had been silent
-/// for a ping's deadline (`dead`), or the connection simply ended.
-fn lost_reason(dead: bool) -> (DisconnectReason, &'static str) {
-    match dead {
-        true => (
-            DisconnectReason::NoAnswer,
-            "WhatsApp stopped answering; reconnecting",
-        ),
-        false => (
-            DisconnectReason::ConnectionLost,
-            "the connection ended; reconnecting",
-        ),
-    }
-}
-
 fn silent_since(last_received_ms: u64) -> Option<u64> {
     if last_received_ms == 0 {
         return None;
@@ -450,20 +435,8 @@ impl SessionCtx {
                     // Connected again without a loss seen in between: the client lost the
                     // link and reconnected between two looks (whatsapp-rust reconnects after
                     // a dead socket without an event). Say both.
-                    let silent = silent_since(running.last_heard_ms);
-                    let dead = silent.is_some_and(|ms| ms >= PROBE_TIMEOUT.as_millis() as u64);
-                    let (reason, message) = lost_reason(dead);
-                    tracing::warn!(session = %self.id, reason = reason.as_str(), silent_ms = ?silent, "the link was lost and is back");
-                    self.set_state(
-                        SessionState::Disconnected {
-                            since: now_ms(),
-                            attempts: running.attempts().max(1),
-                            reason,
-                            message: Some(message.into()),
-                        },
-                        None,
-                    )
-                    .await;
+                    let attempts = running.attempts().max(1);
+                    self.link_gone(running.last_heard_ms, attempts).await;
                 }
                 running.pair_pending = false;
                 running.ever_connected = true;
@@ -654,20 +627,9 @@ impl SessionCtx {
     async fn check_link(&self, running: &mut Running) {
         let heard = running.client.stats().last_data_received_ms;
         if !running.client.is_logged_in() {
-            let silent = silent_since(heard.max(running.last_heard_ms));
-            let dead = silent.is_some_and(|ms| ms >= PROBE_TIMEOUT.as_millis() as u64);
-            let (reason, message) = lost_reason(dead);
-            tracing::warn!(session = %self.id, reason = reason.as_str(), silent_ms = ?silent, "the link is gone");
-            self.set_state(
-                SessionState::Disconnected {
-                    since: now_ms(),
-                    attempts: running.attempts(),
-                    reason,
-                    message: Some(message.into()),
-                },
-                None,
-            )
-            .await;
+            let attempts = running.attempts();
+            self.link_gone(heard.max(running.last_heard_ms), attempts)
+                .await;
             return;
         }
         running.last_heard_ms = running.last_heard_ms.max(heard);
@@ -682,6 +644,35 @@ impl SessionCtx {
             running.client.clone(),
             running.dead_tx.clone(),
         )));
+    }
+
+    /// The link went without an event from the library (`heard_ms`: when it last carried
+    /// something): `no_answer` if WhatsApp had been silent for a ping's deadline by now,
+    /// else `connection_lost`.
+    async fn link_gone(&self, heard_ms: u64, attempts: u32) {
+        let silent = silent_since(heard_ms);
+        let (reason, message) =
+            match silent.is_some_and(|ms| ms >= PROBE_TIMEOUT.as_millis() as u64) {
+                true => (
+                    DisconnectReason::NoAnswer,
+                    "WhatsApp stopped answering; reconnecting",
+                ),
+                false => (
+                    DisconnectReason::ConnectionLost,
+                    "the connection ended; reconnecting",
+                ),
+            };
+        tracing::warn!(session = %self.id, reason = reason.as_str(), silent_ms = ?silent, "the link was lost");
+        self.set_state(
+            SessionState::Disconnected {
+                since: now_ms(),
+                attempts,
+                reason,
+                message: Some(message.into()),
+            },
+            None,
+        )
+        .await;
     }
 
     /// A probe found the link dead: say so; the probe has asked the client to reconnect.

@@ -18,6 +18,18 @@
 //! redb's handle: the store then drops it and opens the file again in place (waiting for the
 //! transactions under way), retrying on later operations until that succeeds; meanwhile every
 //! operation answers [`StoreError::NoSpace`]. The daemon stays up throughout.
+//!
+//! Group commit: an fsync on an SD card costs 5-30 ms and wears the flash, so concurrent
+//! writers share it. redb holds its write lock through a durable commit's fsync, so the writers
+//! that arrive meanwhile queue; when it ends, that queue is the next group: each of them but the
+//! last commits without durability (redb keeps it in memory) and waits, and the last commits
+//! durably, which makes the whole group durable with one fsync. A lone write finds no queue
+//! and commits durably at once: no fixed wait. [`Store::write`] still returns only once its
+//! transaction is durable, and a failed durable commit fails every write it covered with the
+//! same error. A read can see a write before it is durable (within one fsync); whatever acts
+//! outside the process on what it read writes first (the sender marks a message `sending`
+//! before it goes), and a write returns only once everything committed before it is durable.
+//! [`Store::settle`] waits for that point without writing.
 
 pub mod inbound;
 pub mod keys;
@@ -30,12 +42,13 @@ pub mod wa_backend;
 pub mod wire_gate;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+    WriteTransaction,
 };
 use tokio::sync::watch;
 
@@ -82,6 +95,10 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("blocking task failed: {0}")]
     Join(String),
+    /// The durable commit that was to cover this write failed (it was a shared one: see the
+    /// module docs on group commit). Nothing of the write is durable.
+    #[error("the commit this write joined failed: {0}")]
+    Commit(String),
 }
 
 macro_rules! from_redb {
@@ -150,13 +167,126 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Commit counts and time, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct CommitStats {
+    /// Write transactions committed (durably or into a group commit).
     pub commits: std::sync::atomic::AtomicU64,
-    /// Microseconds spent in `commit` (the fsync), summed.
+    /// Durable commits: one fsync each, covering one or more write transactions.
+    pub syncs: std::sync::atomic::AtomicU64,
+    /// Microseconds spent in durable commits (the fsync), summed.
     pub commit_micros: std::sync::atomic::AtomicU64,
+}
+
+/// Where group commit stands (see the module docs). Writes are numbered in commit order.
+#[derive(Default)]
+struct GroupState {
+    /// The number of the last write transaction committed (or about to be, by the writer that
+    /// holds redb's write lock).
+    last: u64,
+    /// Every write up to this number is durable.
+    durable: u64,
+    /// A durable commit is under way.
+    syncing: bool,
+    /// Writers between their start and their decision to commit durably or not.
+    queued: u64,
+    /// Of the writers queued when the last durable commit ended, how many have not decided
+    /// yet: the last of them commits durably.
+    group_left: u64,
+    /// Durable commits that failed: the writes numbered in `(from, to]` failed with `why`.
+    /// Kept short; a waiter reads its own within one wake-up.
+    failures: std::collections::VecDeque<(u64, u64, SharedFailure)>,
+}
+
+#[derive(Clone)]
+enum SharedFailure {
+    NoSpace(String),
+    Fatal,
+    Closed,
+    Other(String),
+}
+
+impl SharedFailure {
+    fn of(e: &StoreError) -> SharedFailure {
+        if e.is_no_space() {
+            SharedFailure::NoSpace(e.to_string())
+        } else if e.is_fatal() {
+            SharedFailure::Fatal
+        } else if matches!(e, StoreError::Closed) {
+            SharedFailure::Closed
+        } else {
+            SharedFailure::Other(e.to_string())
+        }
+    }
+
+    fn error(&self) -> StoreError {
+        match self {
+            SharedFailure::NoSpace(m) => StoreError::NoSpace(m.clone()),
+            SharedFailure::Fatal => StoreError::Failed,
+            SharedFailure::Closed => StoreError::Closed,
+            SharedFailure::Other(m) => StoreError::Commit(m.clone()),
+        }
+    }
+}
+
+/// A writer counted in [`GroupState::queued`] until it decides how to commit (or fails
+/// before).
+struct Queued<'a> {
+    group: &'a Group,
+    counted: bool,
+}
+
+impl<'a> Queued<'a> {
+    fn new(group: &'a Group) -> Result<Queued<'a>> {
+        group.state.lock().map_err(|_| StoreError::Closed)?.queued += 1;
+        Ok(Queued {
+            group,
+            counted: true,
+        })
+    }
+
+    /// With redb's write lock held and the transaction ready: the write's number, and whether
+    /// it commits durably (it is the last of its group, or no group is waiting).
+    fn decide(&mut self) -> Result<(u64, bool)> {
+        let mut st = self.group.state.lock().map_err(|_| StoreError::Closed)?;
+        self.counted = false;
+        st.queued -= 1;
+        st.last += 1;
+        let lead = !st.syncing && st.group_left <= 1;
+        if lead {
+            st.syncing = true;
+            st.group_left = 0;
+        } else if !st.syncing {
+            st.group_left -= 1;
+        }
+        Ok((st.last, lead))
+    }
+}
+
+impl Drop for Queued<'_> {
+    /// A writer that failed before deciding: if it was to commit its group durably, the
+    /// waiters make an empty durable commit instead.
+    fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
+        if let Ok(mut st) = self.group.state.lock() {
+            st.queued -= 1;
+            st.group_left = st.group_left.saturating_sub(1);
+        }
+        self.group.ended.notify_all();
+    }
+}
+
+/// How many failed durable commits [`GroupState`] remembers.
+const FAILURES_KEPT: usize = 16;
+
+#[derive(Default)]
+struct Group {
+    state: Mutex<GroupState>,
+    ended: Condvar,
 }
 
 struct Inner {
     commits: CommitStats,
+    group: Group,
     /// The sessions' wire gates' counters ([`wire_gate`]).
     wire: Arc<wire_gate::WireStats>,
     /// `None` once closed.
@@ -257,6 +387,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 commits: CommitStats::default(),
+                group: Group::default(),
                 wire: Arc::default(),
                 db: std::sync::RwLock::new(Some(db)),
                 path,
@@ -402,24 +533,149 @@ impl Store {
     }
 
     /// Run `f` in a write transaction on the calling thread and commit it durably if `f`
-    /// succeeds (on error the transaction is aborted and nothing is written). Refused with
+    /// succeeds (on error the transaction is aborted and nothing is written). Returns once the
+    /// transaction is durable, alone or in a group commit (see the module docs). Refused with
     /// [`StoreError::NoSpace`] before it starts while the disk is (nearly) full.
     pub fn write_blocking<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
         self.ready()?;
         self.check_space()?;
+        let r = self.write_grouped(f);
+        self.note(r)
+    }
+
+    fn write_grouped<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
+        let group = &self.inner.group;
+        let mut queued = Queued::new(group)?;
+        let (out, n) = {
+            let db = self.inner.db.read().map_err(|_| StoreError::Closed)?;
+            let mut txn = db.as_ref().ok_or(StoreError::Closed)?.begin_write()?;
+            let out = f(&txn)?;
+            // Numbered while redb's write lock is held, so numbers follow commit order.
+            let (n, lead) = queued.decide()?;
+            if lead {
+                // The last of its group (or alone): this commit's fsync covers it and every
+                // write before it.
+                let r = self.commit_durably(txn);
+                self.end_sync(n, &r);
+                self.inner.commits.commits.fetch_add(1, Ordering::Relaxed);
+                return r.map(|()| out);
+            }
+            txn.set_durability(Durability::None)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            txn.commit()?;
+            self.inner.commits.commits.fetch_add(1, Ordering::Relaxed);
+            (out, n)
+        };
+        self.wait_durable(n)?;
+        Ok(out)
+    }
+
+    /// Commit `txn` durably (the fsync), counted and timed.
+    fn commit_durably(&self, txn: WriteTransaction) -> Result<()> {
+        let t = Instant::now();
+        txn.commit()?;
+        let c = &self.inner.commits;
+        c.syncs.fetch_add(1, Ordering::Relaxed);
+        c.commit_micros
+            .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// A durable commit covering writes up to `n` ended with `r`: wake the writers waiting.
+    fn end_sync(&self, n: u64, r: &Result<()>) {
+        let group = &self.inner.group;
+        // A poisoned lock: a writer panicked while holding it; the waiters then fail too.
+        if let Ok(mut st) = group.state.lock() {
+            st.syncing = false;
+            // The writers that queued behind this commit are the next group.
+            st.group_left = st.queued;
+            match r {
+                Ok(()) => st.durable = st.durable.max(n),
+                Err(e) => {
+                    let from = st.durable;
+                    if st.failures.len() == FAILURES_KEPT {
+                        st.failures.pop_front();
+                    }
+                    st.failures.push_back((from, n, SharedFailure::of(e)));
+                }
+            }
+        }
+        group.ended.notify_all();
+    }
+
+    /// Wait until write `n` is durable, making the durable commit when none is under way.
+    fn wait_durable(&self, n: u64) -> Result<()> {
+        let group = &self.inner.group;
+        let mut st = group.state.lock().map_err(|_| StoreError::Closed)?;
+        loop {
+            if let Some((_, _, why)) = st
+                .failures
+                .iter()
+                .find(|(from, to, _)| *from < n && n <= *to)
+            {
+                return Err(why.error());
+            }
+            if st.durable >= n {
+                return Ok(());
+            }
+            // Nobody is left to commit durably (the group's last writer failed, or this is
+            // `settle`): make the empty durable commit here.
+            if !st.syncing && st.queued == 0 {
+                st.syncing = true;
+                drop(st);
+                let (upto, r) = self.sync_now();
+                self.end_sync(upto, &r);
+                r?;
+                st = group.state.lock().map_err(|_| StoreError::Closed)?;
+                continue;
+            }
+            st = group.ended.wait(st).map_err(|_| StoreError::Closed)?;
+        }
+    }
+
+    /// An empty durable commit: it makes every write committed before it durable. Returns the
+    /// number of the last write it covers.
+    fn sync_now(&self) -> (u64, Result<()>) {
+        let last = || {
+            self.inner
+                .group
+                .state
+                .lock()
+                .map(|st| st.last)
+                .unwrap_or(u64::MAX)
+        };
         let r = (|| {
             let db = self.inner.db.read().map_err(|_| StoreError::Closed)?;
             let txn = db.as_ref().ok_or(StoreError::Closed)?.begin_write()?;
-            let out = f(&txn)?;
-            let t = std::time::Instant::now();
-            txn.commit()?;
-            let c = &self.inner.commits;
-            c.commits.fetch_add(1, Ordering::Relaxed);
-            c.commit_micros
-                .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
-            Ok(out)
+            // With redb's write lock held, no write is between its number and its commit.
+            let upto = last();
+            self.commit_durably(txn).map(|()| upto)
         })();
-        self.note(r)
+        match r {
+            Ok(upto) => (upto, Ok(())),
+            Err(e) => (last(), Err(e)),
+        }
+    }
+
+    /// Wait until every write committed so far is durable (see the module docs); a write made
+    /// now would return at the same point. Returns at once when nothing waits for an fsync.
+    pub fn settle_blocking(&self) -> Result<()> {
+        let n = self
+            .inner
+            .group
+            .state
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .last;
+        self.wait_durable(n)
+    }
+
+    /// [`Store::settle_blocking`] on a blocking thread.
+    pub async fn settle(&self) -> Result<()> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.settle_blocking())
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))?
     }
 
     /// [`Store::read_blocking`] on a blocking thread.

@@ -171,9 +171,19 @@ pub(crate) async fn render(state: &ApiState) -> Result<String, ApiError> {
         commits.commits.load(Ordering::Relaxed) as f64,
     );
     m.family(
+        "wagate_store_syncs_total",
+        "counter",
+        "Durable commits (one fsync each); with group commit one covers several transactions.",
+    )
+    .sample(
+        "wagate_store_syncs_total",
+        &[],
+        commits.syncs.load(Ordering::Relaxed) as f64,
+    );
+    m.family(
         "wagate_store_commit_seconds_total",
         "counter",
-        "Time spent committing (fsync) them; divide by the count for the mean commit latency.",
+        "Time spent in durable commits (the fsync); divide by the syncs for the mean fsync latency.",
     )
     .sample(
         "wagate_store_commit_seconds_total",

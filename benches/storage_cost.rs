@@ -223,7 +223,7 @@ impl Rig {
         self.store.write_blocking(f).expect("write")
     }
 
-    /// Record an event as the engine does, and tell the forwarder.
+    /// Tell the forwarder of an event just written, as the engine does.
     fn publish(&self, e: Option<Event>) {
         if let Some(e) = e {
             self.bus.publish(Notice::Event(e));

@@ -29,7 +29,7 @@
 //! same error. A read can see a write before it is durable (within one fsync); whatever acts
 //! outside the process on what it read writes first (the sender marks a message `sending`
 //! before it goes), and a write returns only once everything committed before it is durable.
-//! [`Store::settle`] waits for that point without writing.
+//! [`Store::settle_blocking`] waits for that point without writing.
 
 pub mod inbound;
 pub mod keys;
@@ -619,7 +619,7 @@ impl Store {
                 return Ok(());
             }
             // Nobody is left to commit durably (the group's last writer failed, or this is
-            // `settle`): make the empty durable commit here.
+            // `settle_blocking`): make the empty durable commit here.
             if !st.syncing && st.queued == 0 {
                 st.syncing = true;
                 drop(st);
@@ -668,14 +668,6 @@ impl Store {
             .map_err(|_| StoreError::Closed)?
             .last;
         self.wait_durable(n)
-    }
-
-    /// [`Store::settle_blocking`] on a blocking thread.
-    pub async fn settle(&self) -> Result<()> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.settle_blocking())
-            .await
-            .map_err(|e| StoreError::Join(e.to_string()))?
     }
 
     /// [`Store::read_blocking`] on a blocking thread.

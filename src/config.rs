@@ -27,9 +27,9 @@
 //! and `config check` output all follow from the serde derive. Add its rules to
 //! [`Config::validate`] if it has any, and a row per key to `docs/configuration.md`.
 //!
-//! Secrets (none yet): a secret field must never reach [`Config::to_toml_string`]; give it a
-//! newtype whose `Serialize` refuses or that is `#[serde(skip_serializing)]`, and exempt it
-//! from the round-trip test.
+//! Secrets (`mqtt.password`): a secret field must never reach [`Config::to_toml_string`] or a
+//! log: it is a [`Secret`] (its `Debug` shows `***`), `#[serde(skip_serializing)]`, listed in
+//! `SECRET_KEYS` (so its environment value stays text), and exempt from the round-trip test.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -55,6 +55,9 @@ pub const SHORT_ENV_NAMES: &[(&str, &str, &str)] = &[
 
 const ENV_PREFIX: &str = "WAGATE_";
 
+/// Keys holding a [`Secret`] (never written back, so absent from the defaults' table).
+const SECRET_KEYS: &[&str] = &["mqtt.password"];
+
 /// The largest `webhooks.inline_media_max_bytes` (the download happens before the ack).
 pub const MAX_INLINE_MEDIA_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -77,6 +80,9 @@ pub struct Config {
     pub sessions: SessionsConfig,
     pub webhooks: WebhooksConfig,
     pub discovery: DiscoveryConfig,
+    /// `[mqtt]`: the broker endpoint, commands and Home Assistant discovery (off until
+    /// `mqtt.url` is set).
+    pub mqtt: MqttConfig,
     /// `[pacing]`: the platform's anti-ban defaults; each session may override them
     /// (`PUT /api/sessions/{sid}/settings`). See [`crate::engine::pacing`].
     pub pacing: crate::engine::pacing::Settings,
@@ -594,6 +600,188 @@ impl Default for WebhooksConfig {
     }
 }
 
+/// A secret configuration value: never written by [`Config::to_toml_string`], never shown by
+/// `Debug` (so never logged).
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+impl Secret {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// One `[[mqtt.notify]]` recipient: a Home Assistant `notify` entity that sends a text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyTarget {
+    /// The entity's name in Home Assistant ("Alice").
+    pub name: String,
+    /// The recipient: a phone number (`+4915...`) or a JID.
+    pub to: String,
+    /// The session it belongs to; every session when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+}
+
+/// `[mqtt]`: events out to a broker, send commands in, Home Assistant discovery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// `mqtt://host[:port]` or `mqtts://host[:port]`; empty = MQTT off.
+    pub url: String,
+    pub username: String,
+    /// The password (`WAGATE_MQTT__PASSWORD`); never written back or logged.
+    #[serde(skip_serializing)]
+    pub password: Secret,
+    /// A file whose first line is the password (instead of `password`).
+    pub password_file: PathBuf,
+    /// `mqtts://`: trust this CA (PEM) instead of the system's roots.
+    pub ca_file: PathBuf,
+    /// `mqtts://`: accept exactly the broker certificate with this SHA-256 (hex, colons
+    /// allowed) instead of checking a chain.
+    pub cert_sha256: String,
+    /// Empty = `wagate-<device id>`.
+    pub client_id: String,
+    /// Empty = `wagate/<device id>`.
+    pub base_topic: String,
+    pub discovery_prefix: String,
+    /// Publish Home Assistant discovery.
+    pub discovery: bool,
+    /// Take send commands on `<base>/<session>/send/<kind>` (the broker's ACL guards them).
+    pub commands: bool,
+    /// Event types published (the same filter as a webhook endpoint's).
+    pub events: Vec<String>,
+    /// Seconds between keep-alive pings.
+    pub keep_alive_secs: u32,
+    /// Home Assistant `notify` entities: one per recipient.
+    pub notify: Vec<NotifyTarget>,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: String::new(),
+            username: String::new(),
+            password: Secret::default(),
+            password_file: PathBuf::new(),
+            ca_file: PathBuf::new(),
+            cert_sha256: String::new(),
+            client_id: String::new(),
+            base_topic: String::new(),
+            discovery_prefix: "homeassistant".to_owned(),
+            discovery: true,
+            commands: true,
+            events: vec!["*".to_owned()],
+            keep_alive_secs: 30,
+            notify: Vec::new(),
+        }
+    }
+}
+
+impl MqttConfig {
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty()
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let lower = self.url.to_ascii_lowercase();
+        let rest = lower
+            .strip_prefix("mqtt://")
+            .or_else(|| lower.strip_prefix("mqtts://"));
+        match rest {
+            None => {
+                return Err((
+                    "mqtt.url",
+                    format!("{:?} must start with mqtt:// or mqtts://", self.url),
+                ));
+            }
+            Some(r) if r.is_empty() || r.starts_with('/') || r.starts_with(':') => {
+                return Err(("mqtt.url", format!("{:?} has no host", self.url)));
+            }
+            Some(_) => {}
+        }
+        if !self.password.is_empty() && !self.password_file.as_os_str().is_empty() {
+            return Err((
+                "mqtt.password_file",
+                "give the password or a password file, not both".to_owned(),
+            ));
+        }
+        let hex: String = self.cert_sha256.chars().filter(|c| *c != ':').collect();
+        if !hex.is_empty() && (hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit())) {
+            return Err((
+                "mqtt.cert_sha256",
+                "64 hex digits (colons allowed between bytes)".to_owned(),
+            ));
+        }
+        for (key, topic) in [
+            ("mqtt.base_topic", &self.base_topic),
+            ("mqtt.discovery_prefix", &self.discovery_prefix),
+        ] {
+            if topic.starts_with('/')
+                || topic.ends_with('/')
+                || topic.contains(['+', '#', '\0'])
+                || topic.len() > 200
+            {
+                return Err((
+                    key,
+                    format!(
+                        "{topic:?}: a topic without wildcards and without a leading or trailing /"
+                    ),
+                ));
+            }
+        }
+        if self.discovery_prefix.is_empty() {
+            return Err(("mqtt.discovery_prefix", "must not be empty".to_owned()));
+        }
+        if let Err(e) = crate::store::outbox::check_event_filter(&self.events) {
+            return Err(("mqtt.events", e));
+        }
+        if !(5..=3600).contains(&self.keep_alive_secs) {
+            return Err((
+                "mqtt.keep_alive_secs",
+                format!("{} is out of range 5..=3600", self.keep_alive_secs),
+            ));
+        }
+        for n in &self.notify {
+            if n.name.trim().is_empty() || n.to.trim().is_empty() {
+                return Err((
+                    "mqtt.notify",
+                    "every recipient needs a name and a `to`".to_owned(),
+                ));
+            }
+            if let Some(s) = &n.session
+                && !is_valid_session_id(s)
+            {
+                return Err(("mqtt.notify", format!("session {s:?} is not a session id")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The password: `password`, else the first line of `password_file`.
+    pub fn read_password(&self) -> std::io::Result<Option<String>> {
+        if !self.password.is_empty() {
+            return Ok(Some(self.password.0.clone()));
+        }
+        if self.password_file.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&self.password_file)?;
+        Ok(Some(text.lines().next().unwrap_or_default().to_string()))
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------------------------
@@ -877,7 +1065,13 @@ impl Sources {
         let defaults = toml::Table::try_from(Config::default())?;
         let mut table = self.file_table.clone();
         for o in &self.env {
-            let hint = lookup(&defaults, &o.path);
+            // Secrets are not in the written defaults, and are text whatever they look like.
+            let text = toml::Value::String(String::new());
+            let hint = if SECRET_KEYS.contains(&o.path.join(".").as_str()) {
+                Some(&text)
+            } else {
+                lookup(&defaults, &o.path)
+            };
             let value = env_value(&o.raw, hint);
             let (leaf, parents) = o
                 .path
@@ -1146,7 +1340,7 @@ impl Config {
         if h.retention_max_mb == 0 {
             return Err(("webhooks.retention_max_mb", "must be at least 1".to_owned()));
         }
-        Ok(())
+        self.mqtt.validate()
     }
 
     fn validate_display(&self) -> Result<(), (&'static str, String)> {
@@ -1718,6 +1912,45 @@ default_session = "main-1"
         let e = err(Some(&p), &[]);
         assert!(matches!(e, ConfigError::Syntax { .. }), "{e}");
         assert!(e.to_string().contains(&p.display().to_string()));
+    }
+
+    #[test]
+    fn mqtt_is_off_until_a_url_and_its_password_is_never_written() {
+        assert!(!Config::default().mqtt.enabled());
+        let c = load_test(
+            None,
+            &[
+                ("WAGATE_MQTT__URL", "mqtts://broker.lan:8883"),
+                ("WAGATE_MQTT__USERNAME", "wagate"),
+                ("WAGATE_MQTT__PASSWORD", "123456"),
+                (
+                    "WAGATE_MQTT__NOTIFY",
+                    r#"[{name = "Alice", to = "+491700000001"}]"#,
+                ),
+            ],
+        )
+        .unwrap();
+        assert!(c.mqtt.enabled());
+        // Digits in the environment stay the password's text.
+        assert_eq!(c.mqtt.read_password().unwrap().as_deref(), Some("123456"));
+        assert_eq!(c.mqtt.notify[0].name, "Alice");
+        let text = c.to_toml_string().unwrap();
+        assert!(!text.contains("123456"), "{text}");
+        assert!(!format!("{c:?}").contains("123456"));
+        for (var, value, key) in [
+            ("WAGATE_MQTT__URL", "http://broker", "mqtt.url"),
+            ("WAGATE_MQTT__URL", "mqtt://", "mqtt.url"),
+            ("WAGATE_MQTT__CERT_SHA256", "abcd", "mqtt.cert_sha256"),
+            ("WAGATE_MQTT__BASE_TOPIC", "wagate/#", "mqtt.base_topic"),
+            ("WAGATE_MQTT__EVENTS", r#"["message.nope"]"#, "mqtt.events"),
+        ] {
+            let mut vars = vec![(var, value)];
+            if var != "WAGATE_MQTT__URL" {
+                vars.push(("WAGATE_MQTT__URL", "mqtt://127.0.0.1"));
+            }
+            let e = err(None, &vars).to_string();
+            assert!(e.contains(key), "{var}={value}: {e}");
+        }
     }
 
     #[test]

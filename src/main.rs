@@ -285,6 +285,32 @@ async fn run(cfg: Config) -> Result<ExitCode> {
     let mut lan = wagate::net::lan::Lan::prepare(&cfg)?; // device id, certificate
     let store = open_store_waiting(&cfg).await?;
     tracing::info!(path = %store.path().display(), "store open");
+    // The MQTT endpoint of the outbox follows `[mqtt]` before any session makes an event.
+    let mqtt_settings = if cfg.mqtt.enabled() {
+        Some(wagate::net::mqtt::Settings::from_config(
+            &cfg.mqtt,
+            &lan.device_id,
+            WebhookSettings::from(&cfg.webhooks).retries_ms,
+        )?)
+    } else {
+        None
+    };
+    {
+        let target = mqtt_settings
+            .as_ref()
+            .map(|s| (s.broker(), cfg.mqtt.events.clone()));
+        let now = wagate::events::now_ms();
+        store
+            .write(move |t| {
+                wagate::store::outbox::configure_mqtt(
+                    t,
+                    target.as_ref().map(|(u, e)| (u.as_str(), e.as_slice())),
+                    now,
+                )
+            })
+            .await
+            .context("configuring the MQTT endpoint of the outbox")?;
+    }
     let bus = Bus::default();
     let mut notices = bus.subscribe();
     let setup = Setup::from_store(&store).await?;
@@ -358,6 +384,18 @@ async fn run(cfg: Config) -> Result<ExitCode> {
         Clock::system(),
     );
     api_state.set_webhooks(webhooks.clone());
+    let mqtt = match mqtt_settings {
+        Some(settings) => Some(wagate::net::mqtt::Mqtt::spawn(
+            settings,
+            store.clone(),
+            mgr.clone(),
+            Clock::system(),
+        )?),
+        None => None,
+    };
+    if let Some(m) = &mqtt {
+        api_state.set_mqtt(m.clone());
+    }
     let retention = wagate::store::retention::spawn(
         store.clone(),
         Clock::system(),
@@ -403,6 +441,9 @@ async fn run(cfg: Config) -> Result<ExitCode> {
     sessions_task.abort();
     control.abort();
     webhooks.stop();
+    if let Some(m) = &mqtt {
+        m.stop().await;
+    }
     retention.abort();
     mgr.shutdown().await;
     let _ = std::fs::remove_file(cfg.socket_path());

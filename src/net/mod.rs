@@ -8,4 +8,5 @@ pub mod dashboard;
 pub mod discovery;
 pub mod fetch;
 pub mod lan;
+pub mod mqtt;
 pub mod webhook;

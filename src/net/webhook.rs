@@ -366,7 +366,11 @@ impl Webhooks {
         let now = self.inner.clock.now_ms();
         let endpoints = self.inner.store.read(outbox::list_endpoints).await?;
         let mut next: Option<i64> = None;
-        for ep in endpoints.into_iter().filter(|e| e.enabled) {
+        // The MQTT endpoint's deliveries are published by `net::mqtt`.
+        for ep in endpoints
+            .into_iter()
+            .filter(|e| e.enabled && e.id != outbox::MQTT_ENDPOINT)
+        {
             if self.is_busy(&ep.id) {
                 continue;
             }

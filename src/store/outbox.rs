@@ -214,6 +214,50 @@ fn put_endpoint(txn: &WriteTransaction, ep: &Endpoint) -> Result<()> {
 }
 
 /// A new endpoint id.
+/// The id of the MQTT broker endpoint (`[mqtt]`): one fixed row, owned by the configuration
+/// rather than the webhook API. Its deliveries are published by `net::mqtt`, not posted.
+pub const MQTT_ENDPOINT: &str = "mqtt";
+
+/// Make the MQTT endpoint match the configuration: `Some((url, events))` creates or updates
+/// it enabled (its pending deliveries due at once when it was off); `None` disables it, so
+/// no new deliveries pile up for a broker nobody configured any more.
+pub fn configure_mqtt(
+    txn: &WriteTransaction,
+    target: Option<(&str, &[String])>,
+    now: i64,
+) -> Result<()> {
+    let existing = endpoint_w(txn, MQTT_ENDPOINT)?;
+    match (target, existing) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => set_enabled(txn, MQTT_ENDPOINT, false, Some("MQTT is off".into()), now),
+        (Some((url, events)), existing) => {
+            let mut ep = existing.clone().unwrap_or_else(|| Endpoint {
+                id: MQTT_ENDPOINT.to_string(),
+                url: String::new(),
+                events: Vec::new(),
+                sessions: None,
+                enabled: false,
+                description: Some("MQTT broker ([mqtt] in the configuration)".into()),
+                secret: String::new(),
+                previous_secret: None,
+                previous_until: None,
+                disabled_reason: None,
+                created_at: now,
+                updated_at: now,
+            });
+            if ep.url != url || ep.events != events {
+                ep.url = url.to_string();
+                ep.events = events.to_vec();
+                ep.updated_at = now;
+            }
+            if existing.as_ref() != Some(&ep) {
+                put_endpoint(txn, &ep)?;
+            }
+            set_enabled(txn, MQTT_ENDPOINT, true, None, now)
+        }
+    }
+}
+
 pub fn new_endpoint_id() -> String {
     format!("whk_{}", next_ulid())
 }
@@ -772,6 +816,27 @@ impl Outcome {
     }
 }
 
+/// Take a delivery off the schedule and log an attempt on it (the caller decides what it
+/// now is, and writes it).
+fn take_attempt(
+    txn: &WriteTransaction,
+    id: &str,
+    attempt: AttemptRecord,
+) -> Result<Option<Delivery>> {
+    let Some(mut d) = delivery_w(txn, id)? else {
+        return Ok(None);
+    };
+    unschedule(txn, &d)?;
+    d.next_at = None;
+    d.attempt_count += 1;
+    d.last_error = attempt.error.clone();
+    d.attempts.push(attempt);
+    if d.attempts.len() > MAX_ATTEMPTS_KEPT {
+        d.attempts.remove(0);
+    }
+    Ok(Some(d))
+}
+
 /// Record an attempt: delivered on a 2xx; on 410 the delivery fails and its endpoint is
 /// disabled; otherwise the next try is scheduled from `retries_ms` (the wait after the n-th
 /// failed try; a receiver's `Retry-After` on 429/503 replaces it) or, past the schedule, the
@@ -783,18 +848,10 @@ pub fn attempted(
     retries_ms: &[u64],
     now: i64,
 ) -> Result<Option<Delivery>> {
-    let Some(mut d) = delivery_w(txn, id)? else {
+    let Some(mut d) = take_attempt(txn, id, outcome.attempt.clone())? else {
         return Ok(None);
     };
-    unschedule(txn, &d)?;
-    d.next_at = None;
-    d.attempt_count += 1;
     let code = outcome.attempt.status_code;
-    d.last_error = outcome.attempt.error.clone();
-    d.attempts.push(outcome.attempt.clone());
-    if d.attempts.len() > MAX_ATTEMPTS_KEPT {
-        d.attempts.remove(0);
-    }
     if outcome.delivered() {
         d.status = DeliveryStatus::Delivered;
         d.finished_at = Some(now);
@@ -831,6 +888,65 @@ pub fn attempted(
     schedule(txn, &d)?;
     put_delivery(txn, &d)?;
     Ok(Some(d))
+}
+
+/// Record a delivery the MQTT broker acknowledged (PUBACK with success): delivered.
+pub fn acknowledged(
+    txn: &WriteTransaction,
+    id: &str,
+    attempt: AttemptRecord,
+    now: i64,
+) -> Result<Option<Delivery>> {
+    let Some(mut d) = take_attempt(txn, id, attempt)? else {
+        return Ok(None);
+    };
+    d.status = DeliveryStatus::Delivered;
+    d.finished_at = Some(now);
+    d.last_error = None;
+    put_delivery(txn, &d)?;
+    Ok(Some(d))
+}
+
+/// How many `message.sent` and `message.failed` events each session has had since `since`
+/// (unix ms): `(session, sent, failed)`. Reads the event log by time.
+pub fn sent_failed_since(txn: &ReadTransaction, since: i64) -> Result<Vec<(String, u64, u64)>> {
+    #[derive(Deserialize)]
+    struct Head {
+        session: String,
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let times = txn.open_table(EVENT_TIME)?;
+    let bodies = txn.open_table(EVENT)?;
+    let mut counts: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for row in times.range((since.max(0) as u64, "")..)? {
+        let (key, _) = row?;
+        let (_, id) = key.value();
+        let Some(body) = bodies.get(id)? else {
+            continue;
+        };
+        let Ok(head) = serde_json::from_slice::<Head>(body.value()) else {
+            continue;
+        };
+        let c = counts.entry(head.session).or_default();
+        match head.kind.as_str() {
+            "message.sent" => c.0 += 1,
+            "message.failed" => c.1 += 1,
+            _ => {}
+        }
+    }
+    Ok(counts.into_iter().map(|(s, (a, b))| (s, a, b)).collect())
+}
+
+/// How many of an endpoint's deliveries are scheduled (its backlog).
+pub fn scheduled_count(txn: &ReadTransaction, endpoint: &str) -> Result<u64> {
+    let due = txn.open_table(DUE)?;
+    let mut n = 0;
+    for row in due.range((endpoint, 0u64, "")..=(endpoint, u64::MAX, "\u{10FFFF}"))? {
+        row?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Drop a delivery unsent (`expired`), with the reason in its log.

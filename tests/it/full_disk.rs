@@ -15,13 +15,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::common::daemon::{Daemon, Gate, wait_until};
-use crate::common::peer::{Peer, peer, wait};
+use crate::common::peer::{peer, text_of};
 use crate::common::{Resp, get, post_json};
 use base64::Engine as _;
 use serde_json::json;
 use tokio::runtime::Runtime;
 use wa_mock::{MockConfig, MockServer};
-use whatsapp_rust::types::events::Event;
 
 /// Write `path` until the filesystem refuses (ENOSPC); the bytes written.
 fn fill(path: &Path) -> u64 {
@@ -46,17 +45,6 @@ fn fill(path: &Path) -> u64 {
     }
     let _ = f.sync_all();
     written
-}
-
-fn text_of(peer: &mut Peer, rt: &Runtime, what: &str) -> String {
-    rt.block_on(wait(&mut peer.events, what, |e| match e {
-        Event::Messages(batch) => batch
-            .messages
-            .iter()
-            .find(|m| !m.info.source.is_from_me)
-            .and_then(|m| m.message.conversation.clone()),
-        _ => None,
-    }))
 }
 
 /// A refusal for lack of space: 507 `insufficient_storage` (or 503), a JSON error body.

@@ -36,6 +36,7 @@ mod host_guard;
 mod https;
 mod manager;
 mod mock_cert_refused;
+mod mqtt;
 mod retention_daemon;
 mod store_backend;
 mod store_faults;

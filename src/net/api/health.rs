@@ -61,6 +61,22 @@ struct Health {
     cert_sha256: Option<String>,
     /// The webhook forwarder; `null` when none runs.
     webhooks: Option<WebhookHealth>,
+    /// The MQTT link; `null` when `[mqtt]` is off.
+    mqtt: Option<MqttHealth>,
+}
+
+#[derive(Debug, Serialize)]
+struct MqttHealth {
+    connected: bool,
+    /// `mqtt[s]://host:port`.
+    broker: String,
+    base_topic: String,
+    /// Events waiting for the broker.
+    backlog: Option<u64>,
+    /// Events the broker acknowledged since the start.
+    published: u64,
+    /// Why the link is down, while it is.
+    error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,6 +112,20 @@ async fn health(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::
         }),
         None => None,
     };
+    let mqtt = match state.mqtt() {
+        Some(m) => Some(MqttHealth {
+            connected: m.connected(),
+            broker: m.settings().broker(),
+            base_topic: m.settings().topics.base.clone(),
+            backlog: m.backlog().await.ok(),
+            published: m
+                .status()
+                .published
+                .load(std::sync::atomic::Ordering::Relaxed),
+            error: (!m.connected()).then(|| m.status().last_error()).flatten(),
+        }),
+        None => None,
+    };
     let store_ok = store_ok && state.store().is_ok();
     let body = Health {
         status: if store_ok { "ok" } else { "store_failed" },
@@ -112,6 +142,7 @@ async fn health(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::
         tls: state.lan().is_some_and(|l| l.cert_sha256.is_some()),
         cert_sha256: state.lan().and_then(|l| l.cert_sha256.clone()),
         webhooks,
+        mqtt,
     };
     let status = if store_ok {
         StatusCode::OK

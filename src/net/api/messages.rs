@@ -240,14 +240,8 @@ async fn accept(
     {
         obj.remove("file_name");
     }
-    let outgoing = compose::parse(&kind, &fields)?;
-    let done = mgr.enqueue(&sid, &kind, &outgoing, body.blob, key).await?;
-    // The first answer, again, for a replayed key. `held`: the duplicate guard holds it.
-    let status = if done.record.status == MessageStatus::Held {
-        "held"
-    } else {
-        "queued"
-    };
+    let done = queue_message(mgr, &sid, &kind, &fields, body.blob, key).await?;
+    let status = accepted_status(&done.record);
     let mut resp = (
         StatusCode::ACCEPTED,
         Json(json!({ "id": done.record.id, "status": status })),
@@ -264,6 +258,33 @@ async fn accept(
     }
     Ok(resp)
 }
+
+/// Queue a message of `kind` from its JSON fields (the API's body; an MQTT command's): the
+/// same checks, the same durable queue, the same idempotency by `key`.
+pub async fn queue_message(
+    mgr: &crate::engine::SessionManager,
+    sid: &str,
+    kind: &str,
+    fields: &Value,
+    blob: Option<Vec<u8>>,
+    key: Option<String>,
+) -> Result<crate::store::queue::Enqueued, ApiError> {
+    let outgoing = compose::parse(kind, fields)?;
+    Ok(mgr.enqueue(sid, kind, &outgoing, blob, key).await?)
+}
+
+/// The status an accepted message is answered with (again for a replayed key): `held` when
+/// the duplicate guard holds it, else `queued`.
+pub fn accepted_status(rec: &MessageRecord) -> &'static str {
+    if rec.status == MessageStatus::Held {
+        "held"
+    } else {
+        "queued"
+    }
+}
+
+/// The longest request id (`Idempotency-Key`, an MQTT command's `request_id`).
+pub const MAX_REQUEST_ID: usize = MAX_IDEMPOTENCY_KEY;
 
 fn no_message(id: &str) -> ApiError {
     ApiError::not_found(

@@ -301,6 +301,64 @@ pub(crate) async fn render(state: &ApiState) -> Result<String, ApiError> {
             },
         );
     }
+    if let Some(q) = state.mqtt() {
+        let st = q.status();
+        m.family(
+            "wagate_mqtt_connected",
+            "gauge",
+            "1 while the MQTT broker connection is up.",
+        )
+        .sample(
+            "wagate_mqtt_connected",
+            &[],
+            if q.connected() { 1.0 } else { 0.0 },
+        );
+        m.family(
+            "wagate_mqtt_backlog",
+            "gauge",
+            "Events waiting for the MQTT broker.",
+        )
+        .sample("wagate_mqtt_backlog", &[], q.backlog().await? as f64);
+        m.family(
+            "wagate_mqtt_events_total",
+            "counter",
+            "Events published to the broker since start, by outcome (acked: PUBACK success; \
+             refused: a PUBACK reason code, retried later).",
+        );
+        for (outcome, n) in [("acked", &st.published), ("refused", &st.refused)] {
+            m.sample(
+                "wagate_mqtt_events_total",
+                &[("outcome", outcome)],
+                n.load(Ordering::Relaxed) as f64,
+            );
+        }
+        m.family(
+            "wagate_mqtt_commands_total",
+            "counter",
+            "MQTT commands taken since start, by outcome.",
+        );
+        let (all, errors) = (
+            st.commands.load(Ordering::Relaxed),
+            st.command_errors.load(Ordering::Relaxed),
+        );
+        for (outcome, n) in [("ok", all.saturating_sub(errors)), ("error", errors)] {
+            m.sample(
+                "wagate_mqtt_commands_total",
+                &[("outcome", outcome)],
+                n as f64,
+            );
+        }
+        m.family(
+            "wagate_mqtt_connects_total",
+            "counter",
+            "Connections made to the broker since start.",
+        )
+        .sample(
+            "wagate_mqtt_connects_total",
+            &[],
+            st.connects.load(Ordering::Relaxed) as f64,
+        );
+    }
     Ok(m.finish())
 }
 

@@ -62,6 +62,7 @@ use crate::events::Bus;
 use crate::store::Store;
 
 pub use error::ApiError;
+pub use messages::{MAX_REQUEST_ID, accepted_status, queue_message};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +167,8 @@ struct Inner {
     display: std::sync::OnceLock<crate::display::LastFrame>,
     /// The webhook forwarder, when one runs.
     webhooks: std::sync::OnceLock<crate::net::webhook::Webhooks>,
+    /// The MQTT link, when `[mqtt]` is on.
+    mqtt: std::sync::OnceLock<crate::net::mqtt::Mqtt>,
     /// Who the device is (set by the daemon; an embedded server has none).
     lan: std::sync::OnceLock<LanInfo>,
     /// How long a request head may take to arrive (`api.header_timeout_secs`).
@@ -205,6 +208,7 @@ impl ApiState {
                 closing,
                 display: std::sync::OnceLock::new(),
                 webhooks: std::sync::OnceLock::new(),
+                mqtt: std::sync::OnceLock::new(),
                 lan: std::sync::OnceLock::new(),
                 header_timeout: std::sync::OnceLock::new(),
             }),
@@ -250,6 +254,15 @@ impl ApiState {
 
     pub(crate) fn webhooks(&self) -> Option<&crate::net::webhook::Webhooks> {
         self.inner.webhooks.get()
+    }
+
+    /// Report this MQTT link in health, metrics and the dashboard.
+    pub fn set_mqtt(&self, mqtt: crate::net::mqtt::Mqtt) {
+        let _ = self.inner.mqtt.set(mqtt);
+    }
+
+    pub(crate) fn mqtt(&self) -> Option<&crate::net::mqtt::Mqtt> {
+        self.inner.mqtt.get()
     }
 
     pub fn manager(&self) -> &SessionManager {

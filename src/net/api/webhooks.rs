@@ -121,6 +121,14 @@ fn wake(state: &ApiState) {
     }
 }
 
+/// The MQTT endpoint belongs to `[mqtt]`, not to this API (only `replay` reaches it).
+fn not_mqtt(id: &str) -> Result<(), ApiError> {
+    if id == outbox::MQTT_ENDPOINT {
+        return Err(not_found(id));
+    }
+    Ok(())
+}
+
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found(
         "webhook_not_found",
@@ -284,6 +292,7 @@ async fn list(State(state): State<ApiState>) -> Result<Json<Vec<EndpointView>>, 
     let list = state.store().read(outbox::list_endpoints).await?;
     Ok(Json(
         list.into_iter()
+            .filter(|e| e.id != outbox::MQTT_ENDPOINT)
             .map(|e| EndpointView::new(e, now))
             .collect(),
     ))
@@ -293,6 +302,7 @@ async fn show(
     State(state): State<ApiState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<EndpointView>, ApiError> {
+    not_mqtt(&id)?;
     let key = id.clone();
     let ep = state
         .store()
@@ -331,6 +341,7 @@ async fn update(
     PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<Patch>,
 ) -> Result<Json<EndpointView>, ApiError> {
+    not_mqtt(&id)?;
     if let Some(url) = &body.url {
         check_url(url)?;
     }
@@ -365,6 +376,7 @@ async fn remove(
     State(state): State<ApiState>,
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
+    not_mqtt(&id)?;
     let now = now(&state);
     let key = id.clone();
     let gone = state
@@ -390,6 +402,7 @@ async fn rotate(
     State(state): State<ApiState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Rotated>, ApiError> {
+    not_mqtt(&id)?;
     let now = now(&state);
     let until = now + settings(&state).rotation_grace_ms;
     let secret = webhook::new_secret();
@@ -416,6 +429,7 @@ async fn test(
     State(state): State<ApiState>,
     PathParams(id): PathParams<String>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
+    not_mqtt(&id)?;
     let mut event = Event::new(
         "",
         EventKind::WebhookTest {

@@ -89,6 +89,8 @@ pub struct Gate {
     ws: String,
     ca: PathBuf,
     runs: u32,
+    /// More environment for `wagate` (e.g. `WAGATE_MQTT__URL`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Gate {
@@ -102,6 +104,7 @@ impl Gate {
             ws: mock.ws_url(),
             ca,
             runs: 0,
+            env: Vec::new(),
         }
     }
 
@@ -128,6 +131,7 @@ impl Gate {
             .env("WAGATE_PACING__PER_DAY", "100000")
             .env("WAGATE_PACING__WARMUP", "[]")
             .env("WAGATE_LOG", "info");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod mqtt;
 pub mod peer;
 pub mod pinned;
 pub mod receiver;

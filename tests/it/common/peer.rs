@@ -105,6 +105,18 @@ pub async fn wait<T>(
 }
 
 /// Poll `f` until it holds, within [`STEP`].
+/// The next text the peer receives from someone else (blocking on `rt`).
+pub fn text_of(peer: &mut Peer, rt: &tokio::runtime::Runtime, what: &str) -> String {
+    rt.block_on(wait(&mut peer.events, what, |e| match e {
+        Event::Messages(batch) => batch
+            .messages
+            .iter()
+            .find(|m| !m.info.source.is_from_me)
+            .and_then(|m| m.message.conversation.clone()),
+        _ => None,
+    }))
+}
+
 pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + STEP;
     while !f() {

@@ -695,21 +695,8 @@ impl MqttConfig {
         if !self.enabled() {
             return Ok(());
         }
-        let lower = self.url.to_ascii_lowercase();
-        let rest = lower
-            .strip_prefix("mqtt://")
-            .or_else(|| lower.strip_prefix("mqtts://"));
-        match rest {
-            None => {
-                return Err((
-                    "mqtt.url",
-                    format!("{:?} must start with mqtt:// or mqtts://", self.url),
-                ));
-            }
-            Some(r) if r.is_empty() || r.starts_with('/') || r.starts_with(':') => {
-                return Err(("mqtt.url", format!("{:?} has no host", self.url)));
-            }
-            Some(_) => {}
+        if let Err(crate::net::mqtt::MqttError::Url(why)) = crate::net::mqtt::parse_url(&self.url) {
+            return Err(("mqtt.url", why));
         }
         if !self.password.is_empty() && !self.password_file.as_os_str().is_empty() {
             return Err((
@@ -753,18 +740,35 @@ impl MqttConfig {
                 format!("{} is out of range 5..=3600", self.keep_alive_secs),
             ));
         }
+        let mut slugs: Vec<(String, Option<&str>)> = Vec::new();
         for n in &self.notify {
-            if n.name.trim().is_empty() || n.to.trim().is_empty() {
+            let slug = crate::net::mqtt::slug(&n.name);
+            if slug.is_empty() || slug.chars().all(|c| c == '_') {
                 return Err((
                     "mqtt.notify",
-                    "every recipient needs a name and a `to`".to_owned(),
+                    format!("{:?}: a name needs a letter or digit", n.name),
                 ));
+            }
+            if let Err(e) = crate::engine::compose::parse_recipient(&n.to) {
+                return Err(("mqtt.notify", format!("{:?}: {e}", n.name)));
             }
             if let Some(s) = &n.session
                 && !is_valid_session_id(s)
             {
                 return Err(("mqtt.notify", format!("session {s:?} is not a session id")));
             }
+            // Two recipients of one session may not share an entity (and topic).
+            let session = n.session.as_deref();
+            if slugs
+                .iter()
+                .any(|(o, os)| *o == slug && (os.is_none() || session.is_none() || *os == session))
+            {
+                return Err((
+                    "mqtt.notify",
+                    format!("{:?}: another recipient has the same name ({slug})", n.name),
+                ));
+            }
+            slugs.push((slug, session));
         }
         Ok(())
     }
@@ -1940,6 +1944,17 @@ default_session = "main-1"
         for (var, value, key) in [
             ("WAGATE_MQTT__URL", "http://broker", "mqtt.url"),
             ("WAGATE_MQTT__URL", "mqtt://", "mqtt.url"),
+            ("WAGATE_MQTT__URL", "mqtt://user:pw@host", "mqtt.url"),
+            (
+                "WAGATE_MQTT__NOTIFY",
+                r#"[{name = "A", to = "+491700000001"}, {name = "a", to = "+491700000002"}]"#,
+                "mqtt.notify",
+            ),
+            (
+                "WAGATE_MQTT__NOTIFY",
+                r#"[{name = "Bob", to = "not a number"}]"#,
+                "mqtt.notify",
+            ),
             ("WAGATE_MQTT__CERT_SHA256", "abcd", "mqtt.cert_sha256"),
             ("WAGATE_MQTT__BASE_TOPIC", "wagate/#", "mqtt.base_topic"),
             ("WAGATE_MQTT__EVENTS", r#"["message.nope"]"#, "mqtt.events"),

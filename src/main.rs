@@ -290,7 +290,7 @@ async fn run(cfg: Config) -> Result<ExitCode> {
         Some(wagate::net::mqtt::Settings::from_config(
             &cfg.mqtt,
             &lan.device_id,
-            WebhookSettings::from(&cfg.webhooks).retries_ms,
+            &cfg.webhooks,
         )?)
     } else {
         None

@@ -938,6 +938,43 @@ pub fn sent_failed_since(txn: &ReadTransaction, since: i64) -> Result<Vec<(Strin
     Ok(counts.into_iter().map(|(s, (a, b))| (s, a, b)).collect())
 }
 
+/// Bound an endpoint's backlog: its scheduled deliveries made before `older_than`, and past
+/// `max` the oldest, end `expired` with `why` (the retention then removes them). For the
+/// MQTT endpoint, whose deliveries wait unattempted while the broker is away. Returns how many
+/// ended.
+pub fn expire_backlog(
+    txn: &WriteTransaction,
+    endpoint: &str,
+    older_than: i64,
+    max: u64,
+    why: &str,
+    now: i64,
+) -> Result<u64> {
+    let mut waiting = Vec::new();
+    {
+        let due = txn.open_table(DUE)?;
+        for row in due.range((endpoint, 0u64, "")..=(endpoint, u64::MAX, "\u{10FFFF}"))? {
+            let (key, _) = row?;
+            let id = key.value().2.to_string();
+            if let Some(d) = delivery_w(txn, &id)? {
+                waiting.push((d.created_at, id));
+            }
+        }
+    }
+    // Oldest first by creation (a refused one waits later in the schedule than its age).
+    waiting.sort();
+    let mut over = (waiting.len() as u64).saturating_sub(max);
+    let mut ended = 0;
+    for (created_at, id) in waiting {
+        if over > 0 || created_at < older_than {
+            over = over.saturating_sub(1);
+            expire(txn, &id, why, now)?;
+            ended += 1;
+        }
+    }
+    Ok(ended)
+}
+
 /// How many of an endpoint's deliveries are scheduled (its backlog).
 pub fn scheduled_count(txn: &ReadTransaction, endpoint: &str) -> Result<u64> {
     let due = txn.open_table(DUE)?;

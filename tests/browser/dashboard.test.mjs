@@ -14,7 +14,7 @@
 // /usr/bin/chromium).
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync, rmSync, openSync, readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync, openSync, readFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -119,6 +119,14 @@ async function main() {
     trust = `trust_ca_file = "${caFile}"\n`;
   }
 
+  // 1b. An MQTT broker (Debian's mosquitto) for the dashboard's MQTT card.
+  const mqttPort = await freePort();
+  const mqttConf = join(tmp, 'mosquitto.conf');
+  writeFileSync(mqttConf, `listener ${mqttPort} 127.0.0.1\nallow_anonymous true\n`
+    + (process.getuid() === 0 ? 'user root\n' : ''));
+  const mosquitto = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((p) => existsSync(p)) || 'mosquitto';
+  run('mosquitto', mosquitto, ['-c', mqttConf], { PATH: process.env.PATH });
+
   // 2. wagate: a config file (no WAGATE_* variables), an admin key made before start.
   const apiPort = await freePort();
   const base = `http://127.0.0.1:${apiPort}`;
@@ -135,6 +143,10 @@ ${trust}
 [display]
 backend = "none"
 terminal_qr = false
+
+[mqtt]
+url = "mqtt://127.0.0.1:${mqttPort}"
+base_topic = "wagate/browser"
 `);
   const env = { PATH: process.env.PATH, HOME: tmp };
   const key = execFileSync(WAGATE, ['--config', config, 'key', 'create', '--scope', 'admin', '--name', 'browser-test'], { env })
@@ -296,6 +308,18 @@ terminal_qr = false
   await page.reload();
   await page.locator('#nav').waitFor({ state: 'visible' });
   check(!(await page.content()).includes(secret), 'the secret is not shown again after a reload (key kept in the tab)');
+  // The MQTT card says the broker is connected (wagate reached the real mosquitto).
+  await page.getByRole('link', { name: 'Webhooks' }).click();
+  await page.locator('#mqtt-box').waitFor({ state: 'visible' });
+  await waitFor('the MQTT card to say connected', async () => {
+    if ((await page.locator('#mqtt-state').textContent()) === 'Connected') return true;
+    await page.reload();
+    await page.getByRole('link', { name: 'Webhooks' }).click();
+    return false;
+  });
+  const mqttText = await page.locator('#mqtt-broker').textContent();
+  check(mqttText.includes(`mqtt://127.0.0.1:${mqttPort}`) && mqttText.includes('wagate/browser'),
+    `the MQTT card names the broker and the base topic (${mqttText})`);
   const alicePhone = await pairByQr('alice', '02-session-qr');
   const bobPhone = await pairByQr('bob', null);
   check(alicePhone !== bobPhone, 'two different phones');

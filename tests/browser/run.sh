@@ -17,6 +17,13 @@ if [ ! -x /usr/bin/chromium ]; then
     $sudo apt-get update -qq
     $sudo apt-get install -y chromium
 fi
+# The MQTT card: a real broker for wagate to connect to.
+if ! { command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; }; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo apt-get install -y mosquitto
+fi
 # The pair that works: playwright-core 1.65.1 (package-lock.json) drives Debian 12's
 # chromium 156 over CDP; anything older than 120 is refused rather than half-working.
 chromium_major=$(/usr/bin/chromium --version | grep -oE '[0-9]+' | head -n 1)

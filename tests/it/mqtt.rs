@@ -158,6 +158,34 @@ fn gate_on(dir: &tempfile::TempDir, mock: &MockServer, broker: &Broker) -> Gate 
     gate
 }
 
+/// Render Home Assistant templates with Jinja2 as Home Assistant does
+/// (`common/ha_render.py`; needs python3 with jinja2).
+fn render_templates(jobs: &[Value]) -> Vec<Value> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/common/ha_render.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 (with jinja2: apt-get install python3-jinja2)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(Value::from(jobs.to_vec()).to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "ha_render.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn event_topic(m: &Msg) -> bool {
     m.topic.starts_with(&format!("{BASE}/")) && m.topic.contains("/event/")
 }
@@ -312,6 +340,7 @@ fn commands_are_answered_and_home_assistant_discovers_each_session() {
             &format!("{BASE}/status"),
             &format!("{BASE}/+/status"),
             &format!("{BASE}/+/qr"),
+            &format!("{BASE}/+/event/message.received"),
         ],
         None,
     );
@@ -516,6 +545,69 @@ fn commands_are_answered_and_home_assistant_discovers_each_session() {
     );
     assert_eq!(text_of(&mut b, &rt, "the notify text"), "door opened");
 
+    // Home Assistant's templates, rendered as it renders them, on what wagate published: the
+    // event entity on a real inbound message, the sensors on the retained status.
+    let me: whatsapp_rust::Jid = st["phone"].as_str().unwrap().parse().unwrap();
+    rt.block_on(b.client.send_text(me, "is the shop open?"))
+        .unwrap();
+    let inbound_topic = format!("{BASE}/default/event/message.received");
+    let inbound = ha.wait_for("the inbound message", STEP, |m| {
+        m.topic == inbound_topic && m.json()["data"]["text"] == "is the shop open?"
+    });
+    let status = ha.on(|t| t == status_topic).last().unwrap().clone();
+    let mut jobs = Vec::new();
+    for (key, c) in &cmps {
+        for which in ["value_template", "json_attributes_template"] {
+            if let Some(template) = c.get(which) {
+                let payload = if c["p"] == "event" { &inbound } else { &status };
+                jobs.push((key.clone(), which, template.clone(), payload.text()));
+            }
+        }
+    }
+    let rendered = render_templates(
+        &jobs
+            .iter()
+            .map(|(_, _, t, p)| json!({"template": t, "payload": p}))
+            .collect::<Vec<_>>(),
+    );
+    for ((key, which, _, _), out) in jobs.iter().zip(rendered) {
+        let text = out
+            .as_str()
+            .unwrap_or_else(|| panic!("{key} {which}: {out}"))
+            .to_string();
+        let c = &cmps[key];
+        match (c["p"].as_str().unwrap(), *which) {
+            ("binary_sensor", _) => assert_eq!(text, "ON", "{key}"),
+            ("sensor", "json_attributes_template") => {
+                let attrs: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(attrs["phone"], st["phone"], "{key}: {text}");
+            }
+            ("sensor", _) if c.get("options").is_some() => {
+                assert_eq!(text, "connected", "{key}");
+                assert!(c["options"].as_array().unwrap().contains(&json!(text)));
+            }
+            ("sensor", _) => {
+                text.parse::<f64>()
+                    .unwrap_or_else(|_| panic!("{key}: {text:?} is not a number"));
+            }
+            ("event", _) => {
+                let ev: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(ev["event_type"], "text", "{text}");
+                assert!(
+                    c["event_types"]
+                        .as_array()
+                        .unwrap()
+                        .contains(&ev["event_type"])
+                );
+                assert_eq!(ev["text"], "is the shop open?", "{text}");
+                assert_eq!(ev["event_id"], inbound.json()["id"], "{text}");
+                assert_eq!(ev["from_phone"], b.jid.as_str(), "known, so there: {text}");
+                assert!(ev["sent_at"].is_i64(), "{text}");
+            }
+            (p, w) => panic!("{key}: no check for {p} {w}"),
+        }
+    }
+
     // The pairing button on a connected session leaves it connected.
     publish(port, &format!("{BASE}/default/pair"), b"PRESS", &[]);
     let p = results
@@ -563,4 +655,70 @@ fn commands_are_answered_and_home_assistant_discovers_each_session() {
     ha.wait_for("the second device removed", STEP, |m| {
         m.topic == two && m.payload.is_empty()
     });
+}
+
+#[test]
+fn mqtts_trusts_a_pinned_certificate_or_a_ca_file_and_nothing_else() {
+    need_mosquitto();
+    let dir = tempfile::tempdir().unwrap();
+    for d in ["logs", "broker"] {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    let broker = Broker::start_tls(&dir.path().join("broker"));
+    let (tls_port, ca, sha) = broker.tls.clone().unwrap();
+    // Watch the bridge's availability on the plain listener: what wagate says over TLS.
+    let sub = Sub::start(broker.port, &[&format!("{BASE}/status")], None);
+    let rt = Runtime::new().unwrap();
+    let mock = rt
+        .block_on(MockServer::start(MockConfig::default()))
+        .unwrap();
+    let wrong = "AB:".repeat(31) + "AB";
+    for (name, key, value, ok) in [
+        ("pinned", "WAGATE_MQTT__CERT_SHA256", sha.as_str(), true),
+        (
+            "CA file",
+            "WAGATE_MQTT__CA_FILE",
+            ca.to_str().unwrap(),
+            true,
+        ),
+        (
+            "another pin",
+            "WAGATE_MQTT__CERT_SHA256",
+            wrong.as_str(),
+            false,
+        ),
+    ] {
+        let mut gate = Gate::new(&dir.path().join("data"), &dir.path().join("logs"), &mock);
+        gate.env.push((
+            "WAGATE_MQTT__URL".into(),
+            format!("mqtts://127.0.0.1:{tls_port}"),
+        ));
+        gate.env
+            .push(("WAGATE_MQTT__BASE_TOPIC".into(), BASE.into()));
+        gate.env.push((key.into(), value.into()));
+        let before = sub.on(|t| t.ends_with("/status")).len();
+        let mut child = gate.start();
+        let online_since = || {
+            sub.on(|t| t.ends_with("/status"))[before..]
+                .iter()
+                .any(|m| m.payload == b"online")
+        };
+        if ok {
+            wait_until(name, STEP, || health(&gate)["mqtt"]["connected"] == true);
+            wait_until(&format!("online over TLS ({name})"), STEP, online_since);
+        } else {
+            let mut h = Value::Null;
+            wait_until("the refusal", STEP, || {
+                h = health(&gate);
+                h["mqtt"]["error"].is_string()
+            });
+            assert_eq!(h["mqtt"]["connected"], false, "{h}");
+            std::thread::sleep(Duration::from_secs(2));
+            assert_eq!(health(&gate)["mqtt"]["connected"], false);
+            assert!(!online_since(), "nothing reached the broker");
+            let error = h["mqtt"]["error"].as_str().unwrap().to_lowercase();
+            assert!(error.contains("certificate"), "{h}");
+        }
+        crate::common::daemon::terminate(&mut child.0);
+    }
 }

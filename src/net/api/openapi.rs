@@ -150,7 +150,7 @@ fn components() -> Value {
             },
             "Health": {
                 "type": "object",
-                "required": ["status", "version", "uptime_s", "sessions", "clock_synced", "store_ok", "setup_pending", "device_id", "tls", "cert_sha256", "webhooks"],
+                "required": ["status", "version", "uptime_s", "sessions", "clock_synced", "store_ok", "setup_pending", "device_id", "tls", "cert_sha256", "webhooks", "mqtt"],
                 "properties": {
                     "status": {"type": "string", "enum": ["ok", "store_failed"]},
                     "version": {"type": "string"},
@@ -174,6 +174,19 @@ fn components() -> Value {
                             "waiting_for_clock": {"type": "boolean", "description": "webhooks.require_clock_sync is on and the clock is not synchronized: deliveries wait"},
                             "require_clock_sync": {"type": "boolean"},
                             "pending": {"type": "integer", "nullable": true, "description": "Deliveries scheduled"}
+                        }
+                    },
+                    "mqtt": {
+                        "type": "object", "nullable": true,
+                        "description": "The MQTT link; null while [mqtt] is off",
+                        "required": ["connected", "broker", "base_topic", "backlog", "published", "error"],
+                        "properties": {
+                            "connected": {"type": "boolean"},
+                            "broker": {"type": "string", "example": "mqtt://homeassistant.lan:1883", "description": "mqtt[s]://host:port (never credentials)"},
+                            "base_topic": {"type": "string", "example": "wagate/3fa91c770b5ed248"},
+                            "backlog": {"type": "integer", "nullable": true, "description": "Events waiting for the broker"},
+                            "published": {"type": "integer", "description": "Events the broker acknowledged since start"},
+                            "error": {"type": "string", "nullable": true, "description": "Why the link is down, while it is"}
                         }
                     }
                 }

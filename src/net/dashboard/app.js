@@ -509,7 +509,20 @@ async function pollSent(id) {
 
 // ---------- webhooks ----------
 
+// The MQTT link, when `[mqtt]` is on (health's `mqtt` object).
+async function loadMqtt() {
+  const m = (await getJson('/api/health')).mqtt;
+  $('#mqtt-box').hidden = !m;
+  if (!m) return;
+  $('#mqtt-state').textContent = m.connected ? 'Connected' : 'Not connected';
+  $('#mqtt-broker').textContent = `${m.broker} · topics under ${m.base_topic}`;
+  const backlog = m.backlog == null ? 'unknown' : String(m.backlog);
+  $('#mqtt-detail').textContent = `Backlog: ${backlog} event(s) waiting · published since start: ${m.published}`
+    + (m.error ? ` · last error: ${m.error}` : '');
+}
+
 async function loadHooks() {
+  loadMqtt().catch(fail);
   const list = await getJson('/api/webhooks');
   const ul = $('#hook-list');
   if (!list.length) { ul.replaceChildren(h('li', { class: 'muted', text: 'No endpoints yet.' })); return; }

@@ -92,11 +92,13 @@ impl Topics {
     }
 }
 
-/// A topic segment and id made of `[a-z0-9_]`: other characters become `_`.
+/// A topic segment and id made of `[a-z0-9_]` (what Home Assistant's entity ids allow):
+/// other characters become `_`, surrounding spaces go.
 pub fn slug(s: &str) -> String {
-    s.chars()
+    s.trim()
+        .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+            if c.is_ascii_alphanumeric() {
                 c.to_ascii_lowercase()
             } else {
                 '_'
@@ -208,10 +210,12 @@ pub fn device_config(
             "event_types": INBOUND_KINDS,
             // The webhook body as it is; the entity's event is the message kind, with the
             // sender, chat, text and ids as attributes.
-            "value_template": "{{ {'event_type': value_json.data.kind, 'id': value_json.data.id, \
-                'from': value_json.data.from, 'from_phone': value_json.data.from_phone, \
-                'chat': value_json.data.chat, 'push_name': value_json.data.push_name, \
-                'text': value_json.data.text, 'group': value_json.data.group} | tojson }}",
+            // Optional fields are absent from the body when unknown: `.get` makes them null.
+            "value_template": "{% set d = value_json.data %}{{ {'event_type': d.kind, \
+                'id': d.id, 'event_id': value_json.id, 'from': d.from, \
+                'from_phone': d.get('from_phone'), 'from_lid': d.get('from_lid'), \
+                'chat': d.chat, 'push_name': d.get('push_name'), 'text': d.get('text'), \
+                'group': d.get('group'), 'sent_at': d.get('sent_at')} | tojson }}",
             "icon": "mdi:message-arrow-left",
         }),
     );
@@ -298,7 +302,7 @@ mod tests {
         let cmps = c["cmps"].as_object().unwrap();
         for (key, comp) in cmps {
             assert!(comp["p"].is_string(), "{key}");
-            assert_eq!(comp["unique_id"], format!("wagate_abc-1_default_{key}"));
+            assert_eq!(comp["unique_id"], format!("wagate_abc_1_default_{key}"));
             let required: &[&str] = match comp["p"].as_str().unwrap() {
                 "binary_sensor" | "sensor" => &["state_topic"],
                 "event" => &["state_topic", "event_types"],
@@ -316,7 +320,7 @@ mod tests {
         );
         assert_eq!(
             topics().config("default"),
-            "homeassistant/device/wagate_abc-1_default/config"
+            "homeassistant/device/wagate_abc_1_default/config"
         );
     }
 

@@ -82,6 +82,10 @@ pub struct Settings {
     pub notify: Vec<NotifyTarget>,
     /// The webhook retry schedule, for messages the broker refuses.
     pub retries_ms: Vec<u64>,
+    /// The backlog's bounds (`webhooks.retention_days`, `retention_max_deliveries`): older
+    /// or more events waiting for the broker end `expired`.
+    pub backlog_max_age: Duration,
+    pub backlog_max: u64,
 }
 
 /// `mqtt://host[:port]` / `mqtts://host[:port]` → (tls, host, port).
@@ -136,8 +140,9 @@ impl Settings {
     pub fn from_config(
         c: &MqttConfig,
         device_id: &str,
-        retries_ms: Vec<u64>,
+        webhooks: &crate::config::WebhooksConfig,
     ) -> Result<Settings, MqttError> {
+        let retries_ms = crate::net::webhook::Settings::from(webhooks).retries_ms;
         let (secure, host, port) = parse_url(&c.url)?;
         let tls = secure.then(|| {
             if let Some(pin) = parse_pin(&c.cert_sha256) {
@@ -174,6 +179,8 @@ impl Settings {
             keep_alive: Duration::from_secs(u64::from(c.keep_alive_secs)),
             notify: c.notify.clone(),
             retries_ms,
+            backlog_max_age: Duration::from_secs(u64::from(webhooks.retention_days) * 86_400),
+            backlog_max: u64::from(webhooks.retention_max_deliveries),
         })
     }
 
@@ -300,6 +307,8 @@ struct Views {
     sessions: BTreeMap<String, View>,
     /// Sessions deleted whose device and retained topics are still to be cleared.
     removed: Vec<String>,
+    /// Retained device configs of sessions that no longer exist, to clear.
+    stale_configs: Vec<String>,
     /// Local midnight (unix ms) the day counts start at.
     day: i64,
 }
@@ -415,6 +424,8 @@ impl Mqtt {
         tokio::spawn(async move { m.watch_bus(rx).await });
         let m = mqtt.clone();
         tokio::spawn(async move { m.publish_states().await });
+        let m = mqtt.clone();
+        tokio::spawn(async move { m.bound_backlog().await });
         Ok(mqtt)
     }
 
@@ -603,13 +614,18 @@ impl Mqtt {
         if s.discovery {
             subs.push(format!("{}/status", t.prefix));
         }
-        for topic in subs {
-            if let Err(e) = self
-                .inner
-                .client
-                .subscribe(topic.clone(), QoS::AtLeastOnce)
-                .await
-            {
+        let mut qos0 = Vec::new();
+        if s.discovery {
+            // The retained device configs: one of this box's whose session is gone (deleted
+            // while the broker was away) is cleared.
+            qos0.push(format!("{}/device/+/config", t.prefix));
+        }
+        let all = subs
+            .into_iter()
+            .map(|t| (t, QoS::AtLeastOnce))
+            .chain(qos0.into_iter().map(|t| (t, QoS::AtMostOnce)));
+        for (topic, qos) in all {
+            if let Err(e) = self.inner.client.subscribe(topic.clone(), qos).await {
                 tracing::warn!(topic, error = %e, "MQTT: cannot subscribe");
             }
         }
@@ -710,6 +726,41 @@ impl Mqtt {
         Ok(published)
     }
 
+    /// Every ten minutes (and at start): events that waited for the broker longer than the
+    /// retention, or beyond its count, end `expired`, so an outage of weeks cannot fill the
+    /// card.
+    async fn bound_backlog(self) {
+        let s = &self.inner.settings;
+        let max_age = i64::try_from(s.backlog_max_age.as_millis()).unwrap_or(i64::MAX);
+        let max = s.backlog_max;
+        while !self.stopped() {
+            let now = self.inner.clock.now_ms();
+            let r = self
+                .inner
+                .store
+                .write(move |t| {
+                    outbox::expire_backlog(
+                        t,
+                        outbox::MQTT_ENDPOINT,
+                        now.saturating_sub(max_age),
+                        max,
+                        "waited for the MQTT broker beyond the retention",
+                        now,
+                    )
+                })
+                .await;
+            match r {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    events = n,
+                    "MQTT: events waited for the broker beyond the retention and expired"
+                ),
+                Err(e) => tracing::warn!(error = %e, "MQTT: cannot bound the backlog"),
+            }
+            tokio::time::sleep(Duration::from_secs(600)).await;
+        }
+    }
+
     async fn record(&self, steps: Vec<(outbox::Delivery, Step)>) -> Result<(), StoreError> {
         if steps.is_empty() {
             return Ok(());
@@ -780,6 +831,15 @@ impl Mqtt {
             }
             return;
         }
+        if self.inner.settings.discovery
+            && !p.payload.is_empty()
+            && let Some(object) = topic
+                .strip_prefix(&format!("{}/device/", t.prefix))
+                .and_then(|r| r.strip_suffix("/config"))
+        {
+            self.seen_config(object, &topic).await;
+            return;
+        }
         if !self.inner.settings.commands {
             return;
         }
@@ -844,18 +904,22 @@ impl Mqtt {
             .map(correlation_text);
         let mut request_id = correlation;
         let result = async {
+            let bad_id = || {
+                ApiError::bad_request(
+                    "invalid_request_id",
+                    format!(
+                        "request_id (or the correlation data, as text or hex) must be 1-{MAX_REQUEST_ID} visible ASCII characters"
+                    ),
+                )
+            };
+            if request_id.as_deref().is_some_and(|r| !valid_request_id(r)) {
+                return Err(bad_id());
+            }
             let mut fields: Value = crate::net::api::error::parse_json(&p.payload)?;
             if let Some(v) = fields.as_object_mut().and_then(|o| o.remove("request_id")) {
                 let id = match v {
                     Value::String(s) if valid_request_id(&s) => s,
-                    _ => {
-                        return Err(ApiError::bad_request(
-                            "invalid_request_id",
-                            format!(
-                                "request_id must be a string of 1-{MAX_REQUEST_ID} visible ASCII characters"
-                            ),
-                        ));
-                    }
+                    _ => return Err(bad_id()),
                 };
                 request_id.get_or_insert(id);
             }
@@ -925,6 +989,24 @@ impl Mqtt {
     // -----------------------------------------------------------------------------------------
     // Home Assistant: states, QR, discovery
     // -----------------------------------------------------------------------------------------
+
+    /// A retained device config on the broker: if it is one of this box's and no session has
+    /// it any more, clear it (a session deleted while the broker was away).
+    async fn seen_config(&self, object: &str, topic: &str) {
+        let t = &self.inner.settings.topics;
+        if !object.starts_with(&t.object_id("")) {
+            return;
+        }
+        let Ok(list) = self.inner.mgr.list().await else {
+            return;
+        };
+        if list.iter().any(|i| t.object_id(&i.id) == object) {
+            return;
+        }
+        tracing::info!(topic, "MQTT: clearing the device of a session that is gone");
+        self.views().stale_configs.push(topic.to_string());
+        self.inner.states.notify_one();
+    }
 
     fn home_assistant_online(&self) {
         // Home Assistant restarted: announce again after a short random delay (its docs ask
@@ -1093,6 +1175,15 @@ impl Mqtt {
     async fn publish_changes(&self) -> Result<(), Down> {
         let s = &self.inner.settings;
         let t = &s.topics;
+        let stale = std::mem::take(&mut self.views().stale_configs);
+        for (i, topic) in stale.iter().enumerate() {
+            if self.retain(topic.clone(), Vec::new()).await.is_err() {
+                self.views()
+                    .stale_configs
+                    .extend(stale[i..].iter().cloned());
+                return Err(Down);
+            }
+        }
         let removed = std::mem::take(&mut self.views().removed);
         for (i, sid) in removed.iter().enumerate() {
             let r = async {
@@ -1109,47 +1200,62 @@ impl Mqtt {
             }
             tracing::info!(session = %sid, "MQTT: session removed from Home Assistant");
         }
-        let work: Vec<(String, View)> = self
-            .views()
-            .sessions
-            .iter()
-            .filter(|(_, v)| !v.state.is_empty() && (!v.announced || v.status_dirty || v.qr_dirty))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (sid, v) in work {
-            if !v.announced {
-                if s.discovery {
-                    let config = device_config(t, &sid, v.phone.as_deref(), &s.notify, s.commands);
-                    let bytes = serde_json::to_vec(&config).unwrap_or_default();
-                    self.retain(t.config(&sid), bytes).await?;
+        let sids: Vec<String> = self.views().sessions.keys().cloned().collect();
+        for sid in sids {
+            // Take what is to publish and clear its flags in one step: a change that comes
+            // while it is published sets them again and goes out next round.
+            let taken = {
+                let mut views = self.views();
+                let Some(v) = views.sessions.get_mut(&sid) else {
+                    continue;
+                };
+                if v.state.is_empty() || (v.announced && !v.status_dirty && !v.qr_dirty) {
+                    continue;
                 }
-                self.mark(&sid, |v| v.announced = true);
-            }
-            if v.status_dirty || !v.announced {
-                self.mark(&sid, |v| v.status_dirty = false);
-                let status = json!({
-                    "state": v.state,
-                    "connected": v.connected,
-                    "phone": v.phone,
-                    "reason": v.reason,
-                    "queue_depth": v.queue_depth,
-                    "sent_today": v.sent_today,
-                    "failed_today": v.failed_today,
+                let snapshot = v.clone();
+                v.announced = true;
+                v.status_dirty = false;
+                v.qr_dirty = false;
+                snapshot
+            };
+            if let Err(down) = self.publish_session(&sid, &taken).await {
+                self.mark(&sid, |v| {
+                    v.announced &= taken.announced;
+                    v.status_dirty |= taken.status_dirty || !taken.announced;
+                    v.qr_dirty |= taken.qr_dirty || !taken.announced;
                 });
-                let bytes = serde_json::to_vec(&status).unwrap_or_default();
-                if self.retain(t.status(&sid), bytes).await.is_err() {
-                    self.mark(&sid, |v| v.status_dirty = true);
-                    return Err(Down);
-                }
+                return Err(down);
             }
-            if v.qr_dirty || !v.announced {
-                self.mark(&sid, |v| v.qr_dirty = false);
-                let png = qr_image(v.qr.as_deref());
-                if self.retain(t.qr(&sid), png).await.is_err() {
-                    self.mark(&sid, |v| v.qr_dirty = true);
-                    return Err(Down);
-                }
-            }
+        }
+        Ok(())
+    }
+
+    /// Publish what a session's snapshot says is due: its discovery (when not announced), its
+    /// status and its QR image.
+    async fn publish_session(&self, sid: &str, v: &View) -> Result<(), Down> {
+        let s = &self.inner.settings;
+        let t = &s.topics;
+        let fresh = !v.announced;
+        if fresh && s.discovery {
+            let config = device_config(t, sid, v.phone.as_deref(), &s.notify, s.commands);
+            let bytes = serde_json::to_vec(&config).unwrap_or_default();
+            self.retain(t.config(sid), bytes).await?;
+        }
+        if v.status_dirty || fresh {
+            let status = json!({
+                "state": v.state,
+                "connected": v.connected,
+                "phone": v.phone,
+                "reason": v.reason,
+                "queue_depth": v.queue_depth,
+                "sent_today": v.sent_today,
+                "failed_today": v.failed_today,
+            });
+            let bytes = serde_json::to_vec(&status).unwrap_or_default();
+            self.retain(t.status(sid), bytes).await?;
+        }
+        if v.qr_dirty || fresh {
+            self.retain(t.qr(sid), qr_image(v.qr.as_deref())).await?;
         }
         Ok(())
     }

@@ -799,3 +799,76 @@ fn first_attempts_follow_the_order_events_were_written_not_their_stamps() {
         .collect();
     assert_eq!(order, [written_first.id, stamped_earlier.id]);
 }
+
+#[test]
+fn the_mqtt_endpoint_follows_the_configuration_and_its_backlog_is_bounded() {
+    let (_d, s) = store();
+    let all = vec!["*".to_string()];
+    s.write_blocking(|t| configure_mqtt(t, Some(("mqtt://b:1883", &all)), 1))
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let e = s
+            .write_blocking(|t| record(t, sent("a", 10 + i)))
+            .unwrap()
+            .unwrap();
+        ids.push(e.id);
+    }
+    let waiting = |s: &Store| {
+        s.read_blocking(|t| due(t, MQTT_ENDPOINT, i64::MAX, 100))
+            .unwrap()
+            .into_iter()
+            .map(|d| d.event_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(waiting(&s), ids, "one delivery per event, in order");
+    // Off: nothing new is added and the waiting ones stop; on again they come back in order.
+    s.write_blocking(|t| configure_mqtt(t, None, 2)).unwrap();
+    s.write_blocking(|t| record(t, sent("a", 20))).unwrap();
+    assert!(waiting(&s).is_empty());
+    s.write_blocking(|t| configure_mqtt(t, Some(("mqtt://b:1883", &all)), 3))
+        .unwrap();
+    assert_eq!(waiting(&s), ids);
+    // At most two wait: the three oldest expire.
+    let n = s
+        .write_blocking(|t| expire_backlog(t, MQTT_ENDPOINT, 0, 2, "too many", 4))
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(waiting(&s), ids[3..].to_vec());
+    assert_eq!(
+        s.read_blocking(|t| scheduled_count(t, MQTT_ENDPOINT))
+            .unwrap(),
+        2
+    );
+    // A broker acknowledgement delivers; what waited too long expires.
+    let first = s
+        .read_blocking(|t| due(t, MQTT_ENDPOINT, i64::MAX, 1))
+        .unwrap()
+        .remove(0);
+    let acked = s
+        .write_blocking(|t| {
+            acknowledged(
+                t,
+                &first.id,
+                AttemptRecord {
+                    at: 5,
+                    status_code: None,
+                    latency_ms: 1,
+                    response: None,
+                    error: None,
+                },
+                5,
+            )
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(acked.status, DeliveryStatus::Delivered);
+    let n = s
+        .write_blocking(|t| expire_backlog(t, MQTT_ENDPOINT, i64::MAX, 100, "too old", 6))
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(waiting(&s).is_empty());
+    // Today's counts come from the event log.
+    let counts = s.read_blocking(|t| sent_failed_since(t, 0)).unwrap();
+    assert_eq!(counts, vec![("a".to_string(), 6, 0)]);
+}

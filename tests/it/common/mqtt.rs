@@ -32,13 +32,51 @@ fn which(bin: &str) -> Option<PathBuf> {
 /// messages and the sessions of clients that asked to keep theirs.
 pub struct Broker {
     pub port: u16,
+    /// With [`Broker::start_tls`]: the TLS listener's port, the CA that issued its
+    /// certificate (PEM file) and the certificate's SHA-256 (hex).
+    pub tls: Option<(u16, PathBuf, String)>,
     dir: PathBuf,
     child: Option<Child>,
 }
 
+fn free_port() -> u16 {
+    free_addr().rsplit(':').next().unwrap().parse().unwrap()
+}
+
 impl Broker {
     pub fn start(dir: &Path) -> Broker {
-        let port: u16 = free_addr().rsplit(':').next().unwrap().parse().unwrap();
+        Broker::configure(dir, None)
+    }
+
+    /// A plain listener and a TLS one whose certificate (for 127.0.0.1) a fresh CA issued.
+    pub fn start_tls(dir: &Path) -> Broker {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+        std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        let sha = wagate::net::api::tls::fingerprint(leaf.der());
+        let port = free_port();
+        let conf = format!(
+            "listener {port} 127.0.0.1\ncertfile {d}/cert.pem\nkeyfile {d}/key.pem\n",
+            d = dir.display()
+        );
+        let mut b = Broker::configure(dir, Some(conf));
+        b.tls = Some((port, dir.join("ca.pem"), sha));
+        b
+    }
+
+    fn configure(dir: &Path, extra: Option<String>) -> Broker {
+        let port = free_port();
         let mut conf = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
              persistence_location {}/\nautosave_interval 1\n",
@@ -50,9 +88,11 @@ impl Broker {
         if unsafe { libc::geteuid() } == 0 {
             conf.push_str("user root\n");
         }
+        conf.push_str(&extra.unwrap_or_default());
         std::fs::write(dir.join("mosquitto.conf"), conf).unwrap();
         let mut b = Broker {
             port,
+            tls: None,
             dir: dir.to_path_buf(),
             child: None,
         };

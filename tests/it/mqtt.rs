@@ -23,7 +23,7 @@ use tokio::runtime::Runtime;
 use wa_mock::{MockConfig, MockServer};
 
 use crate::common::daemon::{Gate, wait_until};
-use crate::common::mqtt::{self, Broker, Msg, Sub, publish};
+use crate::common::mqtt::{self, Broker, Msg, Sub, publish, retain};
 use crate::common::peer::{peer, text_of};
 use crate::common::{call, delete, get, metric, post_json};
 
@@ -655,6 +655,24 @@ fn commands_are_answered_and_home_assistant_discovers_each_session() {
     ha.wait_for("the second device removed", STEP, |m| {
         m.topic == two && m.payload.is_empty()
     });
+    // A device of this box whose session is gone (deleted while the broker was away) is
+    // cleared when wagate sees its retained config; another box's device is left alone.
+    let ghost = config_topic("ghost");
+    let other = "homeassistant/device/wagate_0000000000000000_default/config";
+    for t in [ghost.as_str(), other] {
+        retain(
+            port,
+            t,
+            br#"{"dev":{"identifiers":["x"]},"o":{"name":"x"},"cmps":{}}"#,
+        );
+    }
+    ha.wait_for("the ghost device cleared", STEP, |m| {
+        m.topic == ghost && m.payload.is_empty()
+    });
+    assert!(
+        ha.on(|t| t == other).iter().all(|m| !m.payload.is_empty()),
+        "another box's device stays"
+    );
 }
 
 #[test]

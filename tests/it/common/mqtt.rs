@@ -277,12 +277,24 @@ impl Drop for Sub {
     }
 }
 
+/// `mosquitto_pub` one retained message at QoS 1.
+pub fn retain(port: u16, topic: &str, payload: &[u8]) {
+    pub_with(port, topic, payload, &[], true)
+}
+
 /// `mosquitto_pub` one message at QoS 1 (MQTT 5), with `-D publish` properties such as
 /// `("response-topic", "x")`.
 pub fn publish(port: u16, topic: &str, payload: &[u8], props: &[(&str, &str)]) {
+    pub_with(port, topic, payload, props, false)
+}
+
+fn pub_with(port: u16, topic: &str, payload: &[u8], props: &[(&str, &str)], retained: bool) {
     let mut cmd = Command::new(which("mosquitto_pub").expect("mosquitto_pub is installed"));
     cmd.args(["-V", "mqttv5", "-h", "127.0.0.1", "-q", "1"])
         .args(["-p", &port.to_string(), "-t", topic, "-s"]);
+    if retained {
+        cmd.arg("-r");
+    }
     for (k, v) in props {
         cmd.args(["-D", "publish", k, v]);
     }

@@ -229,7 +229,20 @@ pub fn configure_mqtt(
     let existing = endpoint_w(txn, MQTT_ENDPOINT)?;
     match (target, existing) {
         (None, None) => Ok(()),
-        (None, Some(_)) => set_enabled(txn, MQTT_ENDPOINT, false, Some("MQTT is off".into()), now),
+        (None, Some(_)) => {
+            // What still waits for a broker nobody configures any more ends `expired` (so
+            // the retention can remove it and the events it holds).
+            expire_backlog(
+                txn,
+                MQTT_ENDPOINT,
+                i64::MAX,
+                0,
+                0,
+                "MQTT was turned off",
+                now,
+            )?;
+            set_enabled(txn, MQTT_ENDPOINT, false, Some("MQTT is off".into()), now)
+        }
         (Some((url, events)), existing) => {
             let mut ep = existing.clone().unwrap_or_else(|| Endpoint {
                 id: MQTT_ENDPOINT.to_string(),
@@ -817,15 +830,21 @@ impl Outcome {
 }
 
 /// Take a delivery off the schedule and log an attempt on it (the caller decides what it
-/// now is, and writes it).
+/// now is, and writes it). `None` when it is gone, or, with `pending_only`, when it ended
+/// meanwhile (expired by the backlog bound, failed by its endpoint's deletion): an attempt
+/// that was under way then must not bring it back.
 fn take_attempt(
     txn: &WriteTransaction,
     id: &str,
     attempt: AttemptRecord,
+    pending_only: bool,
 ) -> Result<Option<Delivery>> {
     let Some(mut d) = delivery_w(txn, id)? else {
         return Ok(None);
     };
+    if pending_only && d.status != DeliveryStatus::Pending {
+        return Ok(None);
+    }
     unschedule(txn, &d)?;
     d.next_at = None;
     d.attempt_count += 1;
@@ -848,7 +867,7 @@ pub fn attempted(
     retries_ms: &[u64],
     now: i64,
 ) -> Result<Option<Delivery>> {
-    let Some(mut d) = take_attempt(txn, id, outcome.attempt.clone())? else {
+    let Some(mut d) = take_attempt(txn, id, outcome.attempt.clone(), true)? else {
         return Ok(None);
     };
     let code = outcome.attempt.status_code;
@@ -897,7 +916,8 @@ pub fn acknowledged(
     attempt: AttemptRecord,
     now: i64,
 ) -> Result<Option<Delivery>> {
-    let Some(mut d) = take_attempt(txn, id, attempt)? else {
+    // The broker has it, whatever happened to the delivery meanwhile.
+    let Some(mut d) = take_attempt(txn, id, attempt, false)? else {
         return Ok(None);
     };
     d.status = DeliveryStatus::Delivered;
@@ -938,38 +958,46 @@ pub fn sent_failed_since(txn: &ReadTransaction, since: i64) -> Result<Vec<(Strin
     Ok(counts.into_iter().map(|(s, (a, b))| (s, a, b)).collect())
 }
 
-/// Bound an endpoint's backlog: its scheduled deliveries made before `older_than`, and past
-/// `max` the oldest, end `expired` with `why` (the retention then removes them). For the
-/// MQTT endpoint, whose deliveries wait unattempted while the broker is away. Returns how many
-/// ended.
+/// Bound an endpoint's backlog: its scheduled deliveries made before `older_than`, and the
+/// oldest past `max` of them or past `max_bytes` of their events, end `expired` with `why`
+/// (the retention then removes them and their events). For the MQTT endpoint, whose
+/// deliveries wait unattempted while the broker is away, pinning their events. Returns how
+/// many ended.
 pub fn expire_backlog(
     txn: &WriteTransaction,
     endpoint: &str,
     older_than: i64,
     max: u64,
+    max_bytes: u64,
     why: &str,
     now: i64,
 ) -> Result<u64> {
     let mut waiting = Vec::new();
     {
         let due = txn.open_table(DUE)?;
+        let events = txn.open_table(EVENT)?;
         for row in due.range((endpoint, 0u64, "")..=(endpoint, u64::MAX, "\u{10FFFF}"))? {
             let (key, _) = row?;
             let id = key.value().2.to_string();
             if let Some(d) = delivery_w(txn, &id)? {
-                waiting.push((d.created_at, id));
+                let bytes = events
+                    .get(d.event_id.as_str())?
+                    .map_or(0, |v| v.value().len() as u64);
+                waiting.push((d.created_at, id, bytes));
             }
         }
     }
     // Oldest first by creation (a refused one waits later in the schedule than its age).
     waiting.sort();
-    let mut over = (waiting.len() as u64).saturating_sub(max);
+    let mut count = waiting.len() as u64;
+    let mut bytes: u64 = waiting.iter().map(|w| w.2).sum();
     let mut ended = 0;
-    for (created_at, id) in waiting {
-        if over > 0 || created_at < older_than {
-            over = over.saturating_sub(1);
+    for (created_at, id, size) in waiting {
+        if count > max || bytes > max_bytes || created_at < older_than {
             expire(txn, &id, why, now)?;
             ended += 1;
+            count -= 1;
+            bytes -= size;
         }
     }
     Ok(ended)

@@ -85,10 +85,12 @@ impl Topics {
         format!("{}/device/{}/config", self.prefix, self.object_id(session))
     }
 
-    /// `wagate_<device>_<session>`: the topic's object id and the stem of unique ids
-    /// (`[a-zA-Z0-9_-]` only, as the topic segment requires).
+    /// `wagate_<device>_<session>`: the topic's object id and the stem of unique ids. Session
+    /// ids (`[a-z0-9_-]`) and device ids (hex) are what a topic segment allows, kept as they
+    /// are so `home-1` and `home_1` stay two devices; entity ids are slugs of it (Home
+    /// Assistant numbers a clash).
     pub fn object_id(&self, session: &str) -> String {
-        slug(&format!("wagate_{}_{session}", self.device_id))
+        format!("wagate_{}_{session}", slug(&self.device_id))
     }
 }
 
@@ -137,7 +139,7 @@ pub fn device_config(
             o.insert("unique_id".into(), json!(format!("{id}_{key}")));
             o.insert(
                 "default_entity_id".into(),
-                json!(format!("{platform}.{id}_{key}")),
+                json!(format!("{platform}.{}", slug(&format!("{id}_{key}")))),
             );
         }
         cmps.insert(key.to_string(), c);

@@ -73,7 +73,7 @@ pub struct Settings {
     /// `Some` for `mqtts://`.
     pub tls: Option<Trust>,
     pub username: String,
-    pub password: Option<String>,
+    pub password: Option<crate::config::Secret>,
     pub client_id: String,
     pub topics: Topics,
     pub discovery: bool,
@@ -82,10 +82,11 @@ pub struct Settings {
     pub notify: Vec<NotifyTarget>,
     /// The webhook retry schedule, for messages the broker refuses.
     pub retries_ms: Vec<u64>,
-    /// The backlog's bounds (`webhooks.retention_days`, `retention_max_deliveries`): older
-    /// or more events waiting for the broker end `expired`.
+    /// The backlog's bounds (`webhooks.retention_days`, `retention_max_deliveries`,
+    /// `retention_max_mb`): older, more or bigger events waiting for the broker end `expired`.
     pub backlog_max_age: Duration,
     pub backlog_max: u64,
+    pub backlog_max_bytes: u64,
 }
 
 /// `mqtt://host[:port]` / `mqtts://host[:port]` → (tls, host, port).
@@ -159,7 +160,10 @@ impl Settings {
             port,
             tls,
             username: c.username.clone(),
-            password: c.read_password().map_err(MqttError::Password)?,
+            password: c
+                .read_password()
+                .map_err(MqttError::Password)?
+                .map(crate::config::Secret),
             client_id: if c.client_id.is_empty() {
                 format!("wagate-{id}")
             } else {
@@ -181,6 +185,7 @@ impl Settings {
             retries_ms,
             backlog_max_age: Duration::from_secs(u64::from(webhooks.retention_days) * 86_400),
             backlog_max: u64::from(webhooks.retention_max_deliveries),
+            backlog_max_bytes: u64::from(webhooks.retention_max_mb) * 1024 * 1024,
         })
     }
 
@@ -213,7 +218,8 @@ impl Settings {
                 None,
             ));
         if !self.username.is_empty() || self.password.is_some() {
-            o.set_credentials(&self.username, self.password.clone().unwrap_or_default());
+            let password = self.password.as_ref().map(|p| p.0.clone());
+            o.set_credentials(&self.username, password.unwrap_or_default());
         }
         if let Some(trust) = &self.tls {
             o.set_transport(rumqttc::Transport::tls_with_config(
@@ -309,8 +315,11 @@ struct Views {
     removed: Vec<String>,
     /// Retained device configs of sessions that no longer exist, to clear.
     stale_configs: Vec<String>,
-    /// Local midnight (unix ms) the day counts start at.
+    /// Local midnight (unix ms) the day counts start at; 0 until they are counted (no state
+    /// goes out before: a count that falls back to 0 looks like a reset to Home Assistant).
     day: i64,
+    /// When the day was last counted from the event log: events older than this are in it.
+    counted_at: i64,
 }
 
 impl Views {
@@ -335,8 +344,14 @@ struct Inner {
     up: watch::Sender<bool>,
     acks: Mutex<Acks>,
     publish_lock: tokio::sync::Mutex<()>,
+    /// Drop the connection and reconnect (a PUBACK that never came).
+    kick: Notify,
+    /// The broker's Maximum Packet Size from its CONNACK; 0 when it set none.
+    broker_max_packet: std::sync::atomic::AtomicU32,
     wake: Notify,
     states: Notify,
+    /// A session the views do not know appeared on the bus: list the sessions again.
+    refresh: Notify,
     views: Mutex<Views>,
     stop: AtomicBool,
 }
@@ -401,8 +416,11 @@ impl Mqtt {
                 up,
                 acks: Mutex::new(Acks::default()),
                 publish_lock: tokio::sync::Mutex::new(()),
+                kick: Notify::new(),
+                broker_max_packet: std::sync::atomic::AtomicU32::new(0),
                 wake: Notify::new(),
                 states: Notify::new(),
+                refresh: Notify::new(),
                 views: Mutex::new(Views::default()),
                 stop: AtomicBool::new(false),
             }),
@@ -451,9 +469,6 @@ impl Mqtt {
 
     /// Say `offline` and disconnect (best effort, a few seconds at most).
     pub async fn stop(&self) {
-        self.inner.stop.store(true, Ordering::Release);
-        self.inner.wake.notify_one();
-        self.inner.states.notify_one();
         if self.connected() {
             let topic = self.inner.settings.topics.availability();
             let _ = tokio::time::timeout(
@@ -462,7 +477,13 @@ impl Mqtt {
             )
             .await;
         }
-        let _ = self.inner.client.disconnect().await;
+        self.inner.stop.store(true, Ordering::Release);
+        self.inner.wake.notify_one();
+        self.inner.states.notify_one();
+        let _ = self.inner.client.try_disconnect();
+        // The event loop sends the DISCONNECT and ends.
+        let mut up = self.inner.up.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(2), up.wait_for(|u| !*u)).await;
     }
 
     fn acks(&self) -> MutexGuard<'_, Acks> {
@@ -487,36 +508,53 @@ impl Mqtt {
         props: Option<PublishProperties>,
     ) -> Result<Result<(), String>, Down> {
         let _one = self.inner.publish_lock.lock().await;
-        if !self.connected() {
-            return Err(Down);
-        }
-        let (tx, rx) = oneshot::channel();
-        self.acks().waiter = Some(Waiter { pkid: None, tx });
-        let client = &self.inner.client;
-        let sent = match props {
-            Some(p) => {
-                client
-                    .publish_with_properties(topic, QoS::AtLeastOnce, retain, payload, p)
-                    .await
+        let rx = {
+            // The waiter is set and the request queued under the lock the event loop takes
+            // to number it and to give it up when the link goes: no request slips between.
+            let mut a = self.acks();
+            if !self.connected() {
+                return Err(Down);
             }
-            None => {
-                client
-                    .publish(topic, QoS::AtLeastOnce, retain, payload)
-                    .await
+            let client = &self.inner.client;
+            let sent = match props {
+                Some(p) => {
+                    client.try_publish_with_properties(topic, QoS::AtLeastOnce, retain, payload, p)
+                }
+                None => client.try_publish(topic, QoS::AtLeastOnce, retain, payload),
+            };
+            if sent.is_err() {
+                return Err(Down);
             }
+            let (tx, rx) = oneshot::channel();
+            a.waiter = Some(Waiter { pkid: None, tx });
+            rx
         };
-        if sent.is_err() {
-            self.acks().waiter = None;
-            return Err(Down);
-        }
         match tokio::time::timeout(ACK_TIMEOUT, rx).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(_)) => Err(Down),
             Err(_) => {
-                self.acks().give_up();
+                // No PUBACK: the link is as good as dead; reconnect (the publish is resent
+                // with the broker's session, or given up with a new one).
+                tracing::warn!(
+                    "MQTT: no PUBACK in {} s; reconnecting",
+                    ACK_TIMEOUT.as_secs()
+                );
+                self.inner.kick.notify_one();
                 Err(Down)
             }
         }
+    }
+
+    /// The link is gone (an error, or a kick): nothing more goes out on it, the publish in
+    /// flight is given up, and what the client still holds for it moves to its resend queue
+    /// (cleared if the broker answers with a new session).
+    fn link_lost(&self, el: &mut EventLoop) -> bool {
+        let mut a = self.acks();
+        let was = self.inner.status.connected.swap(false, Ordering::AcqRel);
+        self.inner.up.send_replace(false);
+        a.give_up();
+        el.clean();
+        was
     }
 
     /// Run the client's event loop: connect and reconnect, match PUBACKs to the publish in
@@ -524,10 +562,31 @@ impl Mqtt {
     async fn drive(self, mut el: EventLoop, cmd_tx: mpsc::UnboundedSender<Publish>) {
         let mut backoff = Duration::from_secs(1);
         let mut last_warned: Option<Instant> = None;
-        while !self.stopped() {
-            match el.poll().await {
+        loop {
+            if self.stopped() && !self.connected() {
+                break;
+            }
+            let polled = tokio::select! {
+                r = el.poll() => Some(r),
+                _ = self.inner.kick.notified() => None,
+            };
+            let event = match polled {
+                Some(r) => r,
+                None => {
+                    self.link_lost(&mut el);
+                    *lock(&self.inner.status.last_error) = Some("no PUBACK in time".into());
+                    continue;
+                }
+            };
+            match event {
                 Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
                     backoff = Duration::from_secs(1);
+                    let max = ack
+                        .properties
+                        .as_ref()
+                        .and_then(|p| p.max_packet_size)
+                        .unwrap_or(0);
+                    self.inner.broker_max_packet.store(max, Ordering::Release);
                     {
                         let mut a = self.acks();
                         if !ack.session_present {
@@ -535,11 +594,11 @@ impl Mqtt {
                             a.stale.clear();
                             a.stale_unnumbered = 0;
                         }
+                        self.inner.status.connected.store(true, Ordering::Release);
+                        self.inner.up.send_replace(true);
                     }
                     *lock(&self.inner.status.last_error) = None;
-                    self.inner.status.connected.store(true, Ordering::Release);
                     self.inner.status.connects.fetch_add(1, Ordering::Relaxed);
-                    self.inner.up.send_replace(true);
                     tracing::info!(broker = %self.inner.settings.broker(), "MQTT connected");
                     let m = self.clone();
                     tokio::spawn(async move { m.on_connect().await });
@@ -575,11 +634,11 @@ impl Mqtt {
                         let _ = w.tx.send(r);
                     }
                 }
+                // A clean stop: the DISCONNECT went out.
+                Ok(MqttEvent::Outgoing(Outgoing::Disconnect)) if self.stopped() => break,
                 Ok(_) => {}
                 Err(e) => {
-                    let was = self.inner.status.connected.swap(false, Ordering::AcqRel);
-                    self.inner.up.send_replace(false);
-                    self.acks().give_up();
+                    let was = self.link_lost(&mut el);
                     if self.stopped() {
                         break;
                     }
@@ -699,6 +758,18 @@ impl Mqtt {
                 continue;
             }
             let topic = inner.settings.topics.event(&d.session, &d.event_type);
+            // A broker that states a Maximum Packet Size refuses more (the client would drop
+            // the link and resend it for ever): such an event cannot go out, and must not
+            // hold up the ones behind it.
+            let max = inner.broker_max_packet.load(Ordering::Acquire) as usize;
+            if max > 0 && topic.len() + body.len() + d.id.len() + 96 > max {
+                tracing::warn!(delivery = %d.id, bytes = body.len(), max, "MQTT: an event is larger than the broker accepts; dropped");
+                steps.push((
+                    d,
+                    Step::Expire("larger than the broker's maximum packet size"),
+                ));
+                continue;
+            }
             let props = PublishProperties {
                 content_type: Some("application/json".into()),
                 payload_format_indicator: Some(1),
@@ -732,7 +803,7 @@ impl Mqtt {
     async fn bound_backlog(self) {
         let s = &self.inner.settings;
         let max_age = i64::try_from(s.backlog_max_age.as_millis()).unwrap_or(i64::MAX);
-        let max = s.backlog_max;
+        let (max, max_bytes) = (s.backlog_max, s.backlog_max_bytes);
         while !self.stopped() {
             let now = self.inner.clock.now_ms();
             let r = self
@@ -744,6 +815,7 @@ impl Mqtt {
                         outbox::MQTT_ENDPOINT,
                         now.saturating_sub(max_age),
                         max,
+                        max_bytes,
                         "waited for the MQTT broker beyond the retention",
                         now,
                     )
@@ -1037,6 +1109,7 @@ impl Mqtt {
                     }
                     Err(RecvError::Closed) => return,
                 },
+                _ = self.inner.refresh.notified() => self.refresh_sessions().await,
                 _ = tick.tick() => {
                     self.refresh_sessions().await;
                     let midnight = local_midnight(self.inner.clock.now_ms());
@@ -1049,14 +1122,31 @@ impl Mqtt {
         }
     }
 
+    /// Follow a notice. Only sessions the views know are changed: a session appears or goes
+    /// only through [`Mqtt::refresh_sessions`] (a late notice of a deleted session must not
+    /// bring its device back).
     fn apply(&self, notice: Notice) {
         let mut views = self.views();
+        let counted_at = views.counted_at;
+        let session = match &notice {
+            Notice::Event(ev) => ev.session.clone(),
+            Notice::State { session, .. } | Notice::Queue { session, .. } => session.clone(),
+            Notice::Deliveries { .. } => return,
+        };
+        if matches!(notice, Notice::Event(_)) {
+            self.inner.wake.notify_one();
+        }
+        let Some(v) = views.sessions.get_mut(&session) else {
+            if !matches!(notice, Notice::Event(_)) {
+                self.inner.refresh.notify_one();
+            }
+            return;
+        };
         match notice {
             Notice::Event(ev) => {
-                self.inner.wake.notify_one();
-                let Some(v) = views.sessions.get_mut(&ev.session) else {
-                    return;
-                };
+                if ev.timestamp < counted_at {
+                    return; // counted from the event log already
+                }
                 match ev.type_name() {
                     "message.sent" => v.sent_today += 1,
                     "message.failed" => v.failed_today += 1,
@@ -1064,12 +1154,8 @@ impl Mqtt {
                 }
                 v.status_dirty = true;
             }
-            Notice::State { session, state } => {
-                let v = views.sessions.entry(session).or_default();
-                set_state(v, &state);
-            }
-            Notice::Queue { session, depth } => {
-                let v = views.sessions.entry(session).or_default();
+            Notice::State { state, .. } => set_state(v, &state),
+            Notice::Queue { depth, .. } => {
                 v.queue_depth = depth;
                 v.status_dirty = true;
             }
@@ -1082,39 +1168,41 @@ impl Mqtt {
         let Ok(list) = self.inner.mgr.list().await else {
             return;
         };
+        // The manager's state and the store's depth are the truth: a notice the bus dropped
+        // (it lags under bursts) must not leave Home Assistant behind.
         let mut depths = Vec::new();
         for info in &list {
-            let known = self
-                .views()
-                .sessions
-                .get(&info.id)
-                .is_some_and(|v| !v.state.is_empty());
-            if !known {
-                let id = info.id.clone();
-                let depth = self
-                    .inner
-                    .store
-                    .read(move |t| crate::store::queue::depth(t, &id))
-                    .await
-                    .unwrap_or(0);
-                depths.push((info.id.clone(), depth));
-            }
+            let id = info.id.clone();
+            let depth = self
+                .inner
+                .store
+                .read(move |t| crate::store::queue::depth(t, &id))
+                .await
+                .ok();
+            depths.push(depth);
         }
         let mut views = self.views();
-        for info in &list {
+        for (info, depth) in list.iter().zip(depths) {
             let v = views.sessions.entry(info.id.clone()).or_default();
             if v.phone != info.phone {
                 v.phone = info.phone.clone();
                 v.announced = false;
                 v.status_dirty = true;
             }
-            if v.state.is_empty() {
+            let mut fresh = v.clone();
+            set_state(&mut fresh, &info.state);
+            if v.state.is_empty()
+                || fresh.state != v.state
+                || fresh.qr != v.qr
+                || fresh.reason != v.reason
+            {
                 set_state(v, &info.state);
             }
-        }
-        for (id, depth) in depths {
-            if let Some(v) = views.sessions.get_mut(&id) {
+            if let Some(depth) = depth
+                && depth != v.queue_depth
+            {
                 v.queue_depth = depth;
+                v.status_dirty = true;
             }
         }
         let gone: Vec<String> = views
@@ -1132,7 +1220,8 @@ impl Mqtt {
     /// Count today's sent and failed messages from the event log (at start and each
     /// midnight).
     async fn count_today(&self) {
-        let midnight = local_midnight(self.inner.clock.now_ms());
+        let started = self.inner.clock.now_ms();
+        let midnight = local_midnight(started);
         let counts = self
             .inner
             .store
@@ -1140,6 +1229,7 @@ impl Mqtt {
             .await;
         let mut views = self.views();
         views.day = midnight;
+        views.counted_at = started;
         for v in views.sessions.values_mut() {
             v.sent_today = 0;
             v.failed_today = 0;
@@ -1175,6 +1265,9 @@ impl Mqtt {
     async fn publish_changes(&self) -> Result<(), Down> {
         let s = &self.inner.settings;
         let t = &s.topics;
+        if self.views().day == 0 {
+            return Ok(()); // not counted yet
+        }
         let stale = std::mem::take(&mut self.views().stale_configs);
         for (i, topic) in stale.iter().enumerate() {
             if self.retain(topic.clone(), Vec::new()).await.is_err() {

@@ -822,18 +822,22 @@ fn the_mqtt_endpoint_follows_the_configuration_and_its_backlog_is_bounded() {
             .collect::<Vec<_>>()
     };
     assert_eq!(waiting(&s), ids, "one delivery per event, in order");
-    // Off: nothing new is added and the waiting ones stop; on again they come back in order.
-    s.write_blocking(|t| configure_mqtt(t, None, 2)).unwrap();
-    s.write_blocking(|t| record(t, sent("a", 20))).unwrap();
-    assert!(waiting(&s).is_empty());
-    s.write_blocking(|t| configure_mqtt(t, Some(("mqtt://b:1883", &all)), 3))
-        .unwrap();
-    assert_eq!(waiting(&s), ids);
     // At most two wait: the three oldest expire.
+    // A byte bound: one event's worth keeps only the newest.
+    let one = s
+        .read_blocking(|t| event_body(t, &ids[0]))
+        .unwrap()
+        .unwrap()
+        .len() as u64;
     let n = s
-        .write_blocking(|t| expire_backlog(t, MQTT_ENDPOINT, 0, 2, "too many", 4))
+        .write_blocking(|t| expire_backlog(t, MQTT_ENDPOINT, 0, 100, 4 * one, "too big", 4))
         .unwrap();
-    assert_eq!(n, 3);
+    assert_eq!(n, 1, "five events of about {one} bytes, room for four");
+    assert_eq!(waiting(&s), ids[1..].to_vec());
+    let n = s
+        .write_blocking(|t| expire_backlog(t, MQTT_ENDPOINT, 0, 2, u64::MAX, "too many", 4))
+        .unwrap();
+    assert_eq!(n, 2);
     assert_eq!(waiting(&s), ids[3..].to_vec());
     assert_eq!(
         s.read_blocking(|t| scheduled_count(t, MQTT_ENDPOINT))
@@ -864,11 +868,28 @@ fn the_mqtt_endpoint_follows_the_configuration_and_its_backlog_is_bounded() {
         .unwrap();
     assert_eq!(acked.status, DeliveryStatus::Delivered);
     let n = s
-        .write_blocking(|t| expire_backlog(t, MQTT_ENDPOINT, i64::MAX, 100, "too old", 6))
+        .write_blocking(|t| expire_backlog(t, MQTT_ENDPOINT, i64::MAX, 100, u64::MAX, "too old", 6))
         .unwrap();
     assert_eq!(n, 1);
     assert!(waiting(&s).is_empty());
+    // A refusal recorded after the bound expired the delivery does not bring it back.
+    let revived = s
+        .write_blocking(|t| attempted(t, &first.id, fail(Some(500)), &[1000], 7))
+        .unwrap();
+    assert!(revived.is_none());
+    // Turned off: what waits ends expired.
+    s.write_blocking(|t| record(t, sent("a", 30))).unwrap();
+    assert_eq!(waiting(&s).len(), 1);
+    s.write_blocking(|t| configure_mqtt(t, None, 8)).unwrap();
+    // Off: nothing new is added either.
+    s.write_blocking(|t| record(t, sent("a", 40))).unwrap();
+    s.write_blocking(|t| configure_mqtt(t, Some(("mqtt://b:1883", &all)), 9))
+        .unwrap();
+    assert!(
+        waiting(&s).is_empty(),
+        "nothing left from before it was off"
+    );
     // Today's counts come from the event log.
     let counts = s.read_blocking(|t| sent_failed_since(t, 0)).unwrap();
-    assert_eq!(counts, vec![("a".to_string(), 6, 0)]);
+    assert_eq!(counts, vec![("a".to_string(), 7, 0)]);
 }

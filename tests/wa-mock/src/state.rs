@@ -309,10 +309,14 @@ impl State {
     }
 
     /// The connection currently logged in as `addr`.
+    /// The device's live connection: the newest of its connections (a connection of a
+    /// client that stopped may linger until its socket is seen closed, and the map has no
+    /// order).
     pub fn conn_of(&self, addr: &DeviceAddr) -> Option<&Conn> {
         self.conns
             .values()
-            .find(|c| c.device.as_ref() == Some(addr))
+            .filter(|c| c.device.as_ref() == Some(addr))
+            .max_by_key(|c| c.id)
     }
 
     /// Records a stanza.

@@ -424,7 +424,28 @@ impl InboundContent {
         }
     }
 
-    /// The `kind` name.
+    /// Every `kind` name [`InboundContent::name`] gives (Home Assistant's inbound event
+    /// entity lists them as its event types).
+    pub const KINDS: &'static [&'static str] = &[
+        "text",
+        "image",
+        "video",
+        "audio",
+        "document",
+        "sticker",
+        "location",
+        "contact",
+        "poll",
+        "poll_vote",
+        "reaction",
+        "list_reply",
+        "buttons_reply",
+        "edit",
+        "revoke",
+        "unsupported",
+    ];
+
+    /// The `kind` name (one of [`InboundContent::KINDS`]).
     pub fn name(&self) -> &'static str {
         match self {
             InboundContent::Text { .. } => "text",

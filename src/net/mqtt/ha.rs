@@ -11,27 +11,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::config::NotifyTarget;
-
-/// Inbound message kinds, as `message.received` names them (`data.kind`): the `event_types`
-/// of the inbound event entity.
-pub const INBOUND_KINDS: &[&str] = &[
-    "text",
-    "image",
-    "video",
-    "audio",
-    "document",
-    "sticker",
-    "location",
-    "contact",
-    "poll",
-    "poll_vote",
-    "reaction",
-    "list_reply",
-    "buttons_reply",
-    "edit",
-    "revoke",
-    "unsupported",
-];
+use crate::events::InboundContent;
 
 /// Where a session's topics are.
 #[derive(Debug, Clone)]
@@ -209,7 +189,7 @@ pub fn device_config(
         json!({
             "name": "Inbound message",
             "state_topic": t.event(session, "message.received"),
-            "event_types": INBOUND_KINDS,
+            "event_types": InboundContent::KINDS,
             // The webhook body as it is; the entity's event is the message kind, with the
             // sender, chat, text and ids as attributes.
             // Optional fields are absent from the body when unknown: `.get` makes them null.

@@ -22,7 +22,7 @@
 mod ha;
 mod tls;
 
-pub use ha::{INBOUND_KINDS, Topics, device_config, slug};
+pub use ha::{Topics, device_config, slug};
 pub use tls::{Trust, parse_pin};
 
 use std::collections::{BTreeMap, HashSet};
@@ -806,21 +806,26 @@ impl Mqtt {
         let (max, max_bytes) = (s.backlog_max, s.backlog_max_bytes);
         while !self.stopped() {
             let now = self.inner.clock.now_ms();
-            let r = self
-                .inner
-                .store
-                .write(move |t| {
-                    outbox::expire_backlog(
-                        t,
-                        outbox::MQTT_ENDPOINT,
-                        now.saturating_sub(max_age),
-                        max,
-                        max_bytes,
-                        "waited for the MQTT broker beyond the retention",
-                        now,
-                    )
-                })
-                .await;
+            // Read first: most rounds find nothing waiting, and a write is an fsync.
+            let waiting = self.backlog().await.unwrap_or(1);
+            let r = if waiting == 0 {
+                Ok(0)
+            } else {
+                self.inner
+                    .store
+                    .write(move |t| {
+                        outbox::expire_backlog(
+                            t,
+                            outbox::MQTT_ENDPOINT,
+                            now.saturating_sub(max_age),
+                            max,
+                            max_bytes,
+                            "waited for the MQTT broker beyond the retention",
+                            now,
+                        )
+                    })
+                    .await
+            };
             match r {
                 Ok(0) => {}
                 Ok(n) => tracing::warn!(

@@ -1483,6 +1483,10 @@ fn pacing_key(field: &str) -> &'static str {
         "duplicate_window_s" => "pacing.duplicate_window_s",
         "duplicate_action" => "pacing.duplicate_action",
         "auto_read" => "pacing.auto_read",
+        "presence" => "pacing.presence",
+        "pulse_every_s" => "pacing.pulse_every_s",
+        "pulse_for_s" => "pacing.pulse_for_s",
+        "active_receipts" => "pacing.active_receipts",
         _ => "pacing",
     }
 }

@@ -43,6 +43,7 @@ struct Handle {
     wake: Arc<Notify>,
     sender: JoinHandle<()>,
     pace: Arc<PaceShared>,
+    presence: Arc<super::presence::Keeper>,
 }
 
 struct Inner {
@@ -125,6 +126,12 @@ impl SessionManager {
         let (state_tx, state) = watch::channel(initial);
         let (commands, rx) = mpsc::channel(16);
         let client: ClientSlot = Default::default();
+        let defaults = Arc::new(self.inner.cfg.pacing.clone());
+        let presence = Arc::new(super::presence::Keeper::new(
+            id.into(),
+            self.inner.store.clone(),
+            defaults.clone(),
+        ));
         let ctx = SessionCtx {
             id: id.into(),
             store: self.inner.store.clone(),
@@ -135,11 +142,12 @@ impl SessionManager {
             stats: self.inner.stats.clone(),
             media: self.inner.media.clone(),
             acks: Arc::default(),
+            presence: presence.clone(),
         };
         let wake = Arc::new(Notify::new());
         let pace = Arc::new(PaceShared::default());
         let sender = Sender {
-            defaults: Arc::new(self.inner.cfg.pacing.clone()),
+            defaults,
             pace: pace.clone(),
             id: id.into(),
             store: self.inner.store.clone(),
@@ -149,6 +157,7 @@ impl SessionManager {
             wake: wake.clone(),
             stats: self.inner.stats.clone(),
             acks: ctx.acks.clone(),
+            presence: presence.clone(),
         };
         let task = tokio::spawn(session::run(ctx, rx, start));
         let sender = tokio::spawn(sender.run());
@@ -160,6 +169,7 @@ impl SessionManager {
             wake,
             sender,
             pace,
+            presence,
         }
     }
 
@@ -476,7 +486,8 @@ impl SessionManager {
         overrides: Overrides,
     ) -> Result<SettingsInfo, EngineError> {
         self.get(id).await?;
-        self.inner.cfg.pacing.with(&overrides).validate()?;
+        let effective = self.inner.cfg.pacing.with(&overrides);
+        effective.validate()?;
         let json =
             serde_json::to_vec(&overrides).map_err(|e| EngineError::Client(e.to_string()))?;
         let sid = id.to_string();
@@ -489,6 +500,11 @@ impl SessionManager {
             .await?;
         if let Some(h) = self.inner.sessions.lock().await.get(id) {
             h.pace.replan.notify_one();
+            h.presence.refresh();
+            // Receipts follow the setting from the next message on.
+            if let Some(client) = h.client.lock().ok().and_then(|c| c.clone()) {
+                client.set_force_active_delivery_receipts(effective.active_receipts);
+            }
         }
         self.settings(id).await
     }

@@ -10,6 +10,7 @@ pub mod inbound;
 pub mod manager;
 pub mod media;
 pub mod pacing;
+pub mod presence;
 pub mod recover;
 pub mod reply;
 pub mod sender;

@@ -21,6 +21,8 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+pub use super::presence::PresencePolicy;
+
 pub const MINUTE_MS: i64 = 60_000;
 pub const HOUR_MS: i64 = 60 * MINUTE_MS;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
@@ -29,6 +31,8 @@ pub const DAY_MS: i64 = 24 * HOUR_MS;
 pub const MAX_WAIT_MS: u64 = 3_600_000;
 /// The longest warm-up curve, in days.
 pub const MAX_WARMUP_DAYS: usize = 90;
+/// The longest pulse period (a day).
+pub const MAX_PULSE_EVERY_S: u64 = 24 * 3600;
 /// The longest duplicate window (a week).
 pub const MAX_DUPLICATE_WINDOW_S: u64 = 7 * 24 * 3600;
 
@@ -76,6 +80,16 @@ pub struct Settings {
     /// Before a send to a chat with unread received messages, mark them read (after the
     /// random delay, then a pause of half a fresh one before typing starts).
     pub auto_read: bool,
+    /// What the device tells WhatsApp about being online between sends
+    /// ([`super::presence`]): `unavailable` keeps the owner's phone notified.
+    pub presence: PresencePolicy,
+    /// With `presence = "pulse"`: a pulse every this many seconds from the connect ...
+    pub pulse_every_s: u64,
+    /// ... online for this many seconds.
+    pub pulse_for_s: u64,
+    /// Delivery receipts go out active (the sender sees "delivered") whatever the
+    /// presence; off, they are `inactive` while the device is not `available`.
+    pub active_receipts: bool,
 }
 
 impl Default for Settings {
@@ -94,6 +108,10 @@ impl Default for Settings {
             duplicate_window_s: 3_600,
             duplicate_action: DuplicateAction::Hold,
             auto_read: false,
+            presence: PresencePolicy::Unavailable,
+            pulse_every_s: 1_800,
+            pulse_for_s: 30,
+            active_receipts: true,
         }
     }
 }
@@ -171,6 +189,24 @@ impl Settings {
                 ),
             ));
         }
+        if !(10..=MAX_PULSE_EVERY_S).contains(&self.pulse_every_s) {
+            return Err(bad(
+                "pulse_every_s",
+                format!(
+                    "{} is out of range 10..={MAX_PULSE_EVERY_S}",
+                    self.pulse_every_s
+                ),
+            ));
+        }
+        if self.pulse_for_s == 0 || self.pulse_for_s >= self.pulse_every_s {
+            return Err(bad(
+                "pulse_for_s",
+                format!(
+                    "{} must be at least 1 and below pulse_every_s ({})",
+                    self.pulse_for_s, self.pulse_every_s
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -197,7 +233,11 @@ impl Settings {
             duplicate_recipients,
             duplicate_window_s,
             duplicate_action,
-            auto_read
+            auto_read,
+            presence,
+            pulse_every_s,
+            pulse_for_s,
+            active_receipts
         );
         s
     }
@@ -234,6 +274,14 @@ pub struct Overrides {
     pub duplicate_action: Option<DuplicateAction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_read: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<PresencePolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulse_every_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulse_for_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_receipts: Option<bool>,
 }
 
 /// The random delay before one send: uniform in `min_delay_ms..=max_delay_ms`.
@@ -454,6 +502,7 @@ mod tests {
             duplicate_window_s: 600,
             duplicate_action: DuplicateAction::Hold,
             auto_read: false,
+            ..Settings::default()
         }
     }
 

@@ -101,6 +101,8 @@ pub(crate) struct Sender {
     pub pace: Arc<PaceShared>,
     /// Where the server's acknowledgements of sent messages arrive.
     pub acks: Arc<AckWaiters>,
+    /// The session's presence: `available` for the span of each paced send.
+    pub presence: Arc<super::presence::Keeper>,
 }
 
 /// What the worker and the manager share about pacing.
@@ -218,17 +220,26 @@ impl Sender {
                 continue;
             };
             // An interrupted send goes again at once: it was paced the first time.
-            if rec.status != MessageStatus::Sending {
-                match self.pace(&rec).await {
-                    Paced::Go(settings) => {
-                        self.auto_read(&rec, &settings).await;
-                        self.simulate(&rec, &settings).await
-                    }
+            let settings = match rec.status {
+                MessageStatus::Sending => None,
+                _ => match self.pace(&rec).await {
+                    Paced::Go(settings) => Some(settings),
                     Paced::Again => continue,
                     Paced::Closed => return,
+                },
+            };
+            // A paced send is `available` from reading and typing to the server's answer;
+            // then the presence policy's state comes back.
+            let mut hold = None;
+            if let Some(settings) = &settings {
+                if let Some(client) = self.client() {
+                    hold = Some(self.presence.hold(&client).await);
                 }
+                self.auto_read(&rec, settings).await;
+                self.simulate(&rec, settings).await
             }
             let outcome = self.send_one(&rec).await;
+            drop(hold);
             self.pace.set(None);
             match outcome {
                 Ok(()) => backoff = Duration::from_secs(1),

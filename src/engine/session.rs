@@ -68,6 +68,8 @@ pub(crate) struct SessionCtx {
     pub media: Arc<super::media::MediaCache>,
     /// The send worker's outstanding server acknowledgements.
     pub acks: Arc<AckWaiters>,
+    /// The session's presence policy, shared with the send worker.
+    pub presence: Arc<super::presence::Keeper>,
 }
 
 /// Forwards the client's events, in dispatch order, to the session task; the server's
@@ -103,6 +105,7 @@ impl EventHandler for Forward {
             EventKind::Messages,
             EventKind::Receipt,
             EventKind::ServerAck,
+            EventKind::SelfPushNameUpdated,
         ])
     }
 }
@@ -117,6 +120,8 @@ struct Running {
     /// Asks senders again for messages a crash left decrypted but never kept
     /// ([`super::recover`]); aborted with the client.
     _recover: Option<AbortOnDrop>,
+    /// Keeps the presence policy while the client runs.
+    _presence: AbortOnDrop,
     /// A pair-code flow is outstanding: QR exhaustion does not end the attempt.
     pair_pending: bool,
     /// The user asked for a logout: the `LoggedOut` that follows ends in `stopped`.
@@ -325,12 +330,14 @@ impl SessionCtx {
             )))
         });
         let (dead_tx, dead_rx) = mpsc::unbounded_channel();
+        let presence = AbortOnDrop(tokio::spawn(self.presence.clone().run(client.clone())));
         Some(Running {
             client,
             backend,
             handle,
             events,
             _recover: recover,
+            _presence: presence,
             pair_pending: false,
             user_logout: false,
             reconnects_base,
@@ -447,6 +454,7 @@ impl SessionCtx {
                 );
                 self.set_state(SessionState::Connected { since: now_ms() }, Some(account))
                     .await;
+                self.presence.connected();
             }
             WaEvent::Disconnected(d) => {
                 tracing::info!(session = %self.id, reason = %d.reason, "disconnected");
@@ -508,6 +516,7 @@ impl SessionCtx {
                     wipe: false,
                 };
             }
+            WaEvent::SelfPushNameUpdated(_) => self.presence.reassert_later(),
             WaEvent::ConnectFailure(f) => {
                 tracing::warn!(session = %self.id, reason = ?f.reason, message = ?f.message, "connect failure");
             }

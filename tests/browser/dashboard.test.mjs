@@ -346,6 +346,36 @@ base_topic = "wagate/browser"
   check(true, `the queue shows nothing waiting and one send ("${queue.slice(0, 80)}")`);
   await shoot('04-session-connected');
 
+  // Online status: offline by default with active receipts; "Always online" is saved as the
+  // session's override and the device announces itself available at wa-mock.
+  await page.locator('#presence-form').waitFor({ state: 'visible' });
+  check(await page.getByLabel('Between sends this device is').inputValue() === 'unavailable',
+    'a session is offline between sends by default');
+  check(await page.getByLabel('Senders see "delivered" when this box gets their message').isChecked(),
+    'active receipts are on by default');
+  const aliceJid = await (async () => {
+    const accounts = await (await fetch(mockBase + '/admin/accounts')).json();
+    const acc = accounts.find((a) => a.phone === alicePhone);
+    return acc.devices[acc.devices.length - 1].jid;
+  })();
+  const presenceOf = async () => {
+    const r = await fetch(`${mockBase}/admin/stanzas?device=${encodeURIComponent(aliceJid)}&tag=presence&direction=in`);
+    const list = (await r.json()).filter((x) => !/\sto="/.test(x.xml));
+    const last = list[list.length - 1];
+    return last && (/type="([a-z]+)"/.exec(last.xml) || [])[1];
+  };
+  await waitFor('alice offline at wa-mock', async () => (await presenceOf()) === 'unavailable');
+  await page.getByLabel('Between sends this device is').selectOption('available');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await waitFor('alice online at wa-mock', async () => (await presenceOf()) === 'available');
+  await page.reload();
+  await page.locator('#nav').waitFor({ state: 'visible' });
+  await page.locator('#session-list li[data-session="alice"] button').click();
+  await page.locator('#presence-form').waitFor({ state: 'visible' });
+  await waitFor('the saved status after a reload', async () =>
+    (await page.getByLabel('Between sends this device is').inputValue()) === 'available');
+  check(true, 'the online status is saved, applied at wa-mock, and shown after a reload');
+
   // The webhook deliveries, in the receiver and in the delivery log page.
   await waitFor('message.received and message.delivered at the receiver', () =>
     rx.hits.some((h) => h.json && h.json.type === 'message.received' && h.json.session === 'bob' && h.json.data.text === 'hello bob, from the dashboard')

@@ -24,10 +24,10 @@ use wagate::events::{Bus, EventKind, Notice, SessionState};
 use wagate::store::Store;
 use wagate::store::queue::{self, MessageStatus};
 
-const STEP: Duration = Duration::from_secs(40);
+pub(super) const STEP: Duration = Duration::from_secs(40);
 
 /// Fast settings: millisecond delays, no limit a test reaches, no warm-up.
-fn fast(min_delay_ms: u64, max_delay_ms: u64, typing: bool) -> Settings {
+pub(super) fn fast(min_delay_ms: u64, max_delay_ms: u64, typing: bool) -> Settings {
     Settings {
         min_delay_ms,
         max_delay_ms,
@@ -42,16 +42,17 @@ fn fast(min_delay_ms: u64, max_delay_ms: u64, typing: bool) -> Settings {
         duplicate_window_s: 3_600,
         duplicate_action: DuplicateAction::Hold,
         auto_read: false,
+        ..Settings::default()
     }
 }
 
-struct Gate {
-    mgr: SessionManager,
-    bus: Bus,
-    store: Store,
+pub(super) struct Gate {
+    pub mgr: SessionManager,
+    pub bus: Bus,
+    pub store: Store,
 }
 
-async fn gate(mock: &MockServer, dir: &Path, pacing: Settings) -> Gate {
+pub(super) async fn gate(mock: &MockServer, dir: &Path, pacing: Settings) -> Gate {
     let store = Store::open(&dir.join("wagate.redb"), 1 << 20).unwrap();
     let bus = Bus::new(8192);
     let cfg = EngineConfig {
@@ -66,7 +67,11 @@ async fn gate(mock: &MockServer, dir: &Path, pacing: Settings) -> Gate {
     Gate { mgr, bus, store }
 }
 
-async fn wait_state(mgr: &SessionManager, id: &str, pred: impl Fn(&SessionState) -> bool) {
+pub(super) async fn wait_state(
+    mgr: &SessionManager,
+    id: &str,
+    pred: impl Fn(&SessionState) -> bool,
+) {
     let mut rx = mgr.watch(id).await.unwrap();
     if tokio::time::timeout(STEP, rx.wait_for(|s| pred(s)))
         .await
@@ -76,11 +81,11 @@ async fn wait_state(mgr: &SessionManager, id: &str, pred: impl Fn(&SessionState)
     }
 }
 
-fn connected(s: &SessionState) -> bool {
+pub(super) fn connected(s: &SessionState) -> bool {
     matches!(s, SessionState::Connected { .. })
 }
 
-async fn pair(mock: &MockServer, g: &Gate, id: &str) -> AccountInfo {
+pub(super) async fn pair(mock: &MockServer, g: &Gate, id: &str) -> AccountInfo {
     g.mgr.create(id, true).await.unwrap();
     wait_state(
         &g.mgr,
@@ -97,7 +102,7 @@ async fn pair(mock: &MockServer, g: &Gate, id: &str) -> AccountInfo {
     account
 }
 
-fn text_to(to: &AccountInfo, text: &str) -> Outgoing {
+pub(super) fn text_to(to: &AccountInfo, text: &str) -> Outgoing {
     Outgoing {
         to: compose::parse_recipient(&to.user_jid()).unwrap(),
         content: Content::Text { text: text.into() },
@@ -118,12 +123,12 @@ fn sent_by(mock: &MockServer, device: &str) -> Vec<StanzaRecord> {
     .collect()
 }
 
-fn stanza_id(r: &StanzaRecord) -> Option<String> {
+pub(super) fn stanza_id(r: &StanzaRecord) -> Option<String> {
     r.node.attrs.get("id").map(|v| v.as_str().into_owned())
 }
 
 /// One step of the typing simulation as recorded.
-fn kind(r: &StanzaRecord) -> &'static str {
+pub(super) fn kind(r: &StanzaRecord) -> &'static str {
     if r.tag == "message" {
         "message"
     } else if r.xml.contains("<composing") && r.xml.contains("audio") {
@@ -138,7 +143,7 @@ fn kind(r: &StanzaRecord) -> &'static str {
 }
 
 /// Wait until session "a" has recorded `n` messages sent.
-async fn wait_sent(rx: &mut broadcast::Receiver<Notice>, n: usize) {
+pub(super) async fn wait_sent(rx: &mut broadcast::Receiver<Notice>, n: usize) {
     let deadline = Instant::now() + STEP;
     let mut sent = 0;
     while sent < n {

@@ -28,6 +28,7 @@ mod e2e_groups;
 mod e2e_inbound;
 mod e2e_lost_inbound;
 mod e2e_pacing;
+mod e2e_presence;
 mod e2e_server_ack;
 mod e2e_webhooks;
 mod e2e_wire_gate;

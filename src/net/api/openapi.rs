@@ -416,7 +416,11 @@ fn pacing_settings(overrides: bool) -> Value {
             "duplicate_recipients": int("The same content to more than this many distinct recipients ... (at least 1)"),
             "duplicate_window_s": int("... within this many seconds ..."),
             "duplicate_action": {"type": "string", "enum": ["hold", "reject", "off"], "description": "... is held, rejected (409), or let through"},
-            "auto_read": {"type": "boolean", "description": "Before a send to a chat with unread received messages, mark them read"}
+            "auto_read": {"type": "boolean", "description": "Before a send to a chat with unread received messages, mark them read"},
+            "presence": {"type": "string", "enum": ["unavailable", "available", "pulse"], "description": "Online state between sends: unavailable keeps the owner's phone notified (online only for each paced send); available always online; pulse online for pulse_for_s every pulse_every_s"},
+            "pulse_every_s": {"type": "integer", "minimum": 10, "maximum": 86400, "description": "With presence pulse: a pulse every this many seconds"},
+            "pulse_for_s": {"type": "integer", "minimum": 1, "description": "With presence pulse: online this many seconds (below pulse_every_s)"},
+            "active_receipts": {"type": "boolean", "description": "Delivery receipts go out active (the sender sees delivered) whatever the presence; off: inactive while not available"}
         }
     });
     if overrides {
@@ -439,7 +443,11 @@ fn pacing_settings(overrides: bool) -> Value {
             "duplicate_recipients",
             "duplicate_window_s",
             "duplicate_action",
-            "auto_read"
+            "auto_read",
+            "presence",
+            "pulse_every_s",
+            "pulse_for_s",
+            "active_receipts"
         ]);
     }
     v

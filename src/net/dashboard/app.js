@@ -352,6 +352,7 @@ function select(id) {
   renderDetail();
   renderSent();
   loadQueue().catch(fail);
+  loadPresence().catch(fail);
   $('#detail-h').focus();
 }
 
@@ -469,6 +470,35 @@ async function loadQueue() {
       h('span', { class: 'wrap' }, `${m.kind} to ${m.to} `, h('span', { class: 'badge', 'data-status': m.status, text: m.status })),
       h('button', { type: 'button', class: 'small ghost', 'aria-label': `Release ${m.id}`, onclick: () => release(sid, m.id) }, 'Release'))));
   box.replaceChildren(dl, held.length ? h('ul', { class: 'list compact', 'aria-label': 'Held messages' }, held) : '');
+}
+
+// The session's presence policy and receipts, from its settings.
+async function loadPresence() {
+  const sid = app.selected;
+  const form = $('#presence-form');
+  if (!sid) return;
+  let st;
+  try {
+    st = await getJson(`/api/sessions/${encodeURIComponent(sid)}/settings`);
+  } catch (e) {
+    if (e.status === 403 || e.status === 404 || e.code === 'route_not_found') { form.hidden = true; return; }
+    throw e;
+  }
+  if (sid !== app.selected) return;
+  $('#presence').value = st.settings.presence;
+  $('#active-receipts').checked = !!st.settings.active_receipts;
+  form.hidden = false;
+}
+
+// Only these two overrides change; the session's other overrides stay as they are.
+async function savePresence({ presence, active_receipts }) {
+  const sid = app.selected;
+  const path = `/api/sessions/${encodeURIComponent(sid)}/settings`;
+  const cur = await getJson(path);
+  const body = { ...cur.overrides, presence, active_receipts: active_receipts === 'on' };
+  await sendJson('PUT', path, body);
+  say(`Session ${sid}: online status saved.`);
+  await loadPresence();
 }
 
 // A message the duplicate guard held goes back into the queue in its place.
@@ -657,6 +687,9 @@ function wire() {
     say(`Message ${m.id} accepted.`);
     pollSent(m.id);
   }));
+
+  const presence = $('#presence-form');
+  presence.addEventListener('submit', busy(presence, savePresence));
 
   $('#detail-actions').addEventListener('click', async (ev) => {
     const act = ev.target.closest('button') && ev.target.closest('button').dataset.act;

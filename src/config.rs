@@ -1487,6 +1487,10 @@ fn pacing_key(field: &str) -> &'static str {
         "pulse_every_s" => "pacing.pulse_every_s",
         "pulse_for_s" => "pacing.pulse_for_s",
         "active_receipts" => "pacing.active_receipts",
+        "check_per_minute" => "pacing.check_per_minute",
+        "check_per_hour" => "pacing.check_per_hour",
+        "check_per_day" => "pacing.check_per_day",
+        "check_cache_s" => "pacing.check_cache_s",
         _ => "pacing",
     }
 }

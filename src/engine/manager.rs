@@ -9,8 +9,10 @@ use tokio::sync::{Mutex, Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use whatsapp_rust::Client;
 
+use super::contacts::{self, CheckOutcome, ContactInfo};
 use super::media::{MediaError, MediaFile};
 use super::pacing::{self, Limit, Overrides, Settings, WarmUp};
+use super::profile::{self, OwnProfile, ProfileChange};
 use super::sender::{self, PaceShared, Sender};
 use super::session::{self, ClientSlot, Command, SessionCtx};
 use super::{EngineConfig, EngineError, EngineStats, startable, valid_session_id};
@@ -20,6 +22,7 @@ use crate::store::inbound::InboundRecord;
 use crate::store::pacing as store_pacing;
 use crate::store::queue::{self, MessageRecord};
 use crate::store::sessions::{self, SessionRecord};
+use crate::store::wa_backend::{self, Identity};
 
 /// A session as the engine reports it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -53,6 +56,8 @@ struct Inner {
     cfg: Arc<EngineConfig>,
     sessions: Mutex<HashMap<String, Handle>>,
     media: Arc<super::media::MediaCache>,
+    /// One number check at a time takes from a budget ([`super::contacts`]).
+    checks: Mutex<()>,
 }
 
 /// The engine's handle. Cloning shares it.
@@ -88,6 +93,7 @@ impl SessionManager {
                 bus,
                 cfg: Arc::new(cfg),
                 sessions: Mutex::new(HashMap::new()),
+                checks: Mutex::new(()),
             }),
         };
         let records = mgr.inner.store.read(sessions::list).await?;
@@ -459,6 +465,131 @@ impl SessionManager {
             _ => return Err(EngineError::NotConnected(id.to_string())),
         };
         super::groups::list(&client).await
+    }
+
+    /// The session's client while it is connected.
+    async fn connected_client(&self, id: &str) -> Result<Option<Arc<Client>>, EngineError> {
+        let connected = matches!(
+            *self.watch(id).await?.borrow(),
+            SessionState::Connected { .. }
+        );
+        Ok(match connected {
+            true => self.client(id).await,
+            false => None,
+        })
+    }
+
+    /// Is `number` on WhatsApp: phone JID, LID, business, picture and about. From the cache,
+    /// or asked within the session's check budget.
+    pub async fn contact(&self, id: &str, number: &str) -> Result<ContactInfo, EngineError> {
+        let client = self.connected_client(id).await?;
+        let (settings, _, _) =
+            sender::load_settings(&self.inner.store, &self.inner.cfg.pacing, id).await?;
+        let _turn = self.inner.checks.lock().await;
+        contacts::check_one(
+            &self.inner.store,
+            client.as_deref(),
+            id,
+            &settings,
+            number,
+            now_ms(),
+        )
+        .await
+    }
+
+    /// Up to [`contacts::MAX_BATCH`] numbers: what the cache and the budget allow now, the
+    /// rest deferred.
+    pub async fn check_contacts(
+        &self,
+        id: &str,
+        numbers: &[String],
+    ) -> Result<CheckOutcome, EngineError> {
+        let client = self.connected_client(id).await?;
+        let (settings, _, _) =
+            sender::load_settings(&self.inner.store, &self.inner.cfg.pacing, id).await?;
+        let _turn = self.inner.checks.lock().await;
+        contacts::check_many(
+            &self.inner.store,
+            client.as_deref(),
+            id,
+            &settings,
+            numbers,
+            now_ms(),
+        )
+        .await
+    }
+
+    /// The session's own profile, as WhatsApp has it.
+    pub async fn profile(&self, id: &str) -> Result<OwnProfile, EngineError> {
+        let client = self
+            .connected_client(id)
+            .await?
+            .ok_or_else(|| EngineError::NotConnected(id.to_string()))?;
+        profile::read(&client).await
+    }
+
+    /// Change the session's push name, about text or picture; the profile after it. A new
+    /// push name is kept for the session's next start, and the presence policy is put back
+    /// (whatsapp-rust announces the name with a presence).
+    pub async fn set_profile(
+        &self,
+        id: &str,
+        change: ProfileChange,
+    ) -> Result<OwnProfile, EngineError> {
+        change.validate()?;
+        let client = self
+            .connected_client(id)
+            .await?
+            .ok_or_else(|| EngineError::NotConnected(id.to_string()))?;
+        let outcome = profile::change(&client, &change).await;
+        if let Some(name) = change.push_name.filter(|_| outcome.is_ok()) {
+            let sid = id.to_string();
+            self.inner
+                .store
+                .write(move |t| sessions::set_push_name(t, &sid, Some(&name)))
+                .await?;
+            if let Some(h) = self.inner.sessions.lock().await.get(id) {
+                h.presence.reassert();
+            }
+        }
+        outcome?;
+        profile::read(&client).await
+    }
+
+    /// The phone number behind a LID (user part or `<digits>@lid`), as the session's client
+    /// learned it (kept in the store: also while the session is stopped).
+    pub async fn identity_by_lid(
+        &self,
+        id: &str,
+        lid: &str,
+    ) -> Result<Option<Identity>, EngineError> {
+        self.get(id).await?;
+        let user = lid.strip_suffix("@lid").unwrap_or(lid);
+        if user.is_empty() || !user.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(EngineError::InvalidJid(lid.to_string()));
+        }
+        let (sid, user) = (id.to_string(), user.to_string());
+        Ok(self
+            .inner
+            .store
+            .read(move |t| wa_backend::identity_by_lid(t, &sid, &user))
+            .await?)
+    }
+
+    /// The LID of a phone number, as the session's client learned it.
+    pub async fn identity_by_phone(
+        &self,
+        id: &str,
+        phone: &str,
+    ) -> Result<Option<Identity>, EngineError> {
+        self.get(id).await?;
+        let number = contacts::number_of(phone)?;
+        let sid = id.to_string();
+        Ok(self
+            .inner
+            .store
+            .read(move |t| wa_backend::identity_by_phone(t, &sid, &number))
+            .await?)
     }
 
     /// A session's pacing: effective settings, its own overrides, the platform defaults and

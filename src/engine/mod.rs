@@ -5,12 +5,14 @@
 //! first, then published on the bus) and obeys commands (start, stop, logout, pair code).
 
 pub mod compose;
+pub mod contacts;
 pub mod groups;
 pub mod inbound;
 pub mod manager;
 pub mod media;
 pub mod pacing;
 pub mod presence;
+pub mod profile;
 pub mod recover;
 pub mod reply;
 pub mod sender;
@@ -102,6 +104,15 @@ pub enum EngineError {
     NotConnected(String),
     #[error("invalid JID '{0}'")]
     InvalidJid(String),
+    #[error("{0}")]
+    Numbers(String),
+    #[error("{0}")]
+    Profile(String),
+    #[error(
+        "the session's number-check budget is spent (check_per_minute / check_per_hour / \
+         check_per_day); try again in {retry_after_s} s"
+    )]
+    CheckBudget { retry_after_s: u64 },
     #[error("invalid setting {0}")]
     InvalidSettings(#[from] pacing::SettingsError),
     #[error(

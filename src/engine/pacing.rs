@@ -33,6 +33,8 @@ pub const MAX_WAIT_MS: u64 = 3_600_000;
 pub const MAX_WARMUP_DAYS: usize = 90;
 /// The longest pulse period (a day).
 pub const MAX_PULSE_EVERY_S: u64 = 24 * 3600;
+/// The longest a number check's answer is kept (30 days).
+pub const MAX_CHECK_CACHE_S: u64 = 30 * 24 * 3600;
 /// The longest duplicate window (a week).
 pub const MAX_DUPLICATE_WINDOW_S: u64 = 7 * 24 * 3600;
 
@@ -90,6 +92,14 @@ pub struct Settings {
     /// Delivery receipts go out active (the sender sees "delivered") whatever the
     /// presence; off, they are `inactive` while the device is not `available`.
     pub active_receipts: bool,
+    /// Number checks ([`super::contacts`]): numbers asked of WhatsApp in any 60 s ...
+    pub check_per_minute: u32,
+    /// ... in any hour ...
+    pub check_per_hour: u32,
+    /// ... in any 24 h.
+    pub check_per_day: u32,
+    /// How long a number's answer is kept and given again without asking (0: never).
+    pub check_cache_s: u64,
 }
 
 impl Default for Settings {
@@ -112,6 +122,10 @@ impl Default for Settings {
             pulse_every_s: 1_800,
             pulse_for_s: 30,
             active_receipts: true,
+            check_per_minute: 10,
+            check_per_hour: 60,
+            check_per_day: 200,
+            check_cache_s: 86_400,
         }
     }
 }
@@ -163,6 +177,9 @@ impl Settings {
             ("per_hour", self.per_hour),
             ("per_day", self.per_day),
             ("duplicate_recipients", self.duplicate_recipients),
+            ("check_per_minute", self.check_per_minute),
+            ("check_per_hour", self.check_per_hour),
+            ("check_per_day", self.check_per_day),
         ] {
             if v == 0 {
                 return Err(bad(field, "must be at least 1"));
@@ -187,6 +204,12 @@ impl Settings {
                     "{} is out of range 1..={MAX_DUPLICATE_WINDOW_S}",
                     self.duplicate_window_s
                 ),
+            ));
+        }
+        if self.check_cache_s > MAX_CHECK_CACHE_S {
+            return Err(bad(
+                "check_cache_s",
+                format!("{} is above {MAX_CHECK_CACHE_S}", self.check_cache_s),
             ));
         }
         if !(10..=MAX_PULSE_EVERY_S).contains(&self.pulse_every_s) {
@@ -237,7 +260,11 @@ impl Settings {
             presence,
             pulse_every_s,
             pulse_for_s,
-            active_receipts
+            active_receipts,
+            check_per_minute,
+            check_per_hour,
+            check_per_day,
+            check_cache_s
         );
         s
     }
@@ -282,6 +309,14 @@ pub struct Overrides {
     pub pulse_for_s: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_receipts: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_per_minute: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_per_hour: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_per_day: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_cache_s: Option<u64>,
 }
 
 /// The random delay before one send: uniform in `min_delay_ms..=max_delay_ms`.

@@ -127,8 +127,9 @@ impl Keeper {
         self.reassert();
     }
 
-    /// Put the policy's state back now, whatever was sent last.
-    fn reassert(&self) {
+    /// Put the policy's state back now, whatever was sent last (a presence went out that
+    /// the keeper did not send: a push name change).
+    pub fn reassert(&self) {
         self.force.store(true, Ordering::Release);
         self.kick.notify_one();
     }

@@ -284,6 +284,17 @@ impl SessionCtx {
         let (tx, events) = mpsc::unbounded_channel();
         let (a, b, c) = self.cfg.version;
         let backend = self.store.backend(&self.id);
+        // The account's own name once known (set through the API or learned from WhatsApp);
+        // the configured default until then. whatsapp-rust sends it with every presence.
+        let sid = self.id.clone();
+        let push_name = match self.store.read(move |t| sessions::get(t, &sid)).await {
+            Ok(rec) => rec.and_then(|r| r.push_name),
+            Err(e) => {
+                tracing::warn!(session = %self.id, error = %e, "cannot read the session's push name");
+                None
+            }
+        }
+        .unwrap_or_else(|| self.cfg.push_name.clone());
         let bot = Bot::builder()
             .with_backend(backend.clone())
             .with_transport_factory(GatedTransportFactory::new(
@@ -292,7 +303,7 @@ impl SessionCtx {
             ))
             .with_http_client(media_client(self.cfg.trust_ca_pem.as_deref()))
             .with_version((a, b, c))
-            .with_push_name(self.cfg.push_name.clone())
+            .with_push_name(push_name)
             .skip_history_sync()
             .with_inbound_durability_hook(inbound::Durable {
                 session: self.id.clone(),
@@ -361,7 +372,10 @@ impl SessionCtx {
         let id = self.id.clone();
         let res = self
             .store
-            .write(move |txn| wa_backend::delete_session_keys(txn, &id))
+            .write(move |txn| {
+                wa_backend::delete_session_keys(txn, &id)?;
+                sessions::set_push_name(txn, &id, None)
+            })
             .await;
         match res {
             Ok(()) => tracing::info!(session = %self.id, "session keys wiped"),
@@ -516,7 +530,17 @@ impl SessionCtx {
                     wipe: false,
                 };
             }
-            WaEvent::SelfPushNameUpdated(_) => self.presence.reassert_later(),
+            WaEvent::SelfPushNameUpdated(u) => {
+                self.presence.reassert_later();
+                let (sid, name) = (self.id.clone(), u.new_name.clone());
+                if let Err(e) = self
+                    .store
+                    .write(move |t| sessions::set_push_name(t, &sid, Some(&name)))
+                    .await
+                {
+                    tracing::error!(session = %self.id, error = %e, "cannot record the push name");
+                }
+            }
             WaEvent::ConnectFailure(f) => {
                 tracing::warn!(session = %self.id, reason = ?f.reason, message = ?f.message, "connect failure");
             }

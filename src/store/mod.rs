@@ -31,6 +31,7 @@
 //! before it goes), and a write returns only once everything committed before it is durable.
 //! [`Store::settle_blocking`] waits for that point without writing.
 
+pub mod contacts;
 pub mod inbound;
 pub mod keys;
 pub mod outbox;
@@ -381,6 +382,7 @@ impl Store {
         keys::create_tables(&txn)?;
         outbox::create_tables(&txn)?;
         inbound::create_tables(&txn)?;
+        contacts::create_tables(&txn)?;
         wa_backend::create_tables(&txn)?;
         txn.commit()?;
         let (failed_tx, _) = watch::channel(false);

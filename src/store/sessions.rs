@@ -35,6 +35,10 @@ pub struct SessionRecord {
     /// days from here. `None` for sessions paired before wagate recorded it (no warm-up).
     #[serde(default)]
     pub paired_at: Option<i64>,
+    /// The account's push name as the session last knew it (set through the API or learned
+    /// from WhatsApp): the client starts with it, not with the configured default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_name: Option<String>,
 }
 
 impl SessionRecord {
@@ -47,6 +51,7 @@ impl SessionRecord {
             phone: None,
             lid: None,
             paired_at: None,
+            push_name: None,
         }
     }
 }
@@ -108,6 +113,17 @@ pub fn set_paired_at(txn: &WriteTransaction, id: &str, at: i64) -> Result<()> {
     Ok(())
 }
 
+/// Record the account's push name (`None`: forget it, the account is unlinked).
+pub fn set_push_name(txn: &WriteTransaction, id: &str, name: Option<&str>) -> Result<()> {
+    if let Some(mut rec) = get_in_write(txn, id)?
+        && rec.push_name.as_deref() != name
+    {
+        rec.push_name = name.map(str::to_string);
+        put(txn, &rec)?;
+    }
+    Ok(())
+}
+
 /// Remove the record and every key the session's whatsapp-rust backend holds.
 pub fn delete(txn: &WriteTransaction, id: &str) -> Result<bool> {
     let existed = {
@@ -118,5 +134,6 @@ pub fn delete(txn: &WriteTransaction, id: &str) -> Result<bool> {
     super::queue::delete_session(txn, id)?;
     super::inbound::delete_session(txn, id)?;
     super::pacing::delete_session(txn, id)?;
+    super::contacts::delete_session(txn, id)?;
     Ok(existed)
 }

@@ -512,6 +512,58 @@ fn put_msg_secret_row(txn: &WriteTransaction, s: &str, entry: &MsgSecretEntry) -
     Ok(())
 }
 
+/// A LID and the phone number it stands for, as the session's whatsapp-rust client learned
+/// them (bare user parts; times in unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Identity {
+    pub lid: String,
+    pub phone: String,
+    pub learned_at: i64,
+    pub updated_at: i64,
+    /// Where the client learned it (`usync`, `peer_pn_message`, ...).
+    pub source: String,
+}
+
+impl From<LidPnMappingEntry> for Identity {
+    fn from(e: LidPnMappingEntry) -> Self {
+        Identity {
+            lid: e.lid,
+            phone: e.phone_number,
+            learned_at: e.created_at,
+            updated_at: e.updated_at,
+            source: e.learning_source,
+        }
+    }
+}
+
+/// The session's identity with this LID (user part), if the client learned one.
+pub fn identity_by_lid(
+    txn: &ReadTransaction,
+    session: &str,
+    lid: &str,
+) -> Result<Option<Identity>> {
+    txn.open_table(LID_PN)?
+        .get((session, lid))?
+        .map(|v| from_json::<LidPnMappingEntry>("wa_lid_pn", v.value()).map(Identity::from))
+        .transpose()
+}
+
+/// The session's identity with this phone number (digits), if the client learned one.
+pub fn identity_by_phone(
+    txn: &ReadTransaction,
+    session: &str,
+    phone: &str,
+) -> Result<Option<Identity>> {
+    let lid = txn
+        .open_table(PN_LID)?
+        .get((session, phone))?
+        .map(|v| v.value().to_owned());
+    match lid {
+        Some(lid) => identity_by_lid(txn, session, &lid),
+        None => Ok(None),
+    }
+}
+
 fn put_lid_mapping_row(txn: &WriteTransaction, s: &str, entry: &LidPnMappingEntry) -> Result<()> {
     let mut by_lid = txn.open_table(LID_PN)?;
     let mut by_pn = txn.open_table(PN_LID)?;

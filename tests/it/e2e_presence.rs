@@ -37,9 +37,13 @@ fn trail(mock: &MockServer, device: &str, after: u64) -> Vec<(u64, String)> {
 fn step(r: &StanzaRecord) -> Option<String> {
     match r.tag.as_str() {
         // `<presence type=.. name=..>`; subscriptions carry a `to` and are not ours.
-        "presence" if !r.node.attrs.contains_key("to") => {
-            r.node.attrs.get("type").map(|t| t.as_str().into_owned())
-        }
+        // One without a type (a new push name) is `available`.
+        "presence" if !r.node.attrs.contains_key("to") => Some(
+            r.node
+                .attrs
+                .get("type")
+                .map_or_else(|| "available".into(), |t| t.as_str().into_owned()),
+        ),
         "chatstate" | "message" => Some(kind(r).to_string()),
         _ => None,
     }

@@ -206,6 +206,12 @@ impl From<EngineError> for ApiError {
             EngineError::SessionFailed { .. } => ApiError::conflict("session_failed", msg),
             EngineError::NotConnected(_) => ApiError::conflict("session_not_connected", msg),
             EngineError::InvalidJid(_) => ApiError::unprocessable("invalid_jid", msg),
+            EngineError::Numbers(_) => ApiError::unprocessable("invalid_numbers", msg),
+            EngineError::Profile(_) => ApiError::unprocessable("invalid_profile", msg),
+            EngineError::CheckBudget { retry_after_s } => ApiError {
+                retry_after: Some(retry_after_s),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "check_budget_exceeded", msg)
+            },
             EngineError::InvalidSettings(_) => ApiError::unprocessable("invalid_setting", msg),
             EngineError::Duplicate { .. } => ApiError::conflict("duplicate_content", msg),
             EngineError::MessageNotFound(_) => ApiError::not_found("message_not_found", msg),

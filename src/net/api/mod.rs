@@ -27,6 +27,7 @@
 
 pub mod auth;
 mod conn;
+mod contacts;
 pub mod error;
 mod events;
 mod groups;
@@ -37,6 +38,7 @@ mod messages;
 mod metrics;
 mod openapi;
 mod pacing;
+mod profile;
 mod screen;
 mod sessions;
 mod setup;
@@ -130,6 +132,8 @@ fn all_routes() -> Vec<Route> {
     v.extend(pacing::routes());
     v.extend(webhooks::routes());
     v.extend(groups::routes());
+    v.extend(contacts::routes());
+    v.extend(profile::routes());
     v.extend(screen::routes());
     v.extend(events::routes());
     v.extend(metrics::routes());

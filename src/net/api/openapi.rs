@@ -337,7 +337,77 @@ fn components() -> Value {
     if let (Some(all), Value::Object(more)) = (v["schemas"].as_object_mut(), webhook_schemas()) {
         all.extend(more);
     }
+    if let (Some(all), Value::Object(more)) = (v["schemas"].as_object_mut(), people_schemas()) {
+        all.extend(more);
+    }
     v
+}
+
+/// Number checks, identities and the own profile.
+fn people_schemas() -> Value {
+    let nullable_string = json!({"type": "string", "nullable": true});
+    json!({
+            "Contact": {
+                "type": "object",
+                "required": ["number", "on_whatsapp", "jid", "lid", "business", "verified_name", "picture_url", "about", "details", "checked_at", "cached"],
+                "properties": {
+                    "number": {"type": "string", "example": "447700900123", "description": "The number asked, digits with the country code"},
+                    "on_whatsapp": {"type": "boolean"},
+                    "jid": {"type": "string", "nullable": true, "example": "447700900123@s.whatsapp.net", "description": "The phone-number JID, when on WhatsApp"},
+                    "lid": {"type": "string", "nullable": true, "example": "123456789012345@lid", "description": "The LID, when WhatsApp says"},
+                    "business": {"type": "boolean", "description": "A WhatsApp Business account"},
+                    "verified_name": nullable_string.clone(),
+                    "picture_url": {"type": "string", "nullable": true, "description": "Its profile picture, when it has one this account may see (single checks; the URL expires)"},
+                    "about": {"type": "string", "nullable": true, "description": "Its about text, when visible (single checks)"},
+                    "details": {"type": "boolean", "description": "Whether picture and about were asked (single check) or not (batch)"},
+                    "checked_at": {"type": "integer", "format": "int64", "description": "When WhatsApp was asked (unix ms)"},
+                    "cached": {"type": "boolean", "description": "Answered from the store without asking WhatsApp"}
+                }
+            },
+            "ContactCheck": {
+                "type": "object", "required": ["numbers"], "additionalProperties": false,
+                "properties": {
+                    "numbers": {"type": "array", "minItems": 1, "maxItems": 500, "items": {"type": "string", "example": "+44 7700 900123"}, "description": "Phone numbers with the country code (digits, a leading +, spaces, dashes and parentheses; or a phone JID); each is answered once"}
+                }
+            },
+            "ContactCheckResult": {
+                "type": "object", "required": ["results", "deferred", "retry_after_s"],
+                "properties": {
+                    "results": {"type": "array", "items": schema_ref("Contact"), "description": "In the order asked; cached answers marked"},
+                    "deferred": {"type": "array", "items": {"type": "string"}, "description": "Numbers not asked: the check budget is spent. Never dropped: ask again later"},
+                    "retry_after_s": {"type": "integer", "nullable": true, "description": "Seconds until the budget takes another number, when some are deferred"}
+                }
+            },
+            "Profile": {
+                "type": "object", "required": ["phone", "lid", "push_name", "about", "picture_url", "picture_id"],
+                "properties": {
+                    "phone": {"type": "string", "nullable": true, "example": "447700900123@s.whatsapp.net"},
+                    "lid": {"type": "string", "nullable": true, "example": "123456789012345@lid"},
+                    "push_name": {"type": "string", "description": "The name contacts see"},
+                    "about": {"type": "string", "nullable": true},
+                    "picture_url": {"type": "string", "nullable": true, "description": "Where the profile picture can be downloaded (the URL expires)"},
+                    "picture_id": {"type": "string", "nullable": true, "description": "Changes with the picture"}
+                }
+            },
+            "ProfilePatch": {
+                "type": "object", "additionalProperties": false, "minProperties": 1,
+                "properties": {
+                    "push_name": {"type": "string", "minLength": 1, "maxLength": 25, "pattern": "\\S", "description": "The name contacts see"},
+                    "about": {"type": "string", "maxLength": 139, "description": "The about text (empty clears it)"},
+                    "picture": {"type": "string", "nullable": true, "format": "byte", "description": "A JPEG (640x640 is what WhatsApp shows), base64, at most 1 MiB; null removes the picture"}
+                }
+            },
+            "Identity": {
+                "type": "object", "required": ["lid", "phone", "learned_at", "updated_at", "source"],
+                "properties": {
+                    "lid": {"type": "string", "example": "123456789012345@lid"},
+                    "phone": {"type": "string", "example": "447700900123@s.whatsapp.net"},
+                    "learned_at": {"type": "integer", "format": "int64", "description": "Unix seconds"},
+                    "updated_at": {"type": "integer", "format": "int64", "description": "Unix seconds"},
+                    "source": {"type": "string", "description": "How the session learned the pair (usync, peer_pn_message, ...)"}
+                }
+            }
+    })
 }
 
 /// The schemas of the pacing routes.
@@ -420,7 +490,11 @@ fn pacing_settings(overrides: bool) -> Value {
             "presence": {"type": "string", "enum": ["unavailable", "available", "pulse"], "description": "Online state between sends: unavailable keeps the owner's phone notified (online only for each paced send); available always online; pulse online for pulse_for_s every pulse_every_s"},
             "pulse_every_s": {"type": "integer", "minimum": 10, "maximum": 86400, "description": "With presence pulse: a pulse every this many seconds"},
             "pulse_for_s": {"type": "integer", "minimum": 1, "description": "With presence pulse: online this many seconds (below pulse_every_s)"},
-            "active_receipts": {"type": "boolean", "description": "Delivery receipts go out active (the sender sees delivered) whatever the presence; off: inactive while not available"}
+            "active_receipts": {"type": "boolean", "description": "Delivery receipts go out active (the sender sees delivered) whatever the presence; off: inactive while not available"},
+            "check_per_minute": {"type": "integer", "minimum": 1, "description": "Number checks: numbers asked of WhatsApp in any 60 s (at least 1)"},
+            "check_per_hour": {"type": "integer", "minimum": 1, "description": "Numbers asked in any hour (at least 1)"},
+            "check_per_day": {"type": "integer", "minimum": 1, "description": "Numbers asked in any 24 h (at least 1)"},
+            "check_cache_s": {"type": "integer", "minimum": 0, "maximum": 2592000, "description": "Seconds a number's answer is kept and given again without asking WhatsApp (0: never)"}
         }
     });
     if overrides {
@@ -447,7 +521,11 @@ fn pacing_settings(overrides: bool) -> Value {
             "presence",
             "pulse_every_s",
             "pulse_for_s",
-            "active_receipts"
+            "active_receipts",
+            "check_per_minute",
+            "check_per_hour",
+            "check_per_day",
+            "check_cache_s"
         ]);
     }
     v
@@ -676,6 +754,88 @@ fn specifics(r: &RouteInfo) -> Specifics {
                 ("404", "No such session"),
                 ("409", "The session is not connected"),
                 ("502", "WhatsApp did not answer"),
+            ],
+        ),
+        ("GET", "/api/sessions/{sid}/contacts/{number}") => (
+            None,
+            vec![ok(
+                "200",
+                "What WhatsApp says of the number",
+                Some(schema_ref("Contact")),
+            )],
+            vec![
+                ("404", "No such session"),
+                (
+                    "409",
+                    "The session is not connected (and the number is not cached)",
+                ),
+                ("422", "Not a phone number"),
+                (
+                    "429",
+                    "The session's check budget is spent; see Retry-After",
+                ),
+                ("502", "WhatsApp did not answer"),
+            ],
+        ),
+        ("POST", "/api/sessions/{sid}/contacts/check") => (
+            Some("ContactCheck"),
+            vec![ok(
+                "200",
+                "Answers now, the rest deferred",
+                Some(schema_ref("ContactCheckResult")),
+            )],
+            vec![
+                ("400", "Bad JSON or an unknown field (named)"),
+                ("404", "No such session"),
+                (
+                    "409",
+                    "The session is not connected (and some numbers are not cached)",
+                ),
+                ("415", "Not JSON"),
+                (
+                    "422",
+                    "No numbers, more than 500, or one that is not a phone number (named)",
+                ),
+                ("502", "WhatsApp did not answer"),
+            ],
+        ),
+        ("GET", "/api/sessions/{sid}/lids/{lid}" | "/api/sessions/{sid}/lids/pn/{phone}") => (
+            None,
+            vec![ok("200", "The pair", Some(schema_ref("Identity")))],
+            vec![
+                (
+                    "404",
+                    "No such session, or the session has not learned the pair",
+                ),
+                ("422", "Not a LID or not a phone number"),
+            ],
+        ),
+        ("GET", "/api/sessions/{sid}/profile") => (
+            None,
+            vec![ok("200", "The profile", Some(schema_ref("Profile")))],
+            vec![
+                ("404", "No such session"),
+                ("409", "The session is not connected"),
+                ("502", "WhatsApp did not answer"),
+            ],
+        ),
+        ("PATCH", "/api/sessions/{sid}/profile") => (
+            Some("ProfilePatch"),
+            vec![ok(
+                "200",
+                "Changed; the profile now",
+                Some(schema_ref("Profile")),
+            )],
+            vec![
+                ("400", "Bad JSON or an unknown field (named)"),
+                ("404", "No such session"),
+                ("409", "The session is not connected"),
+                ("415", "Not JSON"),
+                (
+                    "422",
+                    "A field WhatsApp would refuse (named): too long, not a JPEG, nothing to change",
+                ),
+                ("502", "WhatsApp refused or did not answer"),
             ],
         ),
         ("GET", "/api/sessions/{sid}/settings") => (

@@ -16,6 +16,7 @@
 //! | `POST /admin/thaw` | | end every freeze |
 //! | `POST /admin/remove-device` | `{"phone","device"}` | unlink a companion |
 //! | `GET /admin/groups` | | groups with subject and members |
+//! | `POST /admin/profile` | `{"phone","about"?,"business"?,"about_hidden"?,"picture_hidden"?}` | change an account's profile |
 //! | `GET /admin/media-cert` | | the media host's certificate (PEM) |
 //! | `POST /admin/expire-media` | `{"direct_path"}` | downloads of that media answer 410 Gone |
 
@@ -49,6 +50,7 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/admin/thaw", post(thaw))
         .route("/admin/remove-device", post(remove_device))
         .route("/admin/groups", get(groups))
+        .route("/admin/profile", post(set_profile))
         .route("/admin/media-cert", get(media_cert))
         .route("/admin/expire-media", post(expire_media))
 }
@@ -99,6 +101,17 @@ async fn pair_code(State(inner): State<Arc<Inner>>, Json(b): Json<PairCodeBody>)
         Ok(info) => Json(info).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+#[derive(Deserialize)]
+struct ProfileBody {
+    phone: String,
+    #[serde(flatten)]
+    change: crate::profile::ProfileChange,
+}
+
+async fn set_profile(State(inner): State<Arc<Inner>>, Json(b): Json<ProfileBody>) -> Response {
+    done(inner.set_profile(&b.phone, b.change))
 }
 
 async fn stanzas(State(inner): State<Arc<Inner>>, Query(f): Query<StanzaFilter>) -> Response {

@@ -15,7 +15,9 @@
 //! - [`state`]: accounts, devices, keys, connections, faults, stanza record.
 //! - `groups`: the `w:g2` IQs (create, query, participating) and group
 //!   message / receipt fan-out.
-//! - [`media`]: the HTTPS media host for uploads and downloads.
+//! - [`media`]: the HTTPS media host for uploads and downloads (and profile pictures).
+//! - [`profile`]: about texts, profile pictures and the business flag (usync
+//!   `status`/`picture`/`business`, `w:profile:picture`, `status`, `<presence name>`).
 //! - `admin`: the admin HTTP API (`/admin/...`).
 //! - [`error`]: the error type.
 //!
@@ -32,6 +34,7 @@ mod groups;
 pub mod media;
 pub mod noise;
 pub mod phone;
+pub mod profile;
 mod router;
 pub mod server;
 mod stanza;

@@ -103,6 +103,13 @@ impl MediaHost {
         self.blobs.lock().ok()?.get(direct_path).cloned().flatten()
     }
 
+    /// Store bytes to serve at `direct_path` (a profile picture: plain, not media-encrypted).
+    pub fn put(&self, direct_path: &str, bytes: Vec<u8>) {
+        if let Ok(mut b) = self.blobs.lock() {
+            b.insert(direct_path.to_string(), Some(bytes));
+        }
+    }
+
     /// Number of stored blobs (expired ones not counted).
     pub fn blob_count(&self) -> usize {
         self.blobs

@@ -109,6 +109,7 @@ pub fn new_account(phone: String, lid: String, push_name: String) -> Result<Acco
         next_device: 1,
         next_key_index: 1,
         devices,
+        profile: Default::default(),
     })
 }
 

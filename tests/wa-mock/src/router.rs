@@ -219,6 +219,11 @@ pub fn on_node(inner: &Inner, st: &mut State, conn: ConnId, node: Node) {
         "message" => on_message(inner, st, conn, &node),
         "receipt" => on_receipt(st, conn, &node),
         "chatstate" => on_chatstate(st, conn, &node),
+        "presence" => {
+            if let Some(from) = sender(st, conn) {
+                crate::profile::on_presence(st, &from.phone, &node);
+            }
+        }
         "ack" if attr(&node, "class").as_deref() == Some("message") => {
             let id = attr(&node, "id").unwrap_or_default();
             st.acked(conn, &id, attr_jid(&node, "to").as_ref());
@@ -310,6 +315,27 @@ fn on_iq(inner: &Inner, st: &mut State, conn: ConnId, node: &Node) {
             upload_prekeys(st, conn, node);
             iq_result(&id, vec![])
         }
+        ("w:profile:picture", _) => match sender(st, conn) {
+            Some(from) if ty == "get" => crate::profile::picture_get(
+                st,
+                inner.media.as_ref().map(|m| m.host.as_str()),
+                &from.phone,
+                &id,
+                node,
+            ),
+            Some(from) => {
+                let (answer, stored) = crate::profile::picture_set(st, &from.phone, &id, node);
+                if let (Some((path, jpeg)), Some(media)) = (stored, inner.media.as_ref()) {
+                    media.put(&path, jpeg);
+                }
+                answer
+            }
+            None => iq_error(&id, 401, "not-authorized"),
+        },
+        ("status", _) if ty == "set" => match sender(st, conn) {
+            Some(from) => crate::profile::status_set(st, &from.phone, &id, node),
+            None => iq_error(&id, 401, "not-authorized"),
+        },
         ("usync", "usync") => match child {
             Some(u) => iq_result(&id, vec![usync(st, u)]),
             None => iq_error(&id, 400, "bad-request"),
@@ -585,6 +611,7 @@ fn usync(st: &State, req: &Node) -> Node {
         .unwrap_or_default()
     {
         let mut by_lid = false;
+        let mut contact_query = None;
         let (jid_attr, phone) = if let Some(jid) = attr_jid(user, "jid") {
             by_lid = jid.server == Server::Lid;
             (
@@ -592,16 +619,24 @@ fn usync(st: &State, req: &Node) -> Node {
                 st.phone_of(&jid.to_non_ad()),
             )
         } else if let Some(contact) = user.get_optional_child("contact").and_then(bytes) {
-            let number: String = String::from_utf8_lossy(contact)
-                .chars()
-                .filter(char::is_ascii_digit)
-                .collect();
+            let asked = String::from_utf8_lossy(contact).into_owned();
+            let number: String = asked.chars().filter(char::is_ascii_digit).collect();
+            if number.is_empty() {
+                continue;
+            }
+            contact_query = Some(asked);
+            // Every user carries its JID, registered or not (whatsmeow and wacore drop a
+            // user without one): a number not on WhatsApp is answered `type="out"`.
             let phone = st.accounts.contains_key(&number).then_some(number.clone());
-            (phone.as_ref().map(|p| format!("{p}@s.whatsapp.net")), phone)
+            (Some(format!("{number}@s.whatsapp.net")), phone)
         } else {
             continue;
         };
         let account = phone.as_ref().and_then(|p| st.accounts.get(p));
+        // A LID nobody has: the user is left out of the answer.
+        if by_lid && account.is_none() {
+            continue;
+        }
         let mut children = Vec::new();
         for proto in &protocols {
             match (proto.as_str(), account) {
@@ -646,11 +681,20 @@ fn usync(st: &State, req: &Node) -> Node {
                         .attr("val", Jid::lid(acc.lid.as_str()))
                         .build(),
                 ),
-                ("contact", acc) => children.push(
-                    NodeBuilder::new("contact")
-                        .attr("type", if acc.is_some() { "in" } else { "out" })
-                        .build(),
-                ),
+                // The asked string comes back as the contact's content.
+                ("contact", acc) => {
+                    let b = NodeBuilder::new("contact")
+                        .attr("type", if acc.is_some() { "in" } else { "out" });
+                    children.push(match &contact_query {
+                        Some(q) => b.string_content(q.clone()).build(),
+                        None => b.build(),
+                    });
+                }
+                (proto, Some(acc)) => {
+                    if let Some(n) = crate::profile::usync_children(acc, proto) {
+                        children.push(n);
+                    }
+                }
                 _ => {}
             }
         }

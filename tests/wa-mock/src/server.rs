@@ -465,6 +465,16 @@ impl Inner {
             .push((phone.map(str::to_string), fault));
     }
 
+    pub fn set_profile(&self, phone: &str, change: crate::profile::ProfileChange) -> bool {
+        match self.lock().accounts.get_mut(phone) {
+            Some(acc) => {
+                change.apply(&mut acc.profile);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Removes a companion (as "log out this device" on the phone does) and
     /// sends it stream error 401 if connected.
     pub fn remove_device(&self, addr: &DeviceAddr) -> bool {
@@ -644,6 +654,12 @@ impl MockServer {
     /// Swallows or refuses the next `<message>` a client (of `phone`, or anyone) sends.
     pub fn fault_next_message(&self, phone: Option<&str>, fault: MessageFault) {
         self.inner.fault_next_message(phone, fault)
+    }
+
+    /// Changes what an account shows of itself (about text, business flag, privacy); false
+    /// for an unknown phone.
+    pub fn set_profile(&self, phone: &str, change: crate::profile::ProfileChange) -> bool {
+        self.inner.set_profile(phone, change)
     }
 
     /// Loses the next message ack `device` sends (as when the link drops under it): the

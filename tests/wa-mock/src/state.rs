@@ -68,6 +68,8 @@ pub struct Account {
     pub next_device: u16,
     pub next_key_index: u32,
     pub devices: BTreeMap<u16, DeviceRecord>,
+    /// About text, picture, business flag and their privacy.
+    pub profile: crate::profile::Profile,
 }
 
 /// A member of a mock group.

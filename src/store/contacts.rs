@@ -1,0 +1,116 @@
+//! What number checks remember: each session's answers (a cache with a time-to-live, so
+//! asking twice does not ask WhatsApp twice) and when it asked (the check budget's windows).
+//!
+//! Layout (every key starts with the session id):
+//! - `contact_cache`  (session, number) -> the answer as JSON (opaque to the store; it
+//!   carries its own `checked_at`)
+//! - `contact_checks` (session, unix ms, n) -> (): one row per number asked of WhatsApp;
+//!   rows older than a day are pruned as new ones arrive
+
+use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+
+use super::Result;
+
+const CACHE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("contact_cache");
+const CHECKS: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("contact_checks");
+
+/// How long check times are kept: the longest budget window.
+pub const CHECK_HISTORY_MS: i64 = 24 * 3600 * 1000;
+
+pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<()> {
+    txn.open_table(CACHE)?;
+    txn.open_table(CHECKS)?;
+    Ok(())
+}
+
+fn ms(at: i64) -> u64 {
+    u64::try_from(at).unwrap_or(0)
+}
+
+/// The cached answer for `number` (JSON), if any.
+pub fn cached(txn: &ReadTransaction, session: &str, number: &str) -> Result<Option<Vec<u8>>> {
+    let t = txn.open_table(CACHE)?;
+    Ok(t.get((session, number))?.map(|v| v.value().to_vec()))
+}
+
+/// Keep the answer for `number`.
+pub fn put(txn: &WriteTransaction, session: &str, number: &str, json: &[u8]) -> Result<()> {
+    txn.open_table(CACHE)?.insert((session, number), json)?;
+    Ok(())
+}
+
+/// Record `count` numbers asked at `at`; forget check times older than a day.
+pub fn log_checks(txn: &WriteTransaction, session: &str, at: i64, count: usize) -> Result<()> {
+    let mut t = txn.open_table(CHECKS)?;
+    let at = ms(at);
+    let first = t
+        .range((session, at, 0)..=(session, at, u64::MAX))?
+        .next_back()
+        .transpose()?
+        .map(|(k, _)| k.value().2 + 1)
+        .unwrap_or(0);
+    for n in first..first + count as u64 {
+        t.insert((session, at, n), ())?;
+    }
+    let horizon = at.saturating_sub(ms(CHECK_HISTORY_MS));
+    t.retain_in((session, 0, 0)..(session, horizon, 0), |_, _| false)?;
+    Ok(())
+}
+
+/// Check times since `since` (unix ms, inclusive), ascending: one per number asked.
+pub fn checks_since(txn: &ReadTransaction, session: &str, since: i64) -> Result<Vec<i64>> {
+    let t = txn.open_table(CHECKS)?;
+    let mut out = Vec::new();
+    for row in t.range((session, ms(since), 0)..=(session, u64::MAX, u64::MAX))? {
+        let (k, _) = row?;
+        out.push(i64::try_from(k.value().1).unwrap_or(i64::MAX));
+    }
+    Ok(out)
+}
+
+/// Remove every row of a session.
+pub(crate) fn delete_session(txn: &WriteTransaction, session: &str) -> Result<()> {
+    let end = format!("{session}\0");
+    txn.open_table(CACHE)?
+        .retain_in((session, "")..(end.as_str(), ""), |_, _| false)?;
+    txn.open_table(CHECKS)?
+        .retain_in((session, 0, 0)..=(session, u64::MAX, u64::MAX), |_, _| {
+            false
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn checks_are_counted_per_number_and_forgotten_after_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Store::open(&dir.path().join("t.redb"), 1 << 20).unwrap();
+        st.write_blocking(|t| log_checks(t, "a", 1_000, 3)).unwrap();
+        st.write_blocking(|t| log_checks(t, "a", 1_000, 2)).unwrap();
+        st.write_blocking(|t| log_checks(t, "b", 1_000, 1)).unwrap();
+        let a = st.read_blocking(|t| checks_since(t, "a", 0)).unwrap();
+        assert_eq!(a, vec![1_000; 5]);
+        let later = 1_000 + CHECK_HISTORY_MS + 1;
+        st.write_blocking(|t| log_checks(t, "a", later, 1)).unwrap();
+        let a = st.read_blocking(|t| checks_since(t, "a", 0)).unwrap();
+        assert_eq!(a, vec![later], "a day-old check is forgotten");
+        st.write_blocking(|t| {
+            put(t, "a", "15551234567", b"{}")?;
+            delete_session(t, "a")
+        })
+        .unwrap();
+        assert!(
+            st.read_blocking(|t| cached(t, "a", "15551234567"))
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            st.read_blocking(|t| checks_since(t, "b", 0)).unwrap(),
+            vec![1_000]
+        );
+    }
+}

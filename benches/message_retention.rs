@@ -32,6 +32,8 @@ fn fill(store: &Store, round: usize) {
                             blob: None,
                             idempotency_key: Some(format!("key-{n}")),
                             now_ms: n,
+                            to_phone: None,
+                            to_lid: None,
                         },
                     )?
                     .record;

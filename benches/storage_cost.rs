@@ -346,6 +346,8 @@ impl Rig {
                         blob: None,
                         idempotency_key: None,
                         now_ms: now_ms(),
+                        to_phone: None,
+                        to_lid: None,
                     },
                 )?
                 .record;

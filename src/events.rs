@@ -31,6 +31,9 @@ pub enum FailReason {
     Replaced,
     /// Pairing was rejected or failed.
     PairFailed,
+    /// WhatsApp asked for the account's passkey before linking this device; wagate holds no
+    /// passkey, so the link cannot finish (the phone's owner must link without one).
+    PasskeyRequired,
     /// The store could not load or save the session's keys.
     Storage,
 }
@@ -44,6 +47,7 @@ impl FailReason {
             FailReason::ClientOutdated => "client_outdated",
             FailReason::Replaced => "replaced",
             FailReason::PairFailed => "pair_failed",
+            FailReason::PasskeyRequired => "passkey_required",
             FailReason::Storage => "storage",
         }
     }

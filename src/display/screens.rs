@@ -565,6 +565,7 @@ fn state_label(state: &SessionState) -> (&'static str, Rgb565) {
                 FailReason::ClientOutdated => "outdated",
                 FailReason::Replaced => "replaced",
                 FailReason::PairFailed => "pair failed",
+                FailReason::PasskeyRequired => "passkey needed",
                 FailReason::Storage => "storage error",
             },
             RED,
@@ -1192,6 +1193,10 @@ fn failure<D: DrawTarget<Color = Rgb565>>(
         ),
         FailReason::Replaced => ("Replaced", short("Another connection took over.")),
         FailReason::PairFailed => ("Pairing failed", short("The phone did not finish linking.")),
+        FailReason::PasskeyRequired => (
+            "Passkey needed",
+            short("WhatsApp wants the account's passkey. This box cannot use one."),
+        ),
         FailReason::Storage => ("Storage error", short("Keys could not be loaded or saved.")),
     };
     text(t, title, &FONT_9X15_BOLD, RED, x, y, Alignment::Left)?;
@@ -1202,7 +1207,11 @@ fn failure<D: DrawTarget<Color = Rgb565>>(
         text(t, &l, &FONT_7X13, TEXT, x, y, Alignment::Left)?;
         y += 15;
     }
-    if let Some(m) = message.as_deref().filter(|m| !m.is_empty()) {
+    // The passkey's explanation is the hint below, in the screen's own words.
+    let message = message
+        .as_deref()
+        .filter(|_| *reason != FailReason::PasskeyRequired);
+    if let Some(m) = message.filter(|m| !m.is_empty()) {
         for l in wrap(m, chars_in(inner, &FONT_6X13)).iter().take(2) {
             text(t, l, &FONT_6X13, MUTED, x, y, Alignment::Left)?;
             y += 14;
@@ -1225,6 +1234,9 @@ fn failure<D: DrawTarget<Color = Rgb565>>(
             s.id
         )),
         FailReason::Storage => short("Check the logs and the data directory."),
+        FailReason::PasskeyRequired => {
+            short("Phone: Settings > Account > Passkeys: remove it, pair again.")
+        }
     };
     let lines = wrap(&hint, chars_in(inner - 12, &FONT_7X13));
     let n = lines.len().min(4) as u32;

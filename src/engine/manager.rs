@@ -368,6 +368,7 @@ impl SessionManager {
         let hash = content_hash(&outgoing.content);
         let window_s = settings.duplicate_window_s;
         let now = now_ms();
+        let (to_phone, to_lid) = self.known_addresses(id, outgoing.to.as_str()).await?;
         let new = queue::NewMessage {
             kind: kind.to_string(),
             to: outgoing.to.as_str().to_string(),
@@ -375,6 +376,8 @@ impl SessionManager {
             blob,
             idempotency_key,
             now_ms: now,
+            to_phone,
+            to_lid,
         };
         let sid = id.to_string();
         let accepted = self
@@ -465,6 +468,34 @@ impl SessionManager {
             _ => return Err(EngineError::NotConnected(id.to_string())),
         };
         super::groups::list(&client).await
+    }
+
+    /// A person's phone-number JID and LID, as far as the session knows them (from the
+    /// LID-PN pairs its client keeps): both for a JID of either kind, nothing for a group.
+    async fn known_addresses(
+        &self,
+        id: &str,
+        to: &str,
+    ) -> Result<(Option<String>, Option<String>), EngineError> {
+        let (sid, to) = (id.to_string(), to.to_string());
+        Ok(self
+            .inner
+            .store
+            .read(move |t| {
+                Ok(if let Some(user) = to.strip_suffix("@s.whatsapp.net") {
+                    let lid = wa_backend::identity_by_phone(t, &sid, user)?;
+                    (Some(to.clone()), lid.map(|i| format!("{}@lid", i.lid)))
+                } else if let Some(user) = to.strip_suffix("@lid") {
+                    let pn = wa_backend::identity_by_lid(t, &sid, user)?;
+                    (
+                        pn.map(|i| format!("{}@s.whatsapp.net", i.phone)),
+                        Some(to.clone()),
+                    )
+                } else {
+                    (None, None)
+                })
+            })
+            .await?)
     }
 
     /// The session's client while it is connected.

@@ -39,6 +39,12 @@ use crate::events::{
 use crate::store::queue::{self, MessageStatus};
 use crate::store::{RedbBackend, Store, outbox, sessions, wa_backend};
 
+/// What a session that met a passkey request says (API, events, dashboard).
+pub const PASSKEY_HELP: &str = "WhatsApp asked for this account's passkey before linking the device, and \
+     wagate cannot hold a passkey. On the phone, remove the account's passkey (WhatsApp > \
+     Settings > Account > Passkeys), link the device again, then add the passkey back if you \
+     like.";
+
 /// What a session task is asked to do.
 pub(crate) enum Command {
     Start,
@@ -98,6 +104,7 @@ impl EventHandler for Forward {
             EventKind::PairingCode,
             EventKind::PairingCodeError,
             EventKind::PairingQrCodesExhausted,
+            EventKind::PairPasskeyRequest,
             EventKind::ClientOutdated,
             EventKind::StreamReplaced,
             EventKind::TemporaryBan,
@@ -438,6 +445,16 @@ impl SessionCtx {
             WaEvent::PairError(p) => {
                 return After::End {
                     state: failed(FailReason::PairFailed, None, Some(p.error.clone())),
+                    wipe: true,
+                };
+            }
+            WaEvent::PairPasskeyRequest(_) => {
+                // The phone scanned the code, but WhatsApp wants an assertion from the
+                // account's passkey before it links the device. wagate holds none; waiting
+                // would only leave the session showing codes nobody can use.
+                tracing::warn!(session = %self.id, "WhatsApp asked for the account's passkey; pairing cannot finish");
+                return After::End {
+                    state: failed(FailReason::PasskeyRequired, None, Some(PASSKEY_HELP.into())),
                     wipe: true,
                 };
             }

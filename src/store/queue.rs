@@ -165,6 +165,9 @@ pub struct NewMessage {
     pub blob: Option<Vec<u8>>,
     pub idempotency_key: Option<String>,
     pub now_ms: i64,
+    /// The recipient's phone-number JID and LID, where the session already knows them.
+    pub to_phone: Option<String>,
+    pub to_lid: Option<String>,
 }
 
 /// The result of [`enqueue`].
@@ -233,8 +236,8 @@ pub fn enqueue(txn: &WriteTransaction, session: &str, new: NewMessage) -> Result
         session: session.to_string(),
         kind: new.kind,
         to: new.to,
-        to_phone: None,
-        to_lid: None,
+        to_phone: new.to_phone,
+        to_lid: new.to_lid,
         content: new.content,
         status: MessageStatus::Queued,
         reason: None,
@@ -716,6 +719,8 @@ mod tests {
             blob: None,
             idempotency_key: key.map(str::to_string),
             now_ms: 1,
+            to_phone: None,
+            to_lid: None,
         }
     }
 

@@ -119,6 +119,8 @@ mod tests {
             blob: None,
             idempotency_key: key,
             now_ms: at,
+            to_phone: None,
+            to_lid: None,
         }
     }
 

@@ -210,6 +210,17 @@ fn snapshots_of_other_states() {
             message: Some("device removed from the phone".into()),
         },
     ));
+    let mut passkey = sample(Screen::Status);
+    passkey.has_button = false;
+    passkey.sessions.clear();
+    passkey.upsert(SessionView::new(
+        "shop",
+        SessionState::Failed {
+            reason: FailReason::PasskeyRequired,
+            until: None,
+            message: Some(wagate::engine::session::PASSKEY_HELP.into()),
+        },
+    ));
     let mut crowded = sample(Screen::Status);
     for i in 0..6 {
         let mut v = SessionView::new(&format!("branch-{i}"), SessionState::Connected { since: 0 });
@@ -225,6 +236,7 @@ fn snapshots_of_other_states() {
         ("setup-claimed", Screen::Setup, &claimed),
         ("failure-qr-exhausted", Screen::Failure, &exhausted),
         ("failure-logged-out", Screen::Failure, &logged_out),
+        ("failure-passkey", Screen::Failure, &passkey),
         ("status-crowded", Screen::Status, &crowded),
         ("status-empty", Screen::Status, &empty),
     ];

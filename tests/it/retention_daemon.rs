@@ -28,6 +28,8 @@ fn message(text: &str, now_ms: i64) -> NewMessage {
         blob: None,
         idempotency_key: Some(format!("key-{text}")),
         now_ms,
+        to_phone: None,
+        to_lid: None,
     }
 }
 

@@ -320,6 +320,8 @@ fn run(store: &Store, model: &Model, txn: &Txn, now: i64) -> Result<Option<Strin
                         blob,
                         idempotency_key: Some(key.clone()),
                         now_ms: now,
+                        to_phone: None,
+                        to_lid: None,
                     },
                 )
             })
@@ -572,6 +574,8 @@ fn a_full_disk_is_a_typed_error_answered_507() {
                     blob: Some(vec![7; 50_000]),
                     idempotency_key: Some(key),
                     now_ms: 1,
+                    to_phone: None,
+                    to_lid: None,
                 },
             )
         })
@@ -596,6 +600,8 @@ fn text(n: u64) -> NewMessage {
         blob: None,
         idempotency_key: None,
         now_ms: n as i64,
+        to_phone: None,
+        to_lid: None,
     }
 }
 

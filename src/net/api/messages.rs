@@ -82,6 +82,8 @@ pub(super) fn view(rec: &MessageRecord) -> Value {
         "session": rec.session,
         "kind": rec.kind,
         "to": rec.to,
+        "to_phone": rec.to_phone,
+        "to_lid": rec.to_lid,
         "status": status_name(rec.status),
         "reason": rec.reason,
         "wa_id": rec.wa_id,
@@ -244,7 +246,13 @@ async fn accept(
     let status = accepted_status(&done.record);
     let mut resp = (
         StatusCode::ACCEPTED,
-        Json(json!({ "id": done.record.id, "status": status })),
+        Json(json!({
+            "id": done.record.id,
+            "status": status,
+            "to": done.record.to,
+            "to_phone": done.record.to_phone,
+            "to_lid": done.record.to_lid,
+        })),
     )
         .into_response();
     if done.replayed {

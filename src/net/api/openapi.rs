@@ -241,7 +241,7 @@ fn components() -> Value {
                     "state": {"type": "string", "enum": ["stopped", "connecting", "qr", "connected", "disconnected", "failed"]},
                     "reason": {
                         "type": "string", "nullable": true,
-                        "enum": ["logged_out", "banned", "qr_exhausted", "client_outdated", "replaced", "pair_failed", "storage", "connection_lost", "no_answer", "connect_failed", null],
+                        "enum": ["logged_out", "banned", "qr_exhausted", "client_outdated", "replaced", "pair_failed", "passkey_required", "storage", "connection_lost", "no_answer", "connect_failed", null],
                         "description": "failed: why it failed (logged_out ... storage); disconnected: why it is not connected (connection_lost: the connection ended; no_answer: WhatsApp stopped answering on an open connection; connect_failed: it has not reached WhatsApp since it started); null otherwise"
                     },
                     "phone": nullable_string,
@@ -286,10 +286,13 @@ fn components() -> Value {
                 "additionalProperties": true
             },
             "MessageAccepted": {
-                "type": "object", "required": ["id", "status"],
+                "type": "object", "required": ["id", "status", "to", "to_phone", "to_lid"],
                 "properties": {
                     "id": {"type": "string", "example": "msg_01JF8ZK3Q4W5E6R7T8Y9U0I1O2"},
-                    "status": {"type": "string", "enum": ["queued", "held"], "description": "held: the duplicate guard holds it (release or cancel it)"}
+                    "status": {"type": "string", "enum": ["queued", "held"], "description": "held: the duplicate guard holds it (release or cancel it)"},
+                    "to": {"type": "string", "description": "The chat as a JID"},
+                    "to_phone": {"type": "string", "nullable": true, "description": "The recipient's phone-number JID, when known"},
+                    "to_lid": {"type": "string", "nullable": true, "description": "The recipient's LID, when known"}
                 }
             },
             "Group": {
@@ -317,6 +320,8 @@ fn components() -> Value {
                     "session": {"type": "string"},
                     "kind": {"type": "string"},
                     "to": {"type": "string"},
+                    "to_phone": {"type": "string", "nullable": true, "description": "The recipient's phone-number JID, when known"},
+                    "to_lid": {"type": "string", "nullable": true, "description": "The recipient's LID, when known"},
                     "status": {"type": "string", "enum": ["queued", "held", "sent", "delivered", "read", "cancelled", "failed"]},
                     "reason": nullable_string.clone(),
                     "wa_id": nullable_string.clone(),

@@ -16,6 +16,7 @@
 //! | `POST /admin/thaw` | | end every freeze |
 //! | `POST /admin/remove-device` | `{"phone","device"}` | unlink a companion |
 //! | `GET /admin/groups` | | groups with subject and members |
+//! | `POST /admin/demand-passkey` | | the next QR scan is answered with a passkey request |
 //! | `POST /admin/profile` | `{"phone","about"?,"business"?,"about_hidden"?,"picture_hidden"?}` | change an account's profile |
 //! | `GET /admin/media-cert` | | the media host's certificate (PEM) |
 //! | `POST /admin/expire-media` | `{"direct_path"}` | downloads of that media answer 410 Gone |
@@ -51,6 +52,7 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/admin/remove-device", post(remove_device))
         .route("/admin/groups", get(groups))
         .route("/admin/profile", post(set_profile))
+        .route("/admin/demand-passkey", post(demand_passkey))
         .route("/admin/media-cert", get(media_cert))
         .route("/admin/expire-media", post(expire_media))
 }
@@ -62,7 +64,9 @@ impl IntoResponse for Error {
             Error::UnknownRef(_) | Error::NoPairCodeRequest(_) | Error::UnknownAccount(_) => {
                 StatusCode::NOT_FOUND
             }
-            Error::WrongPairCode(_) | Error::PairRejected(_) => StatusCode::CONFLICT,
+            Error::WrongPairCode(_) | Error::PairRejected(_) | Error::PasskeyDemanded => {
+                StatusCode::CONFLICT
+            }
             Error::Timeout(..) => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -112,6 +116,11 @@ struct ProfileBody {
 
 async fn set_profile(State(inner): State<Arc<Inner>>, Json(b): Json<ProfileBody>) -> Response {
     done(inner.set_profile(&b.phone, b.change))
+}
+
+async fn demand_passkey(State(inner): State<Arc<Inner>>) -> Response {
+    inner.lock().passkey_next = true;
+    done(true)
 }
 
 async fn stanzas(State(inner): State<Arc<Inner>>, Query(f): Query<StanzaFilter>) -> Response {

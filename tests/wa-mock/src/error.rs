@@ -36,6 +36,8 @@ pub enum Error {
     PairRejected(String),
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(Duration, &'static str),
+    #[error("WhatsApp asked the companion for the account's passkey instead of linking it")]
+    PasskeyDemanded,
     #[error("crypto: {0}")]
     Crypto(String),
     #[error("server is shut down")]

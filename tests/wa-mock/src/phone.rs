@@ -324,3 +324,29 @@ pub fn open_key_bundle(
         .map_err(|e| crypto(&e))?;
     Ok((companion_identity, adv_secret))
 }
+
+/// WhatsApp's request for a passkey assertion before a device may link, sent instead of
+/// `pair-success` after the phone scanned the QR code. The options are WebAuthn's, as the real
+/// server sends them (rpId `whatsapp.com`, a 32-byte challenge, ten minutes, user
+/// verification required). Shape checked against whatsapp-rust's `passkey/flow.rs` and
+/// whatsmeow's `pair-passkey.go`.
+pub fn passkey_request(id: &str) -> Node {
+    let challenge: [u8; 32] = rand::random();
+    let options = serde_json::json!({
+        "challenge": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(challenge),
+        "timeout": 600000,
+        "rpId": "whatsapp.com",
+        "allowCredentials": [],
+        "userVerification": "required",
+        "extensions": {"uvm": true}
+    });
+    NodeBuilder::new("notification")
+        .attr("type", "passkey_prologue_request")
+        .attr("from", SERVER_JID)
+        .attr("id", id)
+        .attr("t", crate::state::now_secs().to_string())
+        .children([NodeBuilder::new("passkey_request_options")
+            .string_content(options.to_string())
+            .build()])
+        .build()
+}

@@ -249,6 +249,14 @@ impl Inner {
                 Some(p) => return Err(Error::UnknownAccount(p.to_string())),
                 None => self.new_account_locked(&mut st, None)?,
             };
+            if std::mem::take(&mut st.passkey_next) {
+                // As WhatsApp does for an account that links devices with a passkey: the
+                // scan is answered with a request for an assertion, not with pair-success.
+                let n = crate::phone::passkey_request(&st.new_id());
+                st.send(conn, n);
+                tracing::info!(%phone, "mock phone scanned a QR code; a passkey is demanded");
+                return Err(Error::PasskeyDemanded);
+            }
             let (tx, rx) = oneshot::channel();
             let addr = router::send_pair_success(
                 self,
@@ -654,6 +662,13 @@ impl MockServer {
     /// Swallows or refuses the next `<message>` a client (of `phone`, or anyone) sends.
     pub fn fault_next_message(&self, phone: Option<&str>, fault: MessageFault) {
         self.inner.fault_next_message(phone, fault)
+    }
+
+    /// The next QR scan is answered with WhatsApp's passkey request
+    /// (`<notification type="passkey_prologue_request">`) instead of linking the device; the
+    /// scan returns [`Error::PasskeyDemanded`].
+    pub fn demand_passkey_next(&self) {
+        self.inner.lock().passkey_next = true;
     }
 
     /// Changes what an account shows of itself (about text, business flag, privacy); false

@@ -226,6 +226,8 @@ pub struct State {
     pub login_failures: Vec<(Option<String>, LoginFailure)>,
     /// Keyed by the sender's phone; `None` matches any sender.
     pub message_faults: Vec<(Option<String>, MessageFault)>,
+    /// The next QR scan is answered with a passkey request instead of `pair-success`.
+    pub passkey_next: bool,
     /// Devices whose next message ack is lost.
     pub lost_acks: Vec<DeviceAddr>,
     pub next_conn: ConnId,
@@ -269,6 +271,7 @@ impl State {
             refuse_until: None,
             login_failures: Vec::new(),
             message_faults: Vec::new(),
+            passkey_next: false,
             lost_acks: Vec::new(),
             next_conn: 1,
             next_phone: first_phone,

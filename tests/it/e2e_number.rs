@@ -1,9 +1,14 @@
-//! Number checks and identities through the API and wa-mock: a single check answers the
+//! A real number's life through the API and wa-mock.
+//!
+//! Number checks and identities: a single check answers the
 //! phone JID, the LID, the business flag and the about text; a number not on WhatsApp is
 //! answered so; asking again is answered from the store (no second usync reaches the
 //! server); over the check budget a single check is 429 with Retry-After and a batch answers
 //! what it can with the rest deferred; the LID <-> phone pairs the session learned are read
-//! both ways. Needs `--features trust-wa-mock`.
+//! both ways. The own profile: push name, about text and picture set, read back, kept over a
+//! restart and seen by a contact. Passkey-gated linking: when WhatsApp answers the scan with a
+//! passkey request, the session fails at once with `passkey_required` (it does not go on
+//! showing codes), says what to do, and tells the webhook. Needs `--features trust-wa-mock`.
 #![cfg(feature = "trust-wa-mock")]
 
 use serde_json::{Value, json};
@@ -185,6 +190,44 @@ fn numbers_are_checked_cached_and_paced_and_identities_read_both_ways() {
     let many: Vec<String> = (0..501).map(|i| format!("1555{:07}", i)).collect();
     assert_eq!(batch(json!(many)).status, 422);
     assert_eq!(contact("12ab").status, 422);
+
+    // A send names the recipient both ways where the session knows both: to a phone number
+    // and to a LID. The LID send arrives.
+    let send = |to: &str, text: &str| {
+        post_json(
+            &s.url("/api/sessions/a/messages/text"),
+            k,
+            json!({ "to": to, "text": text }),
+        )
+    };
+    let by_number = send(&b.phone, "to the number");
+    assert_eq!(by_number.status, 202, "{}", by_number.text());
+    let by_number = by_number.json();
+    assert_eq!(by_number["to_phone"], b.user_jid());
+    assert_eq!(by_number["to_lid"], format!("{}@lid", b.lid), "{by_number}");
+    let lid_jid = format!("{}@lid", b.lid);
+    let by_lid = send(&lid_jid, "to the LID");
+    assert_eq!(by_lid.status, 202, "{}", by_lid.text());
+    let by_lid = by_lid.json();
+    assert_eq!(by_lid["to"], lid_jid);
+    assert_eq!(by_lid["to_phone"], b.user_jid(), "{by_lid}");
+    assert_eq!(by_lid["to_lid"], lid_jid);
+    let id = by_lid["id"].as_str().unwrap().to_string();
+    rig.rx.wait_for(
+        "the LID send at b",
+        std::time::Duration::from_secs(40),
+        |hits| {
+            hits.iter().any(|h| {
+                let e = h.json();
+                e["type"] == "message.received"
+                    && e["session"] == "b"
+                    && e["data"]["text"] == "to the LID"
+            })
+        },
+    );
+    let rec = get(&s.url(&format!("/api/sessions/a/messages/{id}")), k).json();
+    assert_eq!(rec["to_phone"], b.user_jid(), "{rec}");
+    assert_eq!(rec["to_lid"], lid_jid);
 
     // Identities: what the session learned, both ways, also once it is stopped.
     let r = call("POST", &s.url("/api/sessions/a/stop"), k, &[], None);
@@ -368,4 +411,74 @@ fn the_own_profile_is_changed_read_back_and_seen_by_contacts() {
         get(&s.url("/api/sessions/b/profile"), k).json()["push_name"],
         "Bob's Bikes"
     );
+}
+
+#[test]
+fn a_passkey_request_at_pairing_fails_the_session_with_what_to_do() {
+    let rig = Rig::start();
+    let (s, k) = (&rig.server, Some(rig.key.as_str()));
+    let r = post_json(&s.url("/api/sessions"), k, json!({ "id": "shop" }));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let mut code = None;
+    crate::common::peer::wait_until("a QR code", || {
+        let r = call(
+            "GET",
+            &s.url("/api/sessions/shop/qr"),
+            k,
+            &[("Accept", "application/json")],
+            None,
+        );
+        code = (r.status == 200)
+            .then(|| r.json()["code"].as_str().map(str::to_string))
+            .flatten();
+        code.is_some()
+    });
+    rig.mock.demand_passkey_next();
+    let scanned = rig.mock_rt.block_on(rig.mock.scan(&code.unwrap()));
+    assert!(
+        matches!(scanned, Err(wa_mock::Error::PasskeyDemanded)),
+        "{scanned:?}"
+    );
+
+    let mut state = Value::Null;
+    crate::common::peer::wait_until("the session to fail", || {
+        state = get(&s.url("/api/sessions/shop"), k).json();
+        state["state"] == "failed"
+    });
+    assert_eq!(state["reason"], "passkey_required", "{state}");
+    let message = state["message"].as_str().unwrap();
+    assert!(
+        message.contains("Passkeys"),
+        "says where to look: {message}"
+    );
+    // No code to scan any more.
+    let r = call(
+        "GET",
+        &s.url("/api/sessions/shop/qr"),
+        k,
+        &[("Accept", "application/json")],
+        None,
+    );
+    assert_eq!(r.status, 409, "{}", r.text());
+
+    // The webhook hears it, with the reason and the words.
+    let hits = rig.rx.wait_for(
+        "session.failed",
+        std::time::Duration::from_secs(30),
+        |hits| hits.iter().any(|h| h.json()["type"] == "session.failed"),
+    );
+    let failed = hits
+        .iter()
+        .map(|h| h.json())
+        .find(|e| e["type"] == "session.failed")
+        .unwrap();
+    assert_eq!(failed["session"], "shop");
+    assert_eq!(failed["data"]["reason"], "passkey_required", "{failed}");
+    assert_eq!(failed["data"]["message"], message);
+
+    // Starting again pairs normally once WhatsApp no longer asks.
+    let r = call("POST", &s.url("/api/sessions/shop/start"), k, &[], None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let account = crate::common::peer::scan_and_connect(s, &rig.mock_rt, &rig.mock, k, "shop");
+    assert!(!account.phone.is_empty());
 }

@@ -265,7 +265,7 @@ async fn ask(
     store
         .write(move |t| {
             for (n, json) in &rows {
-                stored::put(t, &sid, n, json)?;
+                stored::put(t, &sid, n, now, json)?;
             }
             Ok(())
         })

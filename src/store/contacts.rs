@@ -2,8 +2,9 @@
 //! asking twice does not ask WhatsApp twice) and when it asked (the check budget's windows).
 //!
 //! Layout (every key starts with the session id):
-//! - `contact_cache`  (session, number) -> the answer as JSON (opaque to the store; it
-//!   carries its own `checked_at`)
+//! - `contact_cache`  (session, number) -> (when asked, unix ms; the answer as JSON, opaque
+//!   to the store); rows older than the longest cache lifetime are pruned by the retention
+//!   rounds
 //! - `contact_checks` (session, unix ms, n) -> (): one row per number asked of WhatsApp;
 //!   rows older than a day are pruned as new ones arrive
 
@@ -11,7 +12,7 @@ use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::Result;
 
-const CACHE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("contact_cache");
+const CACHE: TableDefinition<(&str, &str), (u64, &[u8])> = TableDefinition::new("contact_cache");
 const CHECKS: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("contact_checks");
 
 /// How long check times are kept: the longest budget window.
@@ -30,13 +31,41 @@ fn ms(at: i64) -> u64 {
 /// The cached answer for `number` (JSON), if any.
 pub fn cached(txn: &ReadTransaction, session: &str, number: &str) -> Result<Option<Vec<u8>>> {
     let t = txn.open_table(CACHE)?;
-    Ok(t.get((session, number))?.map(|v| v.value().to_vec()))
+    Ok(t.get((session, number))?.map(|v| v.value().1.to_vec()))
 }
 
-/// Keep the answer for `number`.
-pub fn put(txn: &WriteTransaction, session: &str, number: &str, json: &[u8]) -> Result<()> {
-    txn.open_table(CACHE)?.insert((session, number), json)?;
+/// Keep the answer for `number`, asked at `at` (unix ms).
+pub fn put(
+    txn: &WriteTransaction,
+    session: &str,
+    number: &str,
+    at: i64,
+    json: &[u8],
+) -> Result<()> {
+    txn.open_table(CACHE)?
+        .insert((session, number), (ms(at), json))?;
     Ok(())
+}
+
+/// Forget up to `limit` answers asked before `older_than` (unix ms), of any session.
+/// Returns how many went.
+pub fn prune(txn: &WriteTransaction, older_than: i64, limit: usize) -> Result<u64> {
+    let mut t = txn.open_table(CACHE)?;
+    let mut old = Vec::new();
+    for row in t.iter()? {
+        let (k, v) = row?;
+        if v.value().0 < ms(older_than) {
+            let (session, number) = k.value();
+            old.push((session.to_owned(), number.to_owned()));
+            if old.len() >= limit {
+                break;
+            }
+        }
+    }
+    for (session, number) in &old {
+        t.remove((session.as_str(), number.as_str()))?;
+    }
+    Ok(old.len() as u64)
 }
 
 /// Record `count` numbers asked at `at`; forget check times older than a day.
@@ -99,15 +128,21 @@ mod tests {
         let a = st.read_blocking(|t| checks_since(t, "a", 0)).unwrap();
         assert_eq!(a, vec![later], "a day-old check is forgotten");
         st.write_blocking(|t| {
-            put(t, "a", "15551234567", b"{}")?;
+            put(t, "a", "15551234567", 5, b"{}")?;
+            put(t, "b", "15551234567", 5, b"{\"b\":1}")?;
+            put(t, "b", "15551234568", 50, b"{}")?;
             delete_session(t, "a")
         })
         .unwrap();
+        let got = |s: &'static str, n: &'static str| st.read_blocking(|t| cached(t, s, n)).unwrap();
         assert!(
-            st.read_blocking(|t| cached(t, "a", "15551234567"))
-                .unwrap()
-                .is_none()
+            got("a", "15551234567").is_none(),
+            "the session's rows went with it"
         );
+        assert_eq!(got("b", "15551234567").as_deref(), Some(&b"{\"b\":1}"[..]));
+        assert_eq!(st.write_blocking(|t| prune(t, 10, 100)).unwrap(), 1);
+        assert!(got("b", "15551234567").is_none(), "asked before 10: pruned");
+        assert!(got("b", "15551234568").is_some());
         assert_eq!(
             st.read_blocking(|t| checks_since(t, "b", 0)).unwrap(),
             vec![1_000]

@@ -5,11 +5,12 @@
 //! Messages still queued, held or sending are never removed.
 //!
 //! The same rounds hold whatsapp-rust's per-message records (copies of sent messages for
-//! retry receipts, message secrets) to `[store] wa_message_records_max` per session.
+//! retry receipts, message secrets) to `[store] wa_message_records_max` per session, and
+//! forget number-check answers older than the longest cache lifetime (30 days).
 
 use std::time::Duration;
 
-use super::{Result, Store, inbound, queue, wa_backend};
+use super::{Result, Store, contacts, inbound, queue, wa_backend};
 use crate::clock::Clock;
 use crate::config::StoreConfig;
 
@@ -82,7 +83,23 @@ pub async fn prune_wa_records(store: &Store, s: Settings) -> Result<u64> {
     }
 }
 
-/// Run [`prune`] and [`prune_wa_records`] now and every `s.every` until the task is aborted.
+/// Forget number-check answers asked before `older_than` (unix ms), in batches. Returns the
+/// rows removed.
+pub async fn prune_checks(store: &Store, older_than: i64) -> Result<u64> {
+    let mut removed = 0;
+    loop {
+        let n = store
+            .write(move |t| contacts::prune(t, older_than, BATCH))
+            .await?;
+        removed += n;
+        if (n as usize) < BATCH {
+            return Ok(removed);
+        }
+    }
+}
+
+/// Run [`prune`], [`prune_wa_records`] and [`prune_checks`] now and every `s.every` until
+/// the task is aborted.
 pub fn spawn(store: Store, clock: Clock, s: Settings) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(s.every);
@@ -100,6 +117,14 @@ pub fn spawn(store: Store, clock: Clock, s: Settings) -> tokio::task::JoinHandle
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "whatsapp-rust message records pruned"),
                 Err(e) => tracing::warn!(error = %e, "cannot prune whatsapp-rust records"),
+            }
+            let horizon = clock.now_ms().saturating_sub(
+                i64::try_from(crate::engine::pacing::MAX_CHECK_CACHE_S * 1000).unwrap_or(0),
+            );
+            match prune_checks(&store, horizon).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "number-check answers pruned"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune number-check answers"),
             }
         }
     })

@@ -346,6 +346,17 @@ base_topic = "wagate/browser"
   check(true, `the queue shows nothing waiting and one send ("${queue.slice(0, 80)}")`);
   await shoot('04-session-connected');
 
+  // Check a number: bob's phone is on WhatsApp, with its LID; asked again, the kept answer.
+  await page.getByLabel('Number to check, with country code').fill(bobPhone);
+  await page.getByRole('button', { name: 'Check' }).click();
+  await page.locator('#contact-result[data-on-whatsapp="true"]').waitFor();
+  const contactText = await page.locator('#contact-result').textContent();
+  check(contactText.includes('@lid') && contactText.includes(`${bobPhone}@s.whatsapp.net`),
+    `the number check shows bob on WhatsApp with phone JID and LID (${contactText})`);
+  await page.getByRole('button', { name: 'Check' }).click();
+  await page.waitForFunction(() => document.querySelector('#contact-result').textContent.includes('kept answer'));
+  check(true, 'checked again, the kept answer is shown');
+
   // Online status: offline by default with active receipts; "Always online" is saved as the
   // session's override and the device announces itself available at wa-mock.
   await page.locator('#presence-form').waitFor({ state: 'visible' });

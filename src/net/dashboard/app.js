@@ -346,6 +346,7 @@ function select(id) {
   if (app.selected !== id) {
     app.selected = id;
     $('#pair-result').textContent = '';
+    $('#contact-result').replaceChildren();
     dropQr();
   }
   renderSessions();
@@ -686,6 +687,22 @@ function wire() {
     renderSent();
     say(`Message ${m.id} accepted.`);
     pollSent(m.id);
+  }));
+
+  const contact = $('#contact-form');
+  contact.addEventListener('submit', busy(contact, async ({ number }) => {
+    const sid = app.selected;
+    const out = $('#contact-result');
+    out.replaceChildren();
+    const c = await getJson(`/api/sessions/${encodeURIComponent(sid)}/contacts/${encodeURIComponent(number.trim())}`);
+    const facts = [['On WhatsApp', c.on_whatsapp ? 'yes' : 'no']];
+    if (c.jid) facts.push(['Phone', c.jid]);
+    if (c.lid) facts.push(['LID', c.lid]);
+    if (c.on_whatsapp) facts.push(['Business', c.business ? (c.verified_name || 'yes') : 'no']);
+    if (c.about) facts.push(['About', c.about]);
+    facts.push(['Checked', when(c.checked_at) + (c.cached ? ' (kept answer)' : '')]);
+    out.dataset.onWhatsapp = String(c.on_whatsapp);
+    out.replaceChildren(...facts.flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })]));
   }));
 
   const presence = $('#presence-form');

@@ -112,6 +112,19 @@ async fn usync_maps_phone_numbers_and_lids_both_ways() {
             Some(phone.to_string())
         );
     }
+    // A number nobody has is answered, as WhatsApp does: its JID with `type="out"` (a user
+    // without a JID would be dropped by the client); a LID nobody has is left out.
+    let nobody = ask(Jid::pn("15559990001"), IsOnWhatsAppQueryType::Pn)
+        .await
+        .unwrap();
+    assert_eq!(nobody.len(), 1, "answered, not dropped");
+    assert_eq!(nobody[0].jid.user.as_str(), "15559990001");
+    assert!(!nobody[0].is_registered);
+    assert_eq!(nobody[0].lid, None);
+    let no_lid = ask(Jid::lid("999999999999"), IsOnWhatsAppQueryType::Lid)
+        .await
+        .unwrap();
+    assert!(no_lid.is_empty(), "{no_lid:?}");
     c.stop().await;
     mock.shutdown().await;
 }

@@ -56,9 +56,12 @@ pub struct ContactInfo {
 impl ContactInfo {
     /// A cached answer that still serves: younger than the cache's lifetime, and with the
     /// details when they are wanted.
+    /// An answer from the future (the clock was set back since) does not serve. A number
+    /// not on WhatsApp has no details to ask.
     pub fn fresh(&self, s: &Settings, now: i64, want_details: bool) -> bool {
         let ttl = i64::try_from(s.check_cache_s.saturating_mul(1000)).unwrap_or(i64::MAX);
-        now - self.checked_at < ttl && (self.details || !want_details)
+        let age = now - self.checked_at;
+        (0..ttl).contains(&age) && (self.details || !want_details || !self.on_whatsapp)
     }
 }
 
@@ -74,7 +77,10 @@ pub struct CheckOutcome {
 
 /// How many more numbers the budget takes at `now`, given when earlier numbers were asked
 /// (`checks`, ascending unix ms), and when it takes one more once those are spent.
+/// Checks recorded after `now` (the clock was set back since) are not counted: they would
+/// hold the budget for as long as the clock is behind.
 pub fn room(s: &Settings, checks: &[i64], now: i64) -> (usize, i64) {
+    let checks = &checks[..checks.partition_point(|&t| t <= now)];
     let windows = [
         (MINUTE_MS, s.check_per_minute),
         (HOUR_MS, s.check_per_hour),
@@ -201,6 +207,13 @@ async fn take_budget(
     Ok((take, next))
 }
 
+/// What WhatsApp answered: the numbers it answered (kept), and those it did not (an error
+/// for that number, or no entry: not kept, to be asked again).
+struct Asked {
+    answered: Vec<ContactInfo>,
+    unanswered: Vec<(String, String)>,
+}
+
 /// Ask WhatsApp about `numbers` (with picture and about when `details`), and keep the
 /// answers.
 async fn ask(
@@ -210,40 +223,87 @@ async fn ask(
     numbers: &[String],
     details: bool,
     now: i64,
-) -> Result<Vec<ContactInfo>, EngineError> {
+) -> Result<Asked, EngineError> {
     let jids: Vec<Jid> = numbers.iter().map(|n| Jid::pn(n.as_str())).collect();
     let answers = client
         .contacts()
         .is_on_whatsapp(&jids)
         .await
         .map_err(|e| EngineError::Client(e.to_string()))?;
-    let by_user: HashMap<String, _> = answers
-        .into_iter()
-        .map(|r| (r.jid.user.to_string(), r))
-        .collect();
-    let mut out = Vec::with_capacity(numbers.len());
+    // WhatsApp may answer a number under another JID than the one dialled (a country's
+    // numbering change); the asked number then travels as `pn_jid`, or, for a single
+    // number, the one answer is its answer.
+    let single = numbers.len() == 1 && answers.len() == 1;
+    let mut by_user: HashMap<String, _> = HashMap::new();
+    let mut strays = 0;
+    for r in answers {
+        let key = match (&r.pn_jid, single) {
+            (_, true) => numbers[0].clone(),
+            (Some(pn), false) => pn.user.to_string(),
+            (None, false) => r.jid.user.to_string(),
+        };
+        if !single && !numbers.contains(&key) {
+            strays += 1;
+        }
+        by_user.insert(key, r);
+    }
+    // In a batch an answer under another JID cannot be told apart: those numbers are asked
+    // one by one (the budget counted them already).
+    if strays > 0 {
+        for n in numbers {
+            if by_user.contains_key(n.as_str()) {
+                continue;
+            }
+            let one = client
+                .contacts()
+                .is_on_whatsapp(&[Jid::pn(n.as_str())])
+                .await
+                .map_err(|e| EngineError::Client(e.to_string()))?;
+            if let [r] = one.as_slice() {
+                by_user.insert(n.clone(), r.clone());
+            }
+        }
+    }
+    let mut out = Asked {
+        answered: Vec::with_capacity(numbers.len()),
+        unanswered: Vec::new(),
+    };
     for n in numbers {
+        let Some(r) = by_user.get(n.as_str()) else {
+            out.unanswered
+                .push((n.clone(), "WhatsApp gave no answer for it".into()));
+            continue;
+        };
+        if let Some(e) = &r.contact_error {
+            out.unanswered.push((
+                n.clone(),
+                format!(
+                    "WhatsApp answered error {} ({})",
+                    e.code.map_or_else(|| "?".into(), |c| c.to_string()),
+                    e.text.as_deref().unwrap_or("no text")
+                ),
+            ));
+            continue;
+        }
         let mut info = ContactInfo {
             number: n.clone(),
-            on_whatsapp: false,
+            on_whatsapp: r.is_registered,
             jid: None,
-            lid: None,
-            business: false,
-            verified_name: None,
+            lid: r.lid.as_ref().map(|j| j.to_non_ad().to_string()),
+            business: r.is_business,
+            verified_name: r.verified_name.as_ref().and_then(|v| v.name.clone()),
             picture_url: None,
             about: None,
             details,
             checked_at: now,
             cached: false,
         };
-        if let Some(r) = by_user.get(n.as_str()) {
-            info.on_whatsapp = r.is_registered;
-            info.lid = r.lid.as_ref().map(|j| j.to_non_ad().to_string());
-            info.business = r.is_business;
-            info.verified_name = r.verified_name.as_ref().and_then(|v| v.name.clone());
-        }
         if info.on_whatsapp {
-            let jid = Jid::pn(n.as_str());
+            let jid = match &r.pn_jid {
+                Some(pn) => pn.to_non_ad(),
+                None if r.jid.is_pn() => r.jid.to_non_ad(),
+                None => Jid::pn(n.as_str()),
+            };
             info.jid = Some(jid.to_string());
             if info.lid.is_none()
                 && let Ok(Some(entry)) = client.get_lid_pn_entry(&jid).await
@@ -254,10 +314,11 @@ async fn ask(
                 add_details(client, &jid, &mut info).await;
             }
         }
-        out.push(info);
+        out.answered.push(info);
     }
-    let (sid, keep) = (session.to_string(), out.clone());
-    let rows = keep
+    let sid = session.to_string();
+    let rows = out
+        .answered
         .iter()
         .map(|i| serde_json::to_vec(i).map(|j| (i.number.clone(), j)))
         .collect::<Result<Vec<_>, _>>()
@@ -298,10 +359,12 @@ async fn add_details(client: &Client, jid: &Jid, info: &mut ContactInfo) {
 }
 
 /// One number, with its picture and about text: from the cache, or asked of WhatsApp within
-/// the budget (else [`EngineError::CheckBudget`]). `client` is the connected client, if any.
+/// the budget (else [`EngineError::CheckBudget`]). `client` is the connected client, if any;
+/// `turn` is the session's check turn, taken only to ask WhatsApp.
 pub(crate) async fn check_one(
     store: &Store,
     client: Option<&Client>,
+    turn: &tokio::sync::Mutex<()>,
     session: &str,
     s: &Settings,
     raw: &str,
@@ -316,23 +379,27 @@ pub(crate) async fn check_one(
         return Ok(hit);
     }
     let client = client.ok_or_else(|| EngineError::NotConnected(session.to_string()))?;
+    let _turn = turn.lock().await;
     let (taken, next) = take_budget(store, session, s, 1, now).await?;
     if taken == 0 {
         return Err(EngineError::CheckBudget {
             retry_after_s: secs_until(next, now),
         });
     }
-    let mut answers = ask(store, client, session, &numbers, true, now).await?;
-    answers
-        .pop()
-        .ok_or_else(|| EngineError::Client("no answer for the number".into()))
+    let mut asked = ask(store, client, session, &numbers, true, now).await?;
+    match (asked.answered.pop(), asked.unanswered.pop()) {
+        (Some(info), _) => Ok(info),
+        (None, Some((n, why))) => Err(EngineError::Client(format!("{n}: {why}"))),
+        (None, None) => Err(EngineError::Client("no answer for the number".into())),
+    }
 }
 
 /// Many numbers (on WhatsApp, phone JID, LID, business): the cache first, then as many as the
-/// budget takes; the rest deferred, in the order given.
+/// budget takes; the rest deferred, in the order given, with those WhatsApp did not answer.
 pub(crate) async fn check_many(
     store: &Store,
     client: Option<&Client>,
+    turn: &tokio::sync::Mutex<()>,
     session: &str,
     s: &Settings,
     raw: &[String],
@@ -349,14 +416,25 @@ pub(crate) async fn check_many(
     let mut retry_after_s = None;
     if !need.is_empty() {
         let client = client.ok_or_else(|| EngineError::NotConnected(session.to_string()))?;
+        let _turn = turn.lock().await;
         let (taken, next) = take_budget(store, session, s, need.len(), now).await?;
+        let mut unanswered = Vec::new();
         if taken > 0 {
-            for info in ask(store, client, session, &need[..taken], false, now).await? {
+            let asked = ask(store, client, session, &need[..taken], false, now).await?;
+            for info in asked.answered {
                 hits.insert(info.number.clone(), info);
             }
+            for (n, why) in asked.unanswered {
+                tracing::warn!(session, number = %n, %why, "number not answered; deferred");
+                unanswered.push(n);
+            }
         }
-        if taken < need.len() {
-            deferred = need[taken..].to_vec();
+        deferred = need
+            .iter()
+            .filter(|n| unanswered.contains(n) || !hits.contains_key(*n))
+            .cloned()
+            .collect();
+        if !deferred.is_empty() {
             retry_after_s = Some(secs_until(next, now));
         }
     }

@@ -47,6 +47,9 @@ struct Handle {
     sender: JoinHandle<()>,
     pace: Arc<PaceShared>,
     presence: Arc<super::presence::Keeper>,
+    /// One number check of the session at a time takes from its budget
+    /// ([`super::contacts`]).
+    checks: Arc<Mutex<()>>,
 }
 
 struct Inner {
@@ -56,8 +59,6 @@ struct Inner {
     cfg: Arc<EngineConfig>,
     sessions: Mutex<HashMap<String, Handle>>,
     media: Arc<super::media::MediaCache>,
-    /// One number check at a time takes from a budget ([`super::contacts`]).
-    checks: Mutex<()>,
 }
 
 /// The engine's handle. Cloning shares it.
@@ -93,7 +94,6 @@ impl SessionManager {
                 bus,
                 cfg: Arc::new(cfg),
                 sessions: Mutex::new(HashMap::new()),
-                checks: Mutex::new(()),
             }),
         };
         let records = mgr.inner.store.read(sessions::list).await?;
@@ -176,6 +176,7 @@ impl SessionManager {
             sender,
             pace,
             presence,
+            checks: Arc::default(),
         }
     }
 
@@ -498,6 +499,14 @@ impl SessionManager {
             .await?)
     }
 
+    /// The session's number-check turn.
+    async fn check_turn(&self, id: &str) -> Result<Arc<Mutex<()>>, EngineError> {
+        let map = self.inner.sessions.lock().await;
+        map.get(id)
+            .map(|h| h.checks.clone())
+            .ok_or_else(|| EngineError::NotFound(id.to_string()))
+    }
+
     /// The session's client while it is connected.
     async fn connected_client(&self, id: &str) -> Result<Option<Arc<Client>>, EngineError> {
         let connected = matches!(
@@ -514,12 +523,13 @@ impl SessionManager {
     /// or asked within the session's check budget.
     pub async fn contact(&self, id: &str, number: &str) -> Result<ContactInfo, EngineError> {
         let client = self.connected_client(id).await?;
+        let turn = self.check_turn(id).await?;
         let (settings, _, _) =
             sender::load_settings(&self.inner.store, &self.inner.cfg.pacing, id).await?;
-        let _turn = self.inner.checks.lock().await;
         contacts::check_one(
             &self.inner.store,
             client.as_deref(),
+            &turn,
             id,
             &settings,
             number,
@@ -536,12 +546,13 @@ impl SessionManager {
         numbers: &[String],
     ) -> Result<CheckOutcome, EngineError> {
         let client = self.connected_client(id).await?;
+        let turn = self.check_turn(id).await?;
         let (settings, _, _) =
             sender::load_settings(&self.inner.store, &self.inner.cfg.pacing, id).await?;
-        let _turn = self.inner.checks.lock().await;
         contacts::check_many(
             &self.inner.store,
             client.as_deref(),
+            &turn,
             id,
             &settings,
             numbers,
@@ -572,9 +583,11 @@ impl SessionManager {
             .connected_client(id)
             .await?
             .ok_or_else(|| EngineError::NotConnected(id.to_string()))?;
-        let outcome = profile::change(&client, &change).await;
-        if let Some(name) = change.push_name.filter(|_| outcome.is_ok()) {
-            let sid = id.to_string();
+        if let Some(name) = &change.push_name {
+            profile::set_name(&client, name).await?;
+            // Kept and the policy put back at once, whatever the rest of the change does:
+            // the name went out as a presence without a type (online).
+            let (sid, name) = (id.to_string(), name.clone());
             self.inner
                 .store
                 .write(move |t| sessions::set_push_name(t, &sid, Some(&name)))
@@ -583,7 +596,7 @@ impl SessionManager {
                 h.presence.reassert();
             }
         }
-        outcome?;
+        profile::change_rest(&client, &change).await?;
         profile::read(&client).await
     }
 
@@ -665,7 +678,7 @@ impl SessionManager {
             h.presence.refresh();
             // Receipts follow the setting from the next message on.
             if let Some(client) = h.client.lock().ok().and_then(|c| c.clone()) {
-                client.set_force_active_delivery_receipts(effective.active_receipts);
+                h.presence.receipts(&client, effective.active_receipts);
             }
         }
         self.settings(id).await

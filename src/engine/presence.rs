@@ -47,9 +47,10 @@ pub enum PresencePolicy {
     Pulse,
 }
 
-/// How long after a push name update the policy is put back: the library sends its own
-/// `available` from a task of its own after the event.
-const AFTER_PUSH_NAME: Duration = Duration::from_secs(2);
+/// When, after a push name update, the policy is put back: the library sends its own
+/// `available` from a task of its own after the event, usually at once, later on a busy
+/// link (twice: the second catches a late one).
+const AFTER_PUSH_NAME: [Duration; 2] = [Duration::from_secs(2), Duration::from_secs(8)];
 
 /// The presence state the policy asks for `since_connect` after the connect.
 pub fn wanted(s: &Settings, since_connect: Duration) -> (PresenceStatus, Option<Duration>) {
@@ -86,6 +87,8 @@ pub(crate) struct Keeper {
     force: AtomicBool,
     /// A new connection: the pulse schedule starts again.
     fresh: AtomicBool,
+    /// The `active_receipts` setting last applied to the client: 0 none yet, 1 off, 2 on.
+    receipts: std::sync::atomic::AtomicU8,
     kick: Notify,
     /// The last state sent on this connection (`None`: not known); held while one is sent.
     sent: tokio::sync::Mutex<Option<PresenceStatus>>,
@@ -110,6 +113,7 @@ impl Keeper {
             holds: AtomicU32::new(0),
             force: AtomicBool::new(true),
             fresh: AtomicBool::new(true),
+            receipts: std::sync::atomic::AtomicU8::new(0),
             kick: Notify::new(),
             sent: tokio::sync::Mutex::new(None),
         }
@@ -139,9 +143,24 @@ impl Keeper {
     pub fn reassert_later(self: &Arc<Self>) {
         let me = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(AFTER_PUSH_NAME).await;
-            me.reassert();
+            for wait in AFTER_PUSH_NAME {
+                tokio::time::sleep(wait).await;
+                me.reassert();
+            }
         });
+    }
+
+    /// Apply the `active_receipts` setting when it changed. Turned off, whatsapp-rust's own
+    /// rule holds again (active while `available`): the policy's presence is sent again so
+    /// the library sees the state it keys that on.
+    pub fn receipts(&self, client: &Client, active: bool) {
+        let code = if active { 2 } else { 1 };
+        if self.receipts.swap(code, Ordering::AcqRel) != code {
+            client.set_force_active_delivery_receipts(active);
+            if !active {
+                self.reassert();
+            }
+        }
     }
 
     /// Be `available` for a paced send (typing, then the message): the policy's state
@@ -164,6 +183,9 @@ impl Keeper {
 
     /// Keep the policy while this client runs (aborted with it).
     pub async fn run(self: Arc<Self>, client: Arc<Client>) {
+        // A new client: it knows nothing of what the last one was told.
+        self.receipts.store(0, Ordering::Release);
+        *self.sent.lock().await = None;
         let mut connected_at: Option<Instant> = None;
         loop {
             let settings = match super::sender::load_settings(
@@ -179,7 +201,7 @@ impl Keeper {
                     (*self.defaults).clone()
                 }
             };
-            client.set_force_active_delivery_receipts(settings.active_receipts);
+            self.receipts(&client, settings.active_receipts);
             let mut next = None;
             if !client.is_connected() {
                 connected_at = None;
@@ -191,8 +213,10 @@ impl Keeper {
                 let since = connected_at.get_or_insert_with(Instant::now).elapsed();
                 let (want, until) = wanted(&settings, since);
                 next = until;
+                // Holds are counted before a sender takes `sent`: looked at under it, a
+                // send that began meanwhile is seen, and its `available` is not undone.
+                let mut sent = self.sent.lock().await;
                 if self.holds.load(Ordering::Acquire) == 0 {
-                    let mut sent = self.sent.lock().await;
                     let forced = self.force.swap(false, Ordering::AcqRel);
                     if forced || *sent != Some(want) {
                         match client.presence().set(want).await {

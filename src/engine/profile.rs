@@ -114,13 +114,19 @@ pub(crate) async fn read(client: &Client) -> Result<OwnProfile, EngineError> {
     Ok(out)
 }
 
-/// Apply a (validated) change, in the order push name, about, picture; the first refusal
-/// stops it and is returned.
-pub(crate) async fn change(client: &Client, ch: &ProfileChange) -> Result<(), EngineError> {
+/// Set the push name (sent as a presence without a type, then synced to the account).
+pub(crate) async fn set_name(client: &Client, name: &str) -> Result<(), EngineError> {
+    client
+        .profile()
+        .set_push_name(name)
+        .await
+        .map_err(client_err)
+}
+
+/// Apply the rest of a (validated) change, about then picture; the first refusal stops it
+/// and is returned.
+pub(crate) async fn change_rest(client: &Client, ch: &ProfileChange) -> Result<(), EngineError> {
     let profile = client.profile();
-    if let Some(name) = &ch.push_name {
-        profile.set_push_name(name).await.map_err(client_err)?;
-    }
     if let Some(about) = &ch.about {
         profile.set_status_text(about).await.map_err(client_err)?;
     }

@@ -105,6 +105,7 @@ impl EventHandler for Forward {
             EventKind::PairingCodeError,
             EventKind::PairingQrCodesExhausted,
             EventKind::PairPasskeyRequest,
+            EventKind::PairPasskeyError,
             EventKind::ClientOutdated,
             EventKind::StreamReplaced,
             EventKind::TemporaryBan,
@@ -293,15 +294,26 @@ impl SessionCtx {
         let backend = self.store.backend(&self.id);
         // The account's own name once known (set through the API or learned from WhatsApp);
         // the configured default until then. whatsapp-rust sends it with every presence.
+        // Sessions paired before wagate kept the name have it only in the client's device
+        // record (whatsapp-rust's builder overwrites that with what it is given).
         let sid = self.id.clone();
-        let push_name = match self.store.read(move |t| sessions::get(t, &sid)).await {
+        let recorded = match self.store.read(move |t| sessions::get(t, &sid)).await {
             Ok(rec) => rec.and_then(|r| r.push_name),
             Err(e) => {
                 tracing::warn!(session = %self.id, error = %e, "cannot read the session's push name");
                 None
             }
-        }
-        .unwrap_or_else(|| self.cfg.push_name.clone());
+        };
+        let push_name = match recorded {
+            Some(name) => name,
+            None => {
+                use whatsapp_rust::wacore::store::traits::DeviceStore as _;
+                match backend.load().await {
+                    Ok(Some(d)) if d.pn.is_some() && !d.push_name.is_empty() => d.push_name,
+                    _ => self.cfg.push_name.clone(),
+                }
+            }
+        };
         let bot = Bot::builder()
             .with_backend(backend.clone())
             .with_transport_factory(GatedTransportFactory::new(
@@ -445,6 +457,14 @@ impl SessionCtx {
             WaEvent::PairError(p) => {
                 return After::End {
                     state: failed(FailReason::PairFailed, None, Some(p.error.clone())),
+                    wipe: true,
+                };
+            }
+            // The request's options could not be read or fetched: the same dead end.
+            WaEvent::PairPasskeyError(e) if !e.continuation => {
+                tracing::warn!(session = %self.id, error = %e.error, "passkey request failed; pairing cannot finish");
+                return After::End {
+                    state: failed(FailReason::PasskeyRequired, None, Some(PASSKEY_HELP.into())),
                     wipe: true,
                 };
             }

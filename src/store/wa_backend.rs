@@ -518,8 +518,9 @@ fn put_msg_secret_row(txn: &WriteTransaction, s: &str, entry: &MsgSecretEntry) -
 pub struct Identity {
     pub lid: String,
     pub phone: String,
-    pub learned_at: i64,
-    pub updated_at: i64,
+    /// `None` when the client did not say (it records 0 for some sources).
+    pub learned_at: Option<i64>,
+    pub updated_at: Option<i64>,
     /// Where the client learned it (`usync`, `peer_pn_message`, ...).
     pub source: String,
 }
@@ -529,8 +530,8 @@ impl From<LidPnMappingEntry> for Identity {
         Identity {
             lid: e.lid,
             phone: e.phone_number,
-            learned_at: e.created_at,
-            updated_at: e.updated_at,
+            learned_at: (e.created_at > 0).then_some(e.created_at),
+            updated_at: (e.updated_at > 0).then_some(e.updated_at),
             source: e.learning_source,
         }
     }

@@ -164,7 +164,7 @@ fn numbers_are_checked_cached_and_paced_and_identities_read_both_ways() {
         &[],
         Some((
             "application/json",
-            json!({"check_per_minute": 10, "check_per_hour": 100, "check_per_day": 100})
+            json!({"check_per_minute": 50, "check_per_hour": 100, "check_per_day": 100})
                 .to_string()
                 .into_bytes(),
         )),
@@ -181,6 +181,40 @@ fn numbers_are_checked_cached_and_paced_and_identities_read_both_ways() {
             .all(|c| c["on_whatsapp"] == false && c["cached"] == false && c["details"] == false)
     );
     assert_eq!(number_queries(&rig, &a.jid), queries + 1);
+
+    // A number WhatsApp answers under another JID (a numbering change): the answer is the
+    // account's, alone and in a batch.
+    let dialled = "551199990001";
+    rig.mock.alias_number(dialled, &shop);
+    let got = contact(dialled).json();
+    assert_eq!(got["on_whatsapp"], true, "{got}");
+    assert_eq!(got["jid"], format!("{shop}@s.whatsapp.net"));
+    let dialled2 = "551199990002";
+    rig.mock.alias_number(dialled2, &b.phone);
+    let out = batch(json!([dialled2, "15559990006"])).json();
+    assert_eq!(out["deferred"], json!([]), "{out}");
+    assert_eq!(out["results"][0]["jid"], b.user_jid(), "{out}");
+    assert_eq!(out["results"][1]["on_whatsapp"], false);
+
+    // WhatsApp refuses one number (a per-user rate limit): deferred, not kept as "not on
+    // WhatsApp"; asked again, answered.
+    rig.mock
+        .fail_next_check("15559990007", 429, "rate-overlimit");
+    let out = batch(json!(["15559990007", "15559990008"])).json();
+    assert_eq!(out["deferred"], json!(["15559990007"]), "{out}");
+    assert_eq!(out["results"].as_array().unwrap().len(), 1, "{out}");
+    assert!(out["retry_after_s"].as_u64().is_some());
+    let again = batch(json!(["15559990007"])).json();
+    assert_eq!(again["deferred"], json!([]), "{again}");
+    assert_eq!(
+        again["results"][0]["cached"], false,
+        "not kept the first time"
+    );
+    rig.mock
+        .fail_next_check("15559990009", 429, "rate-overlimit");
+    let r = contact("15559990009");
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("429"), "{}", r.text());
 
     // Bad input: a clear 422, nothing asked.
     let r = batch(json!(["15559990004", "not a number"]));
@@ -415,6 +449,17 @@ fn the_own_profile_is_changed_read_back_and_seen_by_contacts() {
 
 #[test]
 fn a_passkey_request_at_pairing_fails_the_session_with_what_to_do() {
+    passkey_fails_the_pairing(wa_mock::MockServer::demand_passkey_next);
+}
+
+/// The request without its options, and fetching them fails: whatsapp-rust reports a
+/// passkey error instead of a request; the pairing ends the same way.
+#[test]
+fn a_passkey_request_whose_options_cannot_be_read_fails_the_session_too() {
+    passkey_fails_the_pairing(wa_mock::MockServer::demand_passkey_next_failing_options);
+}
+
+fn passkey_fails_the_pairing(demand: fn(&wa_mock::MockServer)) {
     let rig = Rig::start();
     let (s, k) = (&rig.server, Some(rig.key.as_str()));
     let r = post_json(&s.url("/api/sessions"), k, json!({ "id": "shop" }));
@@ -433,7 +478,7 @@ fn a_passkey_request_at_pairing_fails_the_session_with_what_to_do() {
             .flatten();
         code.is_some()
     });
-    rig.mock.demand_passkey_next();
+    demand(&rig.mock);
     let scanned = rig.mock_rt.block_on(rig.mock.scan(&code.unwrap()));
     assert!(
         matches!(scanned, Err(wa_mock::Error::PasskeyDemanded)),

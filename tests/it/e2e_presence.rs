@@ -207,6 +207,8 @@ async fn available_stays_online_and_pulse_goes_online_on_its_schedule() {
     // Lower bounds, with the mock's whole-millisecond stamps and one local hop as slack.
     assert!(on_for + 50 >= 2_000, "online for {on_for} ms");
     assert!(period + 50 >= 10_000, "period {period} ms");
+    // Not online for much longer than a pulse either (a loaded machine may be a second late).
+    assert!(on_for < 2_000 + 1_500, "online for {on_for} ms");
     g.mgr.shutdown().await;
 }
 
@@ -296,6 +298,28 @@ async fn receipts_are_active_while_unavailable_unless_turned_off() {
         r.node.attrs.get("type").map(|t| t.as_str().into_owned()),
         Some("inactive".into()),
         "{}",
+        r.xml
+    );
+
+    // Off, whatsapp-rust's own rule holds: active while the device is online.
+    g.mgr
+        .set_settings(
+            "a",
+            Overrides {
+                active_receipts: Some(false),
+                presence: Some(PresencePolicy::Available),
+                ..Overrides::default()
+            },
+        )
+        .await
+        .unwrap();
+    settles_on(&mock, &a.jid, 0, "available").await;
+    let third = send_b("while online").await;
+    let r = receipt_for(&mock, &a.jid, &third).await;
+    assert_eq!(
+        r.node.attrs.get("type").map(|t| t.as_str().into_owned()),
+        None,
+        "online: an active receipt: {}",
         r.xml
     );
     g.mgr.shutdown().await;

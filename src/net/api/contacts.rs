@@ -82,9 +82,10 @@ struct IdentityView {
     lid: String,
     /// `<digits>@s.whatsapp.net`.
     phone: String,
-    /// Unix seconds: when the session learned the pair, and when it last confirmed it.
-    learned_at: i64,
-    updated_at: i64,
+    /// Unix seconds: when the session learned the pair, and when it last confirmed it (null
+    /// when the client did not record it).
+    learned_at: Option<i64>,
+    updated_at: Option<i64>,
     /// How the session learned it (`usync`, `peer_pn_message`, ...).
     source: String,
 }

@@ -407,8 +407,8 @@ fn people_schemas() -> Value {
                 "properties": {
                     "lid": {"type": "string", "example": "123456789012345@lid"},
                     "phone": {"type": "string", "example": "447700900123@s.whatsapp.net"},
-                    "learned_at": {"type": "integer", "format": "int64", "description": "Unix seconds"},
-                    "updated_at": {"type": "integer", "format": "int64", "description": "Unix seconds"},
+                    "learned_at": {"type": "integer", "format": "int64", "nullable": true, "description": "Unix seconds (null when the client did not record it)"},
+                    "updated_at": {"type": "integer", "format": "int64", "nullable": true, "description": "Unix seconds (null when the client did not record it)"},
                     "source": {"type": "string", "description": "How the session learned the pair (usync, peer_pn_message, ...)"}
                 }
             }

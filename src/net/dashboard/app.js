@@ -491,12 +491,18 @@ async function loadPresence() {
   form.hidden = false;
 }
 
-// Only these two overrides change; the session's other overrides stay as they are.
+// Only these two overrides change; the session's other overrides stay as they are. A value
+// equal to the platform default is no override: later default changes still reach the session.
 async function savePresence({ presence, active_receipts }) {
   const sid = app.selected;
   const path = `/api/sessions/${encodeURIComponent(sid)}/settings`;
   const cur = await getJson(path);
-  const body = { ...cur.overrides, presence, active_receipts: active_receipts === 'on' };
+  const body = { ...cur.overrides };
+  const want = { presence, active_receipts: active_receipts === 'on' };
+  for (const [k, v] of Object.entries(want)) {
+    if (cur.defaults[k] === v) delete body[k];
+    else body[k] = v;
+  }
   await sendJson('PUT', path, body);
   say(`Session ${sid}: online status saved.`);
   await loadPresence();

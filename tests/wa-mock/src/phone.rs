@@ -330,7 +330,7 @@ pub fn open_key_bundle(
 /// server sends them (rpId `whatsapp.com`, a 32-byte challenge, ten minutes, user
 /// verification required). Shape checked against whatsapp-rust's `passkey/flow.rs` and
 /// whatsmeow's `pair-passkey.go`.
-pub fn passkey_request(id: &str) -> Node {
+pub fn passkey_request(id: &str, with_options: bool) -> Node {
     let challenge: [u8; 32] = rand::random();
     let options = serde_json::json!({
         "challenge": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(challenge),
@@ -340,13 +340,16 @@ pub fn passkey_request(id: &str) -> Node {
         "userVerification": "required",
         "extensions": {"uvm": true}
     });
-    NodeBuilder::new("notification")
+    let b = NodeBuilder::new("notification")
         .attr("type", "passkey_prologue_request")
         .attr("from", SERVER_JID)
         .attr("id", id)
-        .attr("t", crate::state::now_secs().to_string())
-        .children([NodeBuilder::new("passkey_request_options")
-            .string_content(options.to_string())
-            .build()])
+        .attr("t", crate::state::now_secs().to_string());
+    if !with_options {
+        return b.build();
+    }
+    b.children([NodeBuilder::new("passkey_request_options")
+        .string_content(options.to_string())
+        .build()])
         .build()
 }

@@ -357,6 +357,19 @@ fn on_iq(inner: &Inner, st: &mut State, conn: ConnId, node: &Node) {
             Some(from) => crate::groups::on_iq(st, &from, &id, node, inner.cfg.lid_groups),
             None => iq_error(&id, 401, "not-authorized"),
         },
+        // The passkey request's options, when the notification came without them.
+        ("md", "passkey_request_options") => {
+            if std::mem::take(&mut st.passkey_options_fail) {
+                iq_error(&id, 500, "internal-server-error")
+            } else {
+                match crate::phone::passkey_request(&id, true)
+                    .get_optional_child("passkey_request_options")
+                {
+                    Some(opts) => iq_result(&id, vec![opts.clone()]),
+                    None => iq_error(&id, 500, "internal-server-error"),
+                }
+            }
+        }
         ("md", "link_code_companion_reg") => match child {
             Some(reg) => match link_code(inner, st, conn, &id, reg) {
                 Some(n) => n,
@@ -598,7 +611,7 @@ fn bundle_node(jid: &str, d: &DeviceRecord, otk: Option<(u32, [u8; 32])>) -> Nod
         .build()
 }
 
-fn usync(st: &State, req: &Node) -> Node {
+fn usync(st: &mut State, req: &Node) -> Node {
     let protocols: Vec<String> = req
         .get_optional_child("query")
         .and_then(|q| q.children())
@@ -612,6 +625,7 @@ fn usync(st: &State, req: &Node) -> Node {
     {
         let mut by_lid = false;
         let mut contact_query = None;
+        let mut contact_error: Option<(u16, String)> = None;
         let (jid_attr, phone) = if let Some(jid) = attr_jid(user, "jid") {
             by_lid = jid.server == Server::Lid;
             (
@@ -625,10 +639,19 @@ fn usync(st: &State, req: &Node) -> Node {
                 continue;
             }
             contact_query = Some(asked);
+            contact_error = st.check_errors.remove(&number);
             // Every user carries its JID, registered or not (whatsmeow and wacore drop a
-            // user without one): a number not on WhatsApp is answered `type="out"`.
-            let phone = st.accounts.contains_key(&number).then_some(number.clone());
-            (Some(format!("{number}@s.whatsapp.net")), phone)
+            // user without one): a number not on WhatsApp is answered `type="out"`. A dialled
+            // number WhatsApp knows under another (an alias) is answered with that one's JID.
+            match st.number_aliases.get(&number) {
+                Some(real) if st.accounts.contains_key(real) => {
+                    (Some(format!("{real}@s.whatsapp.net")), Some(real.clone()))
+                }
+                _ => {
+                    let phone = st.accounts.contains_key(&number).then_some(number.clone());
+                    (Some(format!("{number}@s.whatsapp.net")), phone)
+                }
+            }
         } else {
             continue;
         };
@@ -682,6 +705,18 @@ fn usync(st: &State, req: &Node) -> Node {
                         .build(),
                 ),
                 // The asked string comes back as the contact's content.
+                // A per-user error (a rate limit): the protocol node carries it.
+                ("contact", _) if contact_error.is_some() => {
+                    let (code, text) = contact_error.clone().unwrap_or_default();
+                    children.push(
+                        NodeBuilder::new("contact")
+                            .children([NodeBuilder::new("error")
+                                .attr("code", code.to_string())
+                                .attr("text", text)
+                                .build()])
+                            .build(),
+                    );
+                }
                 ("contact", acc) => {
                     let b = NodeBuilder::new("contact")
                         .attr("type", if acc.is_some() { "in" } else { "out" });

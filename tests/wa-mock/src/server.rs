@@ -252,7 +252,8 @@ impl Inner {
             if std::mem::take(&mut st.passkey_next) {
                 // As WhatsApp does for an account that links devices with a passkey: the
                 // scan is answered with a request for an assertion, not with pair-success.
-                let n = crate::phone::passkey_request(&st.new_id());
+                let inline = !st.passkey_options_fail;
+                let n = crate::phone::passkey_request(&st.new_id(), inline);
                 st.send(conn, n);
                 tracing::info!(%phone, "mock phone scanned a QR code; a passkey is demanded");
                 return Err(Error::PasskeyDemanded);
@@ -669,6 +670,32 @@ impl MockServer {
     /// scan returns [`Error::PasskeyDemanded`].
     pub fn demand_passkey_next(&self) {
         self.inner.lock().passkey_next = true;
+    }
+
+    /// As [`MockServer::demand_passkey_next`], but the request carries no options and the
+    /// client's fetch of them (`<passkey_request_options/>`) is answered with an error.
+    pub fn demand_passkey_next_failing_options(&self) {
+        let mut st = self.inner.lock();
+        st.passkey_next = true;
+        st.passkey_options_fail = true;
+    }
+
+    /// People dialling `dialled` reach account `phone`: WhatsApp answers a contact query for
+    /// the dialled number with that account's JID (as after a country's numbering change).
+    pub fn alias_number(&self, dialled: &str, phone: &str) {
+        self.inner
+            .lock()
+            .number_aliases
+            .insert(dialled.to_string(), phone.to_string());
+    }
+
+    /// The next contact query for `number` is answered with a per-user error (`<contact>
+    /// <error code text/></contact>`), as WhatsApp answers a rate-limited lookup.
+    pub fn fail_next_check(&self, number: &str, code: u16, text: &str) {
+        self.inner
+            .lock()
+            .check_errors
+            .insert(number.to_string(), (code, text.to_string()));
     }
 
     /// Changes what an account shows of itself (about text, business flag, privacy); false

@@ -228,6 +228,14 @@ pub struct State {
     pub message_faults: Vec<(Option<String>, MessageFault)>,
     /// The next QR scan is answered with a passkey request instead of `pair-success`.
     pub passkey_next: bool,
+    /// With `passkey_next`: the request carries no options, and fetching them fails (the
+    /// client then reports a passkey error instead of a request).
+    pub passkey_options_fail: bool,
+    /// Numbers people dial that WhatsApp answers under another account's number (a
+    /// country's numbering change): dialled digits -> the account's phone.
+    pub number_aliases: HashMap<String, String>,
+    /// Numbers whose next contact query is answered with a per-user error (code, text).
+    pub check_errors: HashMap<String, (u16, String)>,
     /// Devices whose next message ack is lost.
     pub lost_acks: Vec<DeviceAddr>,
     pub next_conn: ConnId,
@@ -272,6 +280,9 @@ impl State {
             login_failures: Vec::new(),
             message_faults: Vec::new(),
             passkey_next: false,
+            passkey_options_fail: false,
+            number_aliases: HashMap::new(),
+            check_errors: HashMap::new(),
             lost_acks: Vec::new(),
             next_conn: 1,
             next_phone: first_phone,

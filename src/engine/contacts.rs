@@ -25,6 +25,13 @@ use crate::store::{Store, StoreError, contacts as stored};
 /// The most numbers one batch check takes.
 pub const MAX_BATCH: usize = 500;
 
+/// The least wait a batch asks for when WhatsApp refused some of its numbers.
+pub const REFUSED_RETRY_S: u64 = 60;
+
+/// How far in the future a recorded check still counts (the clock slewed or stepped a little);
+/// beyond it the clock was set back and the record is not counted.
+const CLOCK_SLACK_MS: i64 = 60_000;
+
 /// What WhatsApp says about a number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactInfo {
@@ -69,7 +76,8 @@ impl ContactInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckOutcome {
     pub results: Vec<ContactInfo>,
-    /// Numbers not asked: the budget is spent. Ask again after `retry_after_s`.
+    /// Numbers not answered now: the budget is spent, or WhatsApp refused them. Ask again
+    /// after `retry_after_s`.
     pub deferred: Vec<String>,
     /// Seconds until the budget takes another number, when some are deferred.
     pub retry_after_s: Option<u64>,
@@ -77,10 +85,10 @@ pub struct CheckOutcome {
 
 /// How many more numbers the budget takes at `now`, given when earlier numbers were asked
 /// (`checks`, ascending unix ms), and when it takes one more once those are spent.
-/// Checks recorded after `now` (the clock was set back since) are not counted: they would
-/// hold the budget for as long as the clock is behind.
+/// Checks recorded more than a minute after `now` (the clock was set back since) are not
+/// counted: they would hold the budget for as long as the clock is behind.
 pub fn room(s: &Settings, checks: &[i64], now: i64) -> (usize, i64) {
-    let checks = &checks[..checks.partition_point(|&t| t <= now)];
+    let checks = &checks[..checks.partition_point(|&t| t <= now + CLOCK_SLACK_MS)];
     let windows = [
         (MINUTE_MS, s.check_per_minute),
         (HOUR_MS, s.check_per_hour),
@@ -249,18 +257,25 @@ async fn ask(
     }
     // In a batch an answer under another JID cannot be told apart: those numbers are asked
     // one by one (the budget counted them already).
-    if strays > 0 {
-        for n in numbers {
-            if by_user.contains_key(n.as_str()) {
-                continue;
+    // At most as many as there were strays; a failed one stays unanswered.
+    let missing: Vec<&String> = numbers
+        .iter()
+        .filter(|n| !by_user.contains_key(n.as_str()))
+        .take(strays)
+        .collect();
+    for n in missing {
+        match client
+            .contacts()
+            .is_on_whatsapp(&[Jid::pn(n.as_str())])
+            .await
+        {
+            Ok(one) => {
+                if let [r] = one.as_slice() {
+                    by_user.insert(n.clone(), r.clone());
+                }
             }
-            let one = client
-                .contacts()
-                .is_on_whatsapp(&[Jid::pn(n.as_str())])
-                .await
-                .map_err(|e| EngineError::Client(e.to_string()))?;
-            if let [r] = one.as_slice() {
-                by_user.insert(n.clone(), r.clone());
+            Err(e) => {
+                tracing::warn!(number = %n, error = %e, "number asked again singly: no answer")
             }
         }
     }
@@ -380,6 +395,15 @@ pub(crate) async fn check_one(
     }
     let client = client.ok_or_else(|| EngineError::NotConnected(session.to_string()))?;
     let _turn = turn.lock().await;
+    // The time and the cache again under the turn: a check that held it may have answered
+    // this number, and its checks are counted at a time before this one.
+    let now = crate::events::now_ms().max(now);
+    if let Some(hit) = from_cache(store, session, &numbers, s, now, true)
+        .await?
+        .remove(&numbers[0])
+    {
+        return Ok(hit);
+    }
     let (taken, next) = take_budget(store, session, s, 1, now).await?;
     if taken == 0 {
         return Err(EngineError::CheckBudget {
@@ -417,6 +441,10 @@ pub(crate) async fn check_many(
     if !need.is_empty() {
         let client = client.ok_or_else(|| EngineError::NotConnected(session.to_string()))?;
         let _turn = turn.lock().await;
+        // The time and the cache again under the turn (see `check_one`).
+        let now = crate::events::now_ms().max(now);
+        hits.extend(from_cache(store, session, &need, s, now, false).await?);
+        let need: Vec<String> = need.into_iter().filter(|n| !hits.contains_key(n)).collect();
         let (taken, next) = take_budget(store, session, s, need.len(), now).await?;
         let mut unanswered = Vec::new();
         if taken > 0 {
@@ -435,7 +463,12 @@ pub(crate) async fn check_many(
             .cloned()
             .collect();
         if !deferred.is_empty() {
-            retry_after_s = Some(secs_until(next, now));
+            let mut after = secs_until(next, now);
+            // WhatsApp refused some (a rate limit): not before a minute.
+            if !unanswered.is_empty() {
+                after = after.max(REFUSED_RETRY_S);
+            }
+            retry_after_s = Some(after);
         }
     }
     let results = numbers.iter().filter_map(|n| hits.remove(n)).collect();
@@ -500,6 +533,15 @@ mod tests {
             10,
             "the minute caps it again"
         );
+    }
+
+    #[test]
+    fn checks_from_after_a_clock_step_back_do_not_hold_the_budget() {
+        let s = budget(2, 100, 100);
+        // Recorded an hour "later" than now: the clock was set back since.
+        assert_eq!(room(&s, &[T0 + HOUR_MS, T0 + HOUR_MS], T0).0, 2);
+        // A few seconds ahead (a clock slewed by NTP, another request's stamp): counted.
+        assert_eq!(room(&s, &[T0 + 5_000, T0 + 5_000], T0).0, 0);
     }
 
     #[test]

@@ -585,16 +585,16 @@ impl SessionManager {
             .ok_or_else(|| EngineError::NotConnected(id.to_string()))?;
         if let Some(name) = &change.push_name {
             profile::set_name(&client, name).await?;
-            // Kept and the policy put back at once, whatever the rest of the change does:
-            // the name went out as a presence without a type (online).
+            // The policy put back and the name kept at once, whatever the rest of the change
+            // does: the name went out as a presence without a type (online).
+            if let Some(h) = self.inner.sessions.lock().await.get(id) {
+                h.presence.reassert();
+            }
             let (sid, name) = (id.to_string(), name.clone());
             self.inner
                 .store
                 .write(move |t| sessions::set_push_name(t, &sid, Some(&name)))
                 .await?;
-            if let Some(h) = self.inner.sessions.lock().await.get(id) {
-                h.presence.reassert();
-            }
         }
         profile::change_rest(&client, &change).await?;
         profile::read(&client).await

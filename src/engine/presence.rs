@@ -47,10 +47,10 @@ pub enum PresencePolicy {
     Pulse,
 }
 
-/// When, after a push name update, the policy is put back: the library sends its own
-/// `available` from a task of its own after the event, usually at once, later on a busy
-/// link (twice: the second catches a late one).
-const AFTER_PUSH_NAME: [Duration; 2] = [Duration::from_secs(2), Duration::from_secs(8)];
+/// The waits, one after the other, before the policy is put back after a push name update
+/// (at 2 s and at 8 s): the library sends its own `available` from a task of its own after
+/// the event, usually at once, later on a busy link; the second catches a late one.
+const AFTER_PUSH_NAME: [Duration; 2] = [Duration::from_secs(2), Duration::from_secs(6)];
 
 /// The presence state the policy asks for `since_connect` after the connect.
 pub fn wanted(s: &Settings, since_connect: Duration) -> (PresenceStatus, Option<Duration>) {
@@ -87,8 +87,8 @@ pub(crate) struct Keeper {
     force: AtomicBool,
     /// A new connection: the pulse schedule starts again.
     fresh: AtomicBool,
-    /// The `active_receipts` setting last applied to the client: 0 none yet, 1 off, 2 on.
-    receipts: std::sync::atomic::AtomicU8,
+    /// The `active_receipts` setting last applied to the client (`None`: not yet).
+    receipts: std::sync::Mutex<Option<bool>>,
     kick: Notify,
     /// The last state sent on this connection (`None`: not known); held while one is sent.
     sent: tokio::sync::Mutex<Option<PresenceStatus>>,
@@ -113,7 +113,7 @@ impl Keeper {
             holds: AtomicU32::new(0),
             force: AtomicBool::new(true),
             fresh: AtomicBool::new(true),
-            receipts: std::sync::atomic::AtomicU8::new(0),
+            receipts: std::sync::Mutex::new(None),
             kick: Notify::new(),
             sent: tokio::sync::Mutex::new(None),
         }
@@ -154,9 +154,12 @@ impl Keeper {
     /// rule holds again (active while `available`): the policy's presence is sent again so
     /// the library sees the state it keys that on.
     pub fn receipts(&self, client: &Client, active: bool) {
-        let code = if active { 2 } else { 1 };
-        if self.receipts.swap(code, Ordering::AcqRel) != code {
+        let Ok(mut applied) = self.receipts.lock() else {
+            return;
+        };
+        if *applied != Some(active) {
             client.set_force_active_delivery_receipts(active);
+            *applied = Some(active);
             if !active {
                 self.reassert();
             }
@@ -184,7 +187,9 @@ impl Keeper {
     /// Keep the policy while this client runs (aborted with it).
     pub async fn run(self: Arc<Self>, client: Arc<Client>) {
         // A new client: it knows nothing of what the last one was told.
-        self.receipts.store(0, Ordering::Release);
+        if let Ok(mut applied) = self.receipts.lock() {
+            *applied = None;
+        }
         *self.sent.lock().await = None;
         let mut connected_at: Option<Instant> = None;
         loop {

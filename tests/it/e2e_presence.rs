@@ -204,9 +204,10 @@ async fn available_stays_online_and_pulse_goes_online_on_its_schedule() {
     let on_for = last[1].0.saturating_sub(last[0].0);
     let period = last[2].0.saturating_sub(last[0].0);
     eprintln!("figure: pulse online {on_for} ms, period {period} ms (configured 2000 / 10000)");
-    // Lower bounds, with the mock's whole-millisecond stamps and one local hop as slack.
-    assert!(on_for + 50 >= 2_000, "online for {on_for} ms");
-    assert!(period + 50 >= 10_000, "period {period} ms");
+    // Lower bounds, with slack for the stamps, one local hop and a late start on a loaded
+    // machine (the presence waits on the library's unified-session stanza).
+    assert!(on_for + 500 >= 2_000, "online for {on_for} ms");
+    assert!(period + 500 >= 10_000, "period {period} ms");
     // Not online for much longer than a pulse either (a loaded machine may be a second late).
     assert!(on_for < 2_000 + 1_500, "online for {on_for} ms");
     g.mgr.shutdown().await;

@@ -11,9 +11,10 @@
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::Result;
+use super::pacing::{TimeLog, log_times, ms, times_since};
 
 const CACHE: TableDefinition<(&str, &str), (u64, &[u8])> = TableDefinition::new("contact_cache");
-const CHECKS: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("contact_checks");
+const CHECKS: TimeLog = TableDefinition::new("contact_checks");
 
 /// How long check times are kept: the longest budget window.
 pub const CHECK_HISTORY_MS: i64 = 24 * 3600 * 1000;
@@ -22,10 +23,6 @@ pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(CACHE)?;
     txn.open_table(CHECKS)?;
     Ok(())
-}
-
-fn ms(at: i64) -> u64 {
-    u64::try_from(at).unwrap_or(0)
 }
 
 /// The cached answer for `number` (JSON), if any.
@@ -70,31 +67,12 @@ pub fn prune(txn: &WriteTransaction, older_than: i64, limit: usize) -> Result<u6
 
 /// Record `count` numbers asked at `at`; forget check times older than a day.
 pub fn log_checks(txn: &WriteTransaction, session: &str, at: i64, count: usize) -> Result<()> {
-    let mut t = txn.open_table(CHECKS)?;
-    let at = ms(at);
-    let first = t
-        .range((session, at, 0)..=(session, at, u64::MAX))?
-        .next_back()
-        .transpose()?
-        .map(|(k, _)| k.value().2 + 1)
-        .unwrap_or(0);
-    for n in first..first + count as u64 {
-        t.insert((session, at, n), ())?;
-    }
-    let horizon = at.saturating_sub(ms(CHECK_HISTORY_MS));
-    t.retain_in((session, 0, 0)..(session, horizon, 0), |_, _| false)?;
-    Ok(())
+    log_times(txn, CHECKS, session, at, count, CHECK_HISTORY_MS)
 }
 
 /// Check times since `since` (unix ms, inclusive), ascending: one per number asked.
 pub fn checks_since(txn: &ReadTransaction, session: &str, since: i64) -> Result<Vec<i64>> {
-    let t = txn.open_table(CHECKS)?;
-    let mut out = Vec::new();
-    for row in t.range((session, ms(since), 0)..=(session, u64::MAX, u64::MAX))? {
-        let (k, _) = row?;
-        out.push(i64::try_from(k.value().1).unwrap_or(i64::MAX));
-    }
-    Ok(out)
+    times_since(txn, CHECKS, session, since)
 }
 
 /// Remove every row of a session.

@@ -17,7 +17,7 @@ use redb::{
 use super::Result;
 
 const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("pace_settings");
-const SENDS: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("pace_sends");
+const SENDS: TimeLog = TableDefinition::new("pace_sends");
 const CONTENT: TableDefinition<(&str, &str, u64, &str), &str> =
     TableDefinition::new("pace_content");
 const CONTENT_TIME: TableDefinition<(&str, u64, &str, &str), ()> =
@@ -42,8 +42,54 @@ pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 
-fn ms(at: i64) -> u64 {
+pub(super) fn ms(at: i64) -> u64 {
     u64::try_from(at).unwrap_or(0)
+}
+
+/// A per-session log of instants: (session, unix ms, n) -> (), `n` telling apart the rows of
+/// one millisecond. The send log here and the number-check log (`super::contacts`).
+pub(super) type TimeLog = TableDefinition<'static, (&'static str, u64, u64), ()>;
+
+/// Record `count` instants at `at` in `table` and forget the session's rows older than
+/// `keep_ms` before it.
+pub(super) fn log_times(
+    txn: &WriteTransaction,
+    table: TimeLog,
+    session: &str,
+    at: i64,
+    count: usize,
+    keep_ms: i64,
+) -> Result<()> {
+    let mut t = txn.open_table(table)?;
+    let at = ms(at);
+    let first = t
+        .range((session, at, 0)..=(session, at, u64::MAX))?
+        .next_back()
+        .transpose()?
+        .map(|(k, _)| k.value().2 + 1)
+        .unwrap_or(0);
+    for n in first..first + count as u64 {
+        t.insert((session, at, n), ())?;
+    }
+    let horizon = at.saturating_sub(ms(keep_ms));
+    t.retain_in((session, 0, 0)..(session, horizon, 0), |_, _| false)?;
+    Ok(())
+}
+
+/// The session's instants in `table` since `since` (unix ms, inclusive), ascending.
+pub(super) fn times_since(
+    txn: &ReadTransaction,
+    table: TimeLog,
+    session: &str,
+    since: i64,
+) -> Result<Vec<i64>> {
+    let t = txn.open_table(table)?;
+    let mut out = Vec::new();
+    for row in t.range((session, ms(since), 0)..=(session, u64::MAX, u64::MAX))? {
+        let (k, _) = row?;
+        out.push(i64::try_from(k.value().1).unwrap_or(i64::MAX));
+    }
+    Ok(out)
 }
 
 /// The session's overrides (JSON), if it has any.
@@ -68,30 +114,12 @@ pub fn set_overrides(txn: &WriteTransaction, session: &str, json: Option<&[u8]>)
 
 /// Record a send at `at` and forget sends older than [`SEND_HISTORY_MS`].
 pub fn log_send(txn: &WriteTransaction, session: &str, at: i64) -> Result<()> {
-    let mut t = txn.open_table(SENDS)?;
-    let at = ms(at);
-    // Several sends in one millisecond get distinct rows.
-    let n = t
-        .range((session, at, 0)..=(session, at, u64::MAX))?
-        .next_back()
-        .transpose()?
-        .map(|(k, _)| k.value().2 + 1)
-        .unwrap_or(0);
-    t.insert((session, at, n), ())?;
-    let horizon = at.saturating_sub(ms(SEND_HISTORY_MS));
-    t.retain_in((session, 0, 0)..(session, horizon, 0), |_, _| false)?;
-    Ok(())
+    log_times(txn, SENDS, session, at, 1, SEND_HISTORY_MS)
 }
 
 /// Send times since `since` (unix ms, inclusive), ascending.
 pub fn sends_since(txn: &ReadTransaction, session: &str, since: i64) -> Result<Vec<i64>> {
-    let t = txn.open_table(SENDS)?;
-    let mut out = Vec::new();
-    for row in t.range((session, ms(since), 0)..=(session, u64::MAX, u64::MAX))? {
-        let (k, _) = row?;
-        out.push(i64::try_from(k.value().1).unwrap_or(i64::MAX));
-    }
-    Ok(out)
+    times_since(txn, SENDS, session, since)
 }
 
 /// Recipients that were sent (accepted for) this content since `since`, oldest first.

@@ -55,17 +55,11 @@ fn numbers_are_checked_cached_and_paced_and_identities_read_both_ways() {
         .find(|acc| acc.phone == shop)
         .unwrap()
         .lid;
-    let r = call(
+    let r = send_json(
+        &rig,
         "PUT",
-        &s.url("/api/sessions/a/settings"),
-        k,
-        &[],
-        Some((
-            "application/json",
-            json!({"check_per_minute": 3, "check_per_hour": 100, "check_per_day": 100})
-                .to_string()
-                .into_bytes(),
-        )),
+        "/api/sessions/a/settings",
+        json!({"check_per_minute": 3, "check_per_hour": 100, "check_per_day": 100}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let contact = |number: &str| get(&s.url(&format!("/api/sessions/a/contacts/{number}")), k);
@@ -157,17 +151,11 @@ fn numbers_are_checked_cached_and_paced_and_identities_read_both_ways() {
     );
 
     // More budget: the deferred numbers go in one query.
-    let r = call(
+    let r = send_json(
+        &rig,
         "PUT",
-        &s.url("/api/sessions/a/settings"),
-        k,
-        &[],
-        Some((
-            "application/json",
-            json!({"check_per_minute": 50, "check_per_hour": 100, "check_per_day": 100})
-                .to_string()
-                .into_bytes(),
-        )),
+        "/api/sessions/a/settings",
+        json!({"check_per_minute": 50, "check_per_hour": 100, "check_per_day": 100}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let out = batch(json!(["15559990002", "15559990003"])).json();
@@ -317,14 +305,19 @@ fn download(rig: &Rig, url: &str) -> Vec<u8> {
     out
 }
 
-fn patch(rig: &Rig, sid: &str, body: Value) -> crate::common::Resp {
+/// A request with a JSON body, as the rig's admin.
+fn send_json(rig: &Rig, method: &str, path: &str, body: Value) -> crate::common::Resp {
     call(
-        "PATCH",
-        &rig.server.url(&format!("/api/sessions/{sid}/profile")),
+        method,
+        &rig.server.url(path),
         Some(&rig.key),
         &[],
         Some(("application/json", body.to_string().into_bytes())),
     )
+}
+
+fn patch(rig: &Rig, sid: &str, body: Value) -> crate::common::Resp {
+    send_json(rig, "PATCH", &format!("/api/sessions/{sid}/profile"), body)
 }
 
 #[test]

@@ -146,6 +146,10 @@ pub struct Event {
     pub timestamp: i64,
     #[serde(flatten)]
     pub kind: EventKind,
+    /// Where the outbox's event log holds it (write order across sessions; 0 before it is
+    /// written). Not part of the body: SSE catch-up resumes from it.
+    #[serde(skip)]
+    pub pos: u64,
 }
 
 impl Event {
@@ -156,6 +160,7 @@ impl Event {
             seq: 0,
             timestamp: now_ms(),
             kind,
+            pos: 0,
         }
     }
 

@@ -12,6 +12,9 @@
 //! - `wh_event`      event id -> the event body as sent (JSON bytes, signed as they are)
 //! - `wh_event_time` (timestamp ms, event id) -> (): replay `since` and retention by age
 //! - `wh_seq`        session -> last `seq` given to one of its events
+//! - `wh_event_log`  log position -> event id: every event in the order it was written (ids
+//!   are not: an inbound message's id carries the time it was sent); SSE catch-up reads it
+//! - `wh_event_pos`  event id -> its log position
 //! - `wh_delivery`   delivery id -> [`Delivery`] as JSON; ids are monotonic ULIDs, so key
 //!   order is creation order
 //! - `wh_due`        (endpoint id, due at ms, delivery id) -> (): each endpoint's scheduled
@@ -22,7 +25,8 @@
 //! - `wh_count`      "deliveries" -> how many rows `wh_delivery` holds; "failed/<session>" ->
 //!   how many of a session's deliveries are `failed` (the status screen shows it);
 //!   "log_bytes" -> the bytes of every `wh_event` and `wh_delivery` value (the retention's
-//!   byte budget; counted once at open when missing)
+//!   byte budget; counted once at open when missing); "log_pos" -> the last log position
+//!   given; "pruned_pos" -> the highest log position the retention removed
 
 use std::sync::Mutex;
 
@@ -38,6 +42,8 @@ const ENDPOINT: TableDefinition<&str, &[u8]> = TableDefinition::new("wh_endpoint
 const EVENT: TableDefinition<&str, &[u8]> = TableDefinition::new("wh_event");
 const EVENT_TIME: TableDefinition<(u64, &str), ()> = TableDefinition::new("wh_event_time");
 const SEQ: TableDefinition<&str, u64> = TableDefinition::new("wh_seq");
+const EVENT_LOG: TableDefinition<u64, &str> = TableDefinition::new("wh_event_log");
+const EVENT_POS: TableDefinition<&str, u64> = TableDefinition::new("wh_event_pos");
 const DELIVERY: TableDefinition<&str, &[u8]> = TableDefinition::new("wh_delivery");
 const DUE: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("wh_due");
 const PAIR: TableDefinition<(&str, &str), &str> = TableDefinition::new("wh_pair");
@@ -61,6 +67,18 @@ pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(EVENT_TIME)?;
     txn.open_table(SEQ)?;
     txn.open_table(DELIVERY)?;
+    let unlogged = txn.open_table(EVENT_LOG)?.is_empty()? && !txn.open_table(EVENT)?.is_empty()?;
+    if unlogged {
+        // A store from before the log: its events in time order, the best order known.
+        let ids: Vec<String> = txn
+            .open_table(EVENT_TIME)?
+            .iter()?
+            .map(|row| row.map(|(k, _)| k.value().1.to_string()))
+            .collect::<std::result::Result<_, _>>()?;
+        for id in ids {
+            log_event(txn, &id)?;
+        }
+    }
     txn.open_table(DUE)?;
     txn.open_table(PAIR)?;
     let missing = txn.open_table(COUNT)?.get(LOG_BYTES)?.is_none();
@@ -436,7 +454,7 @@ pub fn record(txn: &WriteTransaction, mut event: Event) -> Result<Option<Event>>
         seq.insert(event.session.as_str(), next)?;
         event.seq = next;
     }
-    put_event(txn, &event)?;
+    put_event(txn, &mut event)?;
     let kind = event.type_name();
     let mut due = None;
     for ep in endpoints_w(txn)? {
@@ -466,7 +484,7 @@ pub fn record_test(
         event.id = format!("evt_{}", next_ulid());
     }
     event.seq = 0;
-    put_event(txn, &event)?;
+    put_event(txn, &mut event)?;
     let at = event_due(txn, &event)?;
     let d = new_delivery(txn, &event, endpoint, at)?;
     Ok(Some((event, d)))
@@ -493,7 +511,7 @@ fn event_due(txn: &WriteTransaction, event: &Event) -> Result<i64> {
     Ok(due)
 }
 
-fn put_event(txn: &WriteTransaction, event: &Event) -> Result<()> {
+fn put_event(txn: &WriteTransaction, event: &mut Event) -> Result<()> {
     let body = to_json(event)?;
     let old = txn
         .open_table(EVENT)?
@@ -502,7 +520,73 @@ fn put_event(txn: &WriteTransaction, event: &Event) -> Result<()> {
     add_bytes(txn, body.len(), old)?;
     txn.open_table(EVENT_TIME)?
         .insert((event.timestamp.max(0) as u64, event.id.as_str()), ())?;
+    event.pos = log_event(txn, &event.id)?;
     Ok(())
+}
+
+/// Give an event the next log position (or tell the one it has).
+fn log_event(txn: &WriteTransaction, id: &str) -> Result<u64> {
+    let mut positions = txn.open_table(EVENT_POS)?;
+    if let Some(pos) = positions.get(id)? {
+        return Ok(pos.value());
+    }
+    let pos = {
+        let mut count = txn.open_table(COUNT)?;
+        let next = count.get(LOG_POS)?.map(|v| v.value()).unwrap_or(0) + 1;
+        count.insert(LOG_POS, next)?;
+        next
+    };
+    positions.insert(id, pos)?;
+    txn.open_table(EVENT_LOG)?.insert(pos, id)?;
+    Ok(pos)
+}
+
+/// The `wh_count` keys of the last log position given and the highest one pruned.
+const LOG_POS: &str = "log_pos";
+const PRUNED_POS: &str = "pruned_pos";
+
+/// Where the event log stands: the last position written and the highest one the retention
+/// removed (0 when none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogMark {
+    pub last: u64,
+    pub pruned: u64,
+}
+
+pub fn log_mark(txn: &ReadTransaction) -> Result<LogMark> {
+    let t = txn.open_table(COUNT)?;
+    let get = |k: &str| -> Result<u64> { Ok(t.get(k)?.map(|v| v.value()).unwrap_or(0)) };
+    Ok(LogMark {
+        last: get(LOG_POS)?,
+        pruned: get(PRUNED_POS)?,
+    })
+}
+
+/// An event's position in the log, while it is kept.
+pub fn log_position(txn: &ReadTransaction, id: &str) -> Result<Option<u64>> {
+    Ok(txn.open_table(EVENT_POS)?.get(id)?.map(|v| v.value()))
+}
+
+/// Up to `limit` events written after log position `after`, in the order written, each with
+/// its position.
+pub fn events_after(txn: &ReadTransaction, after: u64, limit: usize) -> Result<Vec<Event>> {
+    let log = txn.open_table(EVENT_LOG)?;
+    let bodies = txn.open_table(EVENT)?;
+    let mut out = Vec::new();
+    for row in log.range(after.saturating_add(1)..)? {
+        if out.len() >= limit {
+            break;
+        }
+        let (pos, id) = row?;
+        let Some(body) = bodies.get(id.value())? else {
+            continue;
+        };
+        let mut event: Event =
+            serde_json::from_slice(body.value()).map_err(|e| corrupt("wh_event", e))?;
+        event.pos = pos.value();
+        out.push(event);
+    }
+    Ok(out)
 }
 
 /// The body of an event, exactly as it is sent.
@@ -1264,6 +1348,14 @@ fn remove_event(txn: &WriteTransaction, ts: u64, id: &str) -> Result<usize> {
         .remove(id)?
         .map_or(0, |v| v.value().len());
     txn.open_table(EVENT_TIME)?.remove((ts, id))?;
+    if let Some(pos) = txn.open_table(EVENT_POS)?.remove(id)?.map(|v| v.value()) {
+        txn.open_table(EVENT_LOG)?.remove(pos)?;
+        let mut count = txn.open_table(COUNT)?;
+        let mark = count.get(PRUNED_POS)?.map(|v| v.value()).unwrap_or(0);
+        if pos > mark {
+            count.insert(PRUNED_POS, pos)?;
+        }
+    }
     txn.open_table(PAIR)?
         .retain_in((id, "")..=(id, "\u{10FFFF}"), |_, _| false)?;
     Ok(old)

@@ -7,8 +7,10 @@
 
 use crate::common::*;
 use serde_json::json;
+use std::time::Duration;
 use wagate::auth::Scope;
 use wagate::events::{Event, EventKind, MessageReceived, Notice};
+use wagate::store::outbox;
 
 #[test]
 fn sessions_crud() {
@@ -305,4 +307,218 @@ fn a_lagging_reader_gets_resync() {
     });
     let ev = sse.until("resync", |e| e.event == "resync");
     assert!(ev.data["missed"].as_u64().unwrap() > 0);
+}
+
+/// A `message.received` as the inbound path writes it: its id from the message (so it does
+/// not sort in write order when `sent_at` is older than what came before).
+fn inbound(session: &str, n: usize, sent_at: i64) -> Event {
+    let wa_id = format!("W{n}");
+    let ulid = outbox::inbound_ulid(
+        session,
+        "1@s.whatsapp.net",
+        "1@s.whatsapp.net",
+        &wa_id,
+        sent_at,
+    );
+    let mut ev = Event::new(
+        session,
+        EventKind::MessageReceived(Box::new(MessageReceived {
+            id: format!("msg_{ulid}"),
+            wa_id,
+            chat: "1@s.whatsapp.net".into(),
+            from: "1@s.whatsapp.net".into(),
+            from_phone: None,
+            from_lid: None,
+            push_name: None,
+            sent_at,
+            text: Some(format!("text {n}")),
+            group: None,
+            reply_to: None,
+            mentions: Vec::new(),
+            content: Default::default(),
+        })),
+    );
+    ev.id = format!("evt_{ulid}");
+    ev.timestamp = sent_at;
+    ev
+}
+
+/// Write events to the outbox in one transaction and announce them, as the engine does.
+fn record_all(srv: &Server, events: Vec<Event>) -> Vec<Event> {
+    let written = srv
+        .state
+        .store()
+        .write_blocking(|t| {
+            let mut out = Vec::new();
+            for ev in events {
+                out.extend(outbox::record(t, ev)?);
+            }
+            Ok(out)
+        })
+        .unwrap();
+    for ev in &written {
+        srv.state.bus().publish(Notice::Event(ev.clone()));
+    }
+    written
+}
+
+fn text_of(ev: &SseEvent) -> String {
+    ev.data["data"]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_reconnecting_reader_gets_every_missed_event_once_in_order() {
+    let srv = Server::start(Options::default());
+    let reader = srv.key(&[Scope::SessionsRead], None);
+    let mut sse = Sse::open(&srv.url("/api/events?type=message.received"), &reader);
+    record_all(&srv, vec![inbound("a", 0, 1_700_000_000_000)]);
+    let first = sse.next();
+    assert_eq!(text_of(&first), "text 0");
+    let last_id = first.id.clone().expect("a domain event carries its id");
+    assert_eq!(Some(last_id.as_str()), first.data["id"].as_str());
+    drop(sse);
+
+    // 100 events while nobody listens, over two sessions, written one by one; every other
+    // one stamped an hour earlier than the first, so ids do not sort in write order.
+    let mut written = Vec::new();
+    for n in 1..=100 {
+        let at = if n % 2 == 0 {
+            1_699_996_400_000
+        } else {
+            1_700_000_000_000 + n as i64
+        };
+        let session = if n % 3 == 0 { "b" } else { "a" };
+        written.extend(record_all(&srv, vec![inbound(session, n, at)]));
+    }
+    assert_eq!(written.len(), 100);
+
+    let mut again = Sse::open_with(
+        &srv.url("/api/events?type=message.received"),
+        &reader,
+        Duration::from_secs(40),
+        &[("Last-Event-ID", &last_id)],
+    );
+    for (n, ev) in written.iter().enumerate() {
+        let got = again.next();
+        assert_eq!(
+            got.id.as_deref(),
+            Some(ev.id.as_str()),
+            "event {} of 100",
+            n + 1
+        );
+        assert_eq!(text_of(&got), format!("text {}", n + 1));
+    }
+    // Then the live stream, without repeating any of them.
+    record_all(&srv, vec![inbound("a", 101, 1_700_000_001_000)]);
+    assert_eq!(text_of(&again.next()), "text 101");
+
+    // `?after=` does the same, through the filters: only session b's, in order.
+    let mut b_only = Sse::open(
+        &srv.url(&format!("/api/events?session=b&after={last_id}")),
+        &reader,
+    );
+    for ev in written.iter().filter(|e| e.session == "b") {
+        assert_eq!(b_only.next().id.as_deref(), Some(ev.id.as_str()));
+    }
+    record_all(&srv, vec![inbound("b", 102, 1_700_000_002_000)]);
+    assert_eq!(text_of(&b_only.next()), "text 102");
+
+    // An id the log never had: 410, with what to do.
+    let r = get(&srv.url("/api/events?after=evt_nothing"), Some(&reader));
+    assert_eq!(r.status, 410);
+    assert_eq!(r.error_code(), "event_gone");
+    assert!(r.text().contains("resync"), "{}", r.text());
+    let r = get(
+        &srv.url(&format!("/api/events?after={}", "x".repeat(65))),
+        Some(&reader),
+    );
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn catch_up_after_pruned_events_answers_410() {
+    let srv = Server::start(Options::default());
+    let reader = srv.key(&[Scope::SessionsRead], None);
+    let base = 1_700_000_000_000;
+    let written = record_all(
+        &srv,
+        (0..10).map(|n| inbound("a", n, base + n as i64)).collect(),
+    );
+    let prune = |max_events: u64, older_than: i64| {
+        srv.state
+            .store()
+            .write_blocking(|t| {
+                outbox::prune(
+                    t,
+                    outbox::Bounds {
+                        older_than,
+                        max_deliveries: u64::MAX,
+                        max_events,
+                        max_bytes: u64::MAX,
+                    },
+                )
+            })
+            .unwrap()
+    };
+    // The retention keeps the newest 5.
+    assert_eq!(prune(5, 0).1, 5);
+    let url = |id: &str| srv.url(&format!("/api/events?after={id}"));
+    let r = get(&url(&written[3].id), Some(&reader));
+    assert_eq!(r.status, 410, "a pruned event: {}", r.text());
+    assert_eq!(r.error_code(), "event_gone");
+    let mut sse = Sse::open(&url(&written[6].id), &reader);
+    assert_eq!(text_of(&sse.next()), "text 7");
+    assert_eq!(text_of(&sse.next()), "text 8");
+    assert_eq!(text_of(&sse.next()), "text 9");
+    drop(sse);
+
+    // An event written later but stamped long ago goes first by age: a client whose last
+    // event was written before it would miss it, so it is told to resync.
+    record_all(&srv, vec![inbound("a", 10, base - 86_400_000)]);
+    assert_eq!(prune(u64::MAX, base - 1).1, 1);
+    let r = get(&url(&written[9].id), Some(&reader));
+    assert_eq!(r.status, 410, "an event after it was pruned: {}", r.text());
+}
+
+#[test]
+fn a_lagging_reader_loses_no_logged_event() {
+    let srv = Server::start(Options::default());
+    let reader = srv.key(&[Scope::SessionsRead], None);
+    let mut sse = Sse::open(&srv.url("/api/events?type=message.received"), &reader);
+    // 3,000 events with 1 KiB texts, announced far past the bus's capacity while the client
+    // reads nothing.
+    let pad = "y".repeat(1024);
+    let events = (0..3000)
+        .map(|n| {
+            let mut ev = inbound("a", n, 1_700_000_000_000 + n as i64);
+            if let EventKind::MessageReceived(m) = &mut ev.kind {
+                m.push_name = Some(pad.clone());
+            }
+            ev
+        })
+        .collect();
+    let written = record_all(&srv, events);
+    let mut resync = 0;
+    let mut n = 0;
+    while n < written.len() {
+        let ev = sse.next();
+        if ev.event == "resync" {
+            resync += 1;
+            continue;
+        }
+        assert_eq!(ev.id.as_deref(), Some(written[n].id.as_str()), "event {n}");
+        n += 1;
+    }
+    // The next logged event comes once, after any `resync` not yet read: none of the 3,000
+    // again.
+    record_all(&srv, vec![inbound("a", 3000, 1_700_000_100_000)]);
+    let next = sse.until("the next event", |e| {
+        resync += usize::from(e.event == "resync");
+        e.event != "resync"
+    });
+    assert_eq!(text_of(&next), "text 3000");
+    assert!(resync >= 1, "the reader fell behind the bus and was told");
 }

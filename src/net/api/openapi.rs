@@ -896,11 +896,14 @@ fn specifics(r: &RouteInfo) -> Specifics {
             vec![(
                 "200".into(),
                 json!({
-                    "description": "An endless text/event-stream. Event names: state, resync, and the domain event types (session.connected, message.received, ...)",
+                    "description": "An endless text/event-stream. Event names: state, resync, and the domain event types (session.connected, message.received, ...). Domain events carry their id as the SSE id; reconnecting with Last-Event-ID (or ?after=) first replays every event written after it, in order",
                     "content": {"text/event-stream": {"schema": {"type": "string"}}}
                 }),
             )],
-            vec![],
+            vec![(
+                "410",
+                "The event named by after / Last-Event-ID, or one written after it, is no longer in the event log: resync, then connect without an id",
+            )],
         ),
         ("GET", "/metrics") => (
             None,
@@ -1093,6 +1096,8 @@ fn parameters(r: &RouteInfo) -> Vec<Value> {
         ("GET", "/api/events") => {
             params.push(json!({"name": "session", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Comma list of session ids"}));
             params.push(json!({"name": "type", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Comma list of event names"}));
+            params.push(json!({"name": "after", "in": "query", "required": false, "schema": {"type": "string", "minLength": 1, "maxLength": 64}, "description": "Replay the events written after this event id first (as Last-Event-ID)"}));
+            params.push(json!({"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "string", "maxLength": 64}, "description": "The id of the last event received: the events written after it are replayed first"}));
         }
         _ => {}
     }

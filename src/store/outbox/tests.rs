@@ -893,3 +893,68 @@ fn the_mqtt_endpoint_follows_the_configuration_and_its_backlog_is_bounded() {
     let counts = s.read_blocking(|t| sent_failed_since(t, 0)).unwrap();
     assert_eq!(counts, vec![("a".to_string(), 7, 0)]);
 }
+
+#[test]
+fn the_event_log_keeps_write_order_and_is_filled_in_for_an_older_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.redb");
+    let ids: Vec<String> = {
+        let s = Store::open(&path, 1 << 20).unwrap();
+        // Written in this order, stamped in another.
+        let written = s
+            .write_blocking(|t| {
+                let mut out = Vec::new();
+                for at in [3_000, 1_000, 2_000] {
+                    out.push(record(t, sent("a", at))?.unwrap());
+                }
+                Ok(out)
+            })
+            .unwrap();
+        assert_eq!(
+            written.iter().map(|e| e.pos).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        let read = s.read_blocking(|t| events_after(t, 1, 10)).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(
+            (read[0].id.as_str(), read[0].pos),
+            (written[1].id.as_str(), 2)
+        );
+        assert_eq!(read[1].id, written[2].id);
+        // A store from before the log: no log tables, no position counter.
+        s.write_blocking(|t| {
+            t.delete_table(EVENT_LOG)?;
+            t.delete_table(EVENT_POS)?;
+            t.open_table(COUNT)?.remove(LOG_POS)?;
+            Ok(())
+        })
+        .unwrap();
+        written.into_iter().map(|e| e.id).collect()
+    };
+    let s = Store::open(&path, 1 << 20).unwrap();
+    // Filled in by time, the best order such a store knows.
+    let all = s.read_blocking(|t| events_after(t, 0, 10)).unwrap();
+    let order: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(
+        order,
+        vec![ids[1].as_str(), ids[2].as_str(), ids[0].as_str()]
+    );
+    let mark = s.read_blocking(log_mark).unwrap();
+    assert_eq!(mark, LogMark { last: 3, pruned: 0 });
+    // New events go after them.
+    let next = s
+        .write_blocking(|t| record(t, sent("a", 4_000)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.pos, 4);
+    // Pruning the oldest by time marks how far the log was cut.
+    s.write_blocking(|t| prune(t, bounds(1_500, u64::MAX, u64::MAX)))
+        .unwrap();
+    let mark = s.read_blocking(log_mark).unwrap();
+    assert_eq!(mark.pruned, 1);
+    assert_eq!(s.read_blocking(|t| log_position(t, &ids[1])).unwrap(), None);
+    assert_eq!(
+        s.read_blocking(|t| log_position(t, &ids[2])).unwrap(),
+        Some(2)
+    );
+}

@@ -314,6 +314,8 @@ pub struct Sse {
 pub struct SseEvent {
     pub event: String,
     pub data: serde_json::Value,
+    /// The SSE `id` field, when the event has one.
+    pub id: Option<String>,
 }
 
 impl Sse {
@@ -323,17 +325,24 @@ impl Sse {
 
     /// A stream read for up to `limit` in all.
     pub fn open_for(url: &str, key: &str, limit: Duration) -> Sse {
+        Sse::open_with(url, key, limit, &[])
+    }
+
+    /// A stream opened with extra request headers (`Last-Event-ID`).
+    pub fn open_with(url: &str, key: &str, limit: Duration, headers: &[(&str, &str)]) -> Sse {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_recv_body(Some(limit))
             .build()
             .into();
-        let resp = agent
+        let mut req = agent
             .get(url)
             .header("Authorization", format!("Bearer {key}"))
-            .header("Accept", "text/event-stream")
-            .call()
-            .unwrap();
+            .header("Accept", "text/event-stream");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req.call().unwrap();
         assert_eq!(resp.status().as_u16(), 200);
         assert!(
             resp.headers()
@@ -350,6 +359,7 @@ impl Sse {
     pub fn next(&mut self) -> SseEvent {
         let mut event = String::from("message");
         let mut data = String::new();
+        let mut id = None;
         loop {
             let mut line = String::new();
             let n = self
@@ -365,10 +375,13 @@ impl Sse {
                 return SseEvent {
                     event,
                     data: serde_json::from_str(&data).unwrap(),
+                    id,
                 };
             }
             if let Some(v) = line.strip_prefix("event:") {
                 event = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("id:") {
+                id = Some(v.trim().to_string());
             } else if let Some(v) = line.strip_prefix("data:") {
                 data.push_str(v.trim_start());
             }

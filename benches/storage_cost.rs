@@ -320,6 +320,7 @@ impl Rig {
             size: None,
             proto: None,
             text: Some(format!("inbound message number {n}, a line of text")),
+            ..Default::default()
         };
         let e = self.write(move |t| {
             let Some(e) = outbox::record(t, ev)? else {

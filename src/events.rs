@@ -519,10 +519,16 @@ pub struct MessageUpdate {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For an `edit` or a `revoke`: wagate's id of the message it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// What travels on the bus: domain events, and every state change (including the ones that
 /// are no webhook event, such as `connecting`).
+// An event is most of what travels; boxing it would add an allocation per notice for no
+// saving (each notice is moved into the channel once).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Notice {
     State {

@@ -234,6 +234,11 @@ pub struct ReplyTo {
 pub struct Recipient(String);
 
 impl Recipient {
+    /// The chat of a message the queue stored (its `to`, which [`parse_recipient`] made).
+    pub(crate) fn stored(to: &str) -> Recipient {
+        Recipient(to.to_string())
+    }
+
     /// The JID string.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -450,6 +455,29 @@ pub enum Content {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         footer: Option<String>,
     },
+    /// A new text (or caption) for a message this session sent (`PATCH .../messages/{id}`;
+    /// not a kind of the send route).
+    Edit {
+        /// The chat of the target message.
+        chat: String,
+        /// WhatsApp's id of the target message.
+        message_id: String,
+        /// wagate's id of the target message, whose record the send marks edited.
+        target: String,
+        /// The target's kind: a text is edited as text, an image or video by its caption.
+        target_kind: String,
+        /// When the target was sent (unix ms): recipients drop an edit sent
+        /// [`EDIT_DROPPED_AFTER_MS`] or more after it.
+        target_sent_at: i64,
+        text: String,
+    },
+    /// Delete for everyone a message this session sent (`POST .../messages/{id}/revoke`).
+    Revoke {
+        chat: String,
+        message_id: String,
+        target: String,
+        target_sent_at: i64,
+    },
     LinkPreview {
         /// The message text; contains `url` (appended at parse time when it did not).
         text: String,
@@ -486,6 +514,16 @@ impl Content {
             Content::Buttons { .. } => "buttons",
             Content::Template { .. } => "template",
             Content::LinkPreview { .. } => "link_preview",
+            Content::Edit { .. } => "edit",
+            Content::Revoke { .. } => "revoke",
+        }
+    }
+
+    /// For an edit or a revoke: the wagate id of the message it changes.
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            Content::Edit { target, .. } | Content::Revoke { target, .. } => Some(target),
+            _ => None,
         }
     }
 
@@ -2019,10 +2057,101 @@ pub fn build(
             }),
             ..Default::default()
         },
+        (
+            Content::Edit {
+                chat,
+                message_id,
+                target_kind,
+                text,
+                ..
+            },
+            _,
+        ) => protocol_message(
+            chat,
+            message_id,
+            wa::message::protocol_message::Type::MESSAGE_EDIT,
+            Some(edited_content(target_kind, text)),
+        ),
+        (
+            Content::Revoke {
+                chat, message_id, ..
+            },
+            _,
+        ) => protocol_message(
+            chat,
+            message_id,
+            wa::message::protocol_message::Type::REVOKE,
+            None,
+        ),
         // Media kinds without media were refused above.
         (_, None) => return Err(ComposeError::MediaMismatch { kind, needs_media }),
     };
     Ok(msg)
+}
+
+/// The kinds whose text (or caption) can be edited, and the field a `PATCH` names.
+pub const EDITABLE: &[(&str, &str)] = &[
+    ("text", "text"),
+    ("link_preview", "text"),
+    ("image", "caption"),
+    ("video", "caption"),
+];
+
+/// How long after a message WhatsApp's apps offer to edit it: 15 minutes. An edit is
+/// accepted within this.
+pub const EDIT_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// Recipients drop an edit sent this long or more after its message (whatsapp-rust's
+/// `EDIT_PROCESSING_WINDOW_SECS`, whatsmeow's `EditWindow`: 20 minutes). A queued edit
+/// that could not go before this fails instead of going out to be ignored.
+pub const EDIT_DROPPED_AFTER_MS: i64 = 20 * 60 * 1000;
+/// How long after a message WhatsApp's apps offer "delete for everyone": 2 days and 12
+/// hours (since 2022).
+pub const REVOKE_WINDOW_MS: i64 = 60 * 3600 * 1000;
+
+/// An edit's new content: the text of a text message, the caption of an image or video.
+fn edited_content(target_kind: &str, text: &str) -> wa::Message {
+    match target_kind {
+        "image" => wa::Message {
+            image_message: MessageField::some(wa::message::ImageMessage {
+                caption: Some(text.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        "video" => wa::Message {
+            video_message: MessageField::some(wa::message::VideoMessage {
+                caption: Some(text.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        _ => wa::Message {
+            conversation: Some(text.to_string()),
+            ..Default::default()
+        },
+    }
+}
+
+/// A `protocolMessage` about this session's message `message_id` in `chat` (an edit or a
+/// revoke). whatsapp-rust gives the stanza its `edit` attribute ("1" edit, "7" revoke by its
+/// sender) from this content.
+fn protocol_message(
+    chat: &str,
+    message_id: &str,
+    ty: wa::message::protocol_message::Type,
+    edited: Option<wa::Message>,
+) -> wa::Message {
+    let timestamp_ms = edited.is_some().then(wacore::time::now_millis);
+    wa::Message {
+        protocol_message: MessageField::some(wa::message::ProtocolMessage {
+            key: MessageField::some(target_key(chat, message_id, true, None)),
+            r#type: Some(ty),
+            edited_message: edited.map(MessageField::some).unwrap_or_default(),
+            timestamp_ms,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// The context info of a reply and/or mentions: the quoted message's WhatsApp id, its author

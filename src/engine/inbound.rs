@@ -128,6 +128,9 @@ async fn write(
                 let session = e.session.clone();
                 if let Some(e) = outbox::record(t, e)? {
                     inbound::put(t, &session, &rec)?;
+                    if let EventKind::MessageReceived(m) = &e.kind {
+                        mark_target(t, &session, m)?;
+                    }
                     out.push(e);
                 }
             }
@@ -137,6 +140,35 @@ async fn write(
     for e in written {
         EngineStats::bump(&stats.received);
         bus.publish(Notice::Event(e));
+    }
+    Ok(())
+}
+
+/// An edit or a revoke marks the received message it names: edited with its new text, or
+/// revoked. Only the message's own sender edits it; in a group an admin may revoke it too.
+fn mark_target(
+    t: &redb::WriteTransaction,
+    session: &str,
+    m: &MessageReceived,
+) -> Result<(), crate::store::StoreError> {
+    let (target, edit) = match &*m.content {
+        InboundContent::Edit { target } => (target, Some(m.text.as_deref().unwrap_or_default())),
+        InboundContent::Revoke { target } => (target, None),
+        _ => return Ok(()),
+    };
+    let Some(id) = target.id.as_deref().filter(|_| !target.from_me) else {
+        return Ok(());
+    };
+    let Some(rec) = inbound::get_w(t, session, id)? else {
+        return Ok(());
+    };
+    let by_sender = [Some(&m.from), m.from_phone.as_ref(), m.from_lid.as_ref()]
+        .into_iter()
+        .flatten()
+        .any(|j| *j == rec.sender);
+    let by_admin = edit.is_none() && rec.chat.ends_with("@g.us");
+    if by_sender || by_admin {
+        inbound::mark_changed(t, session, id, edit, m.sent_at)?;
     }
     Ok(())
 }
@@ -197,6 +229,7 @@ pub(crate) fn received_event(session: &str, m: &InboundMessage) -> Received {
             base64::engine::general_purpose::STANDARD.encode(waproto::codec::message_to_vec(&keep))
         }),
         text: (!keep_proto).then(|| data.text.clone()).flatten(),
+        ..Default::default()
     };
     let mut e = Event::new(session, EventKind::MessageReceived(Box::new(data)));
     e.id = format!("evt_{ulid}");

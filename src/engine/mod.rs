@@ -4,6 +4,7 @@
 //! its whatsapp-rust client, turns the library's events into [`SessionState`] changes (stored
 //! first, then published on the bus) and obeys commands (start, stop, logout, pair code).
 
+pub mod change;
 pub mod compose;
 pub mod contacts;
 pub mod groups;
@@ -125,6 +126,13 @@ pub enum EngineError {
     MessageNotFound(String),
     #[error("message '{id}' is {status}, not held")]
     NotHeld { id: String, status: &'static str },
+    /// An edit or a revoke the message does not allow (not sent, too late, deleted, a kind
+    /// without text); `code` names which.
+    #[error("{message}")]
+    NotChangeable { code: &'static str, message: String },
+    /// An edit's body is wrong (the field is named).
+    #[error("{0}")]
+    InvalidEdit(String),
     #[error("WhatsApp request failed: {0}")]
     Client(String),
     #[error(transparent)]

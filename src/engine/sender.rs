@@ -519,6 +519,7 @@ impl Sender {
             tracing::info!(session = %self.id, msg = %rec.id, "cancelled or held before it went; not sent");
             return Ok(());
         };
+        too_late(&outgoing.content, now_ms()).map_or(Ok(()), |why| Err(Attempt::Fail(why)))?;
         let poll_secret = match &marked.secret {
             Some(s) => Some(
                 B64.decode(s)
@@ -580,6 +581,7 @@ impl Sender {
             });
         }
         let (sid, id) = (self.id.clone(), rec.id.clone());
+        let change = target_change(&outgoing.content);
         let recorded = self
             .store
             .write(move |t| {
@@ -589,6 +591,9 @@ impl Sender {
                 let Some(sent) = queue::mark_sent(t, &sid, &id, at)? else {
                     return Ok(None);
                 };
+                if let Some((target, change)) = change.clone() {
+                    queue::mark_changed(t, &sid, &target, change, at)?;
+                }
                 store::pacing::log_send(t, &sid, at)?;
                 outbox::record(t, Event::new(&sid, EventKind::MessageSent(sent.update()))).map(Some)
             })
@@ -699,3 +704,38 @@ pub(crate) async fn addresses(client: &Client, to: &str) -> (Option<String>, Opt
 
 /// Unread messages of one chat and (in groups) sender: ((chat, sender), WhatsApp ids, ids).
 type ReadBatch = ((String, Option<String>), Vec<String>, Vec<String>);
+
+/// Why an edit or a revoke can no longer go at `now`: an edit sent
+/// [`compose::EDIT_DROPPED_AFTER_MS`] or more after its message is dropped by recipients, a
+/// revoke after [`compose::REVOKE_WINDOW_MS`] is not honoured. A queue that held one that long
+/// fails it rather than send it to be ignored.
+pub(crate) fn too_late(content: &Content, now: i64) -> Option<String> {
+    let (sent_at, window, what) = match content {
+        Content::Edit { target_sent_at, .. } => {
+            (*target_sent_at, compose::EDIT_DROPPED_AFTER_MS, "an edit")
+        }
+        Content::Revoke { target_sent_at, .. } => {
+            (*target_sent_at, compose::REVOKE_WINDOW_MS, "a revoke")
+        }
+        _ => return None,
+    };
+    (now >= sent_at.saturating_add(window)).then(|| {
+        format!(
+            "too late for {what}: WhatsApp takes it up to {} minutes after the message, and \
+             the message was sent {} minutes ago",
+            window / 60_000,
+            now.saturating_sub(sent_at) / 60_000
+        )
+    })
+}
+
+/// What a sent edit or revoke does to its target's record.
+fn target_change(content: &Content) -> Option<(String, queue::Change)> {
+    match content {
+        Content::Edit { target, text, .. } => {
+            Some((target.clone(), queue::Change::Edited { text: text.clone() }))
+        }
+        Content::Revoke { target, .. } => Some((target.clone(), queue::Change::Revoked)),
+        _ => None,
+    }
+}

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Result, StoreError};
 
-const MSG: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("in_msg");
+pub(super) const MSG: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("in_msg");
 const WA: TableDefinition<(&str, &str, &str), &str> = TableDefinition::new("in_wa");
 const UNREAD: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("in_unread");
 
@@ -51,9 +51,17 @@ pub struct InboundRecord {
     /// it shows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// When its sender's newest edit of it arrived, and that edit's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_text: Option<String>,
+    /// When its sender deleted it for everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<i64>,
 }
 
-fn decode(bytes: &[u8]) -> Result<InboundRecord> {
+pub(super) fn decode(bytes: &[u8]) -> Result<InboundRecord> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         table: "in_msg",
         detail: e.to_string(),
@@ -75,6 +83,43 @@ pub fn put(txn: &WriteTransaction, session: &str, rec: &InboundRecord) -> Result
     txn.open_table(UNREAD)?
         .insert((session, rec.chat.as_str(), rec.id.as_str()), ())?;
     Ok(())
+}
+
+/// Record on a received message that its sender edited it (`Some(text)`) or deleted it for
+/// everyone (`None`), at `at` (the edit's or revoke's send time). An older edit arriving
+/// after a newer one does not replace it. Returns whether the message was there.
+pub fn mark_changed(
+    txn: &WriteTransaction,
+    session: &str,
+    id: &str,
+    edit: Option<&str>,
+    at: i64,
+) -> Result<bool> {
+    let mut t = txn.open_table(MSG)?;
+    let Some(mut rec) = t
+        .get((session, id))?
+        .map(|v| decode(v.value()))
+        .transpose()?
+    else {
+        return Ok(false);
+    };
+    match edit {
+        Some(text) if rec.edited_at.is_none_or(|prev| prev <= at) => {
+            rec.edited_at = Some(at);
+            rec.edited_text = Some(text.to_string());
+        }
+        Some(_) => {}
+        None => rec.revoked_at = Some(at),
+    }
+    let json = serde_json::to_vec(&rec).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    t.insert((session, id), json.as_slice())?;
+    Ok(true)
+}
+
+/// [`get`] inside a write transaction.
+pub fn get_w(txn: &WriteTransaction, session: &str, id: &str) -> Result<Option<InboundRecord>> {
+    let t = txn.open_table(MSG)?;
+    t.get((session, id))?.map(|v| decode(v.value())).transpose()
 }
 
 pub fn get(txn: &ReadTransaction, session: &str, id: &str) -> Result<Option<InboundRecord>> {

@@ -32,6 +32,7 @@
 //! [`Store::settle_blocking`] waits for that point without writing.
 
 pub mod contacts;
+pub mod history;
 pub mod inbound;
 pub mod keys;
 pub mod outbox;

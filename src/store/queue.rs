@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Result, StoreError};
 
-const MSG: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("msg");
+pub(super) const MSG: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("msg");
 const QUEUE: TableDefinition<(&str, u64), &str> = TableDefinition::new("msg_queue");
 const SEQ: TableDefinition<&str, u64> = TableDefinition::new("msg_seq");
 const IDEM: TableDefinition<(&str, &str), &str> = TableDefinition::new("msg_idem");
@@ -122,6 +122,21 @@ pub struct MessageRecord {
     /// send so a resend carries the same one and votes on the poll can be decrypted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// When an edit of this message was sent, and its newest text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_text: Option<String>,
+    /// When its revoke (delete for everyone) was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<i64>,
+}
+
+/// What a sent edit or revoke did to its target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Edited { text: String },
+    Revoked,
 }
 
 impl MessageStatus {
@@ -151,7 +166,17 @@ impl MessageRecord {
             to_lid: self.to_lid.clone(),
             status: self.status.as_str().to_string(),
             reason: self.reason.clone(),
+            target: self.target().map(str::to_string),
         }
+    }
+
+    /// For an edit or a revoke: the id of the message it changes (its stored content's
+    /// `target`).
+    pub fn target(&self) -> Option<&str> {
+        self.content
+            .get("content")
+            .and_then(|c| c.get("target"))
+            .and_then(|t| t.as_str())
     }
 }
 
@@ -185,7 +210,7 @@ fn corrupt(detail: impl ToString) -> StoreError {
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<MessageRecord> {
+pub(super) fn decode(bytes: &[u8]) -> Result<MessageRecord> {
     serde_json::from_slice(bytes).map_err(corrupt)
 }
 
@@ -252,6 +277,9 @@ pub fn enqueue(txn: &WriteTransaction, session: &str, new: NewMessage) -> Result
         failed_at: None,
         cancelled_at: None,
         secret: None,
+        edited_at: None,
+        edited_text: None,
+        revoked_at: None,
     };
     put(txn, &record)?;
     txn.open_table(QUEUE)?
@@ -415,6 +443,29 @@ pub fn mark_sent(
     }
     rec.status = MessageStatus::Sent;
     rec.sent_at.get_or_insert(at);
+    put(txn, &rec)?;
+    Ok(Some(rec))
+}
+
+/// Record on a sent message that its edit or revoke went out. `None` when the message is
+/// gone (the retention removed it).
+pub fn mark_changed(
+    txn: &WriteTransaction,
+    session: &str,
+    id: &str,
+    change: Change,
+    at: i64,
+) -> Result<Option<MessageRecord>> {
+    let Some(mut rec) = get_w(txn, session, id)? else {
+        return Ok(None);
+    };
+    match change {
+        Change::Edited { text } => {
+            rec.edited_at = Some(at);
+            rec.edited_text = Some(text);
+        }
+        Change::Revoked => rec.revoked_at = Some(at),
+    }
     put(txn, &rec)?;
     Ok(Some(rec))
 }

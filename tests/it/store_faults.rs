@@ -247,6 +247,7 @@ fn update(m: &Msg, status: &str) -> wagate::events::MessageUpdate {
         to_lid: None,
         status: status.into(),
         reason: None,
+        target: None,
     }
 }
 

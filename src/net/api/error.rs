@@ -216,6 +216,8 @@ impl From<EngineError> for ApiError {
             EngineError::Duplicate { .. } => ApiError::conflict("duplicate_content", msg),
             EngineError::MessageNotFound(_) => ApiError::not_found("message_not_found", msg),
             EngineError::NotHeld { .. } => ApiError::conflict("not_held", msg),
+            EngineError::NotChangeable { code, .. } => ApiError::conflict(code, msg),
+            EngineError::InvalidEdit(_) => ApiError::unprocessable("invalid_field", msg),
             EngineError::Client(_) => ApiError::new(StatusCode::BAD_GATEWAY, "whatsapp_error", msg),
             EngineError::Store(e) => e.into(),
             EngineError::Closed => ApiError {

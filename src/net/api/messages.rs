@@ -1,17 +1,20 @@
 //! Messages: `POST /api/sessions/{sid}/messages/{kind}` accepts a message into the session's
 //! durable queue (202 once committed), `GET .../messages/{id}` shows where it is, `DELETE`
-//! cancels it while it has not started sending.
+//! cancels it while it has not started sending, `PATCH` queues an edit of it and
+//! `POST .../revoke` a delete for everyone (both sent through the queue like messages,
+//! `engine::change`). `GET .../messages` pages through the history, sent and received.
 
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use serde_json::{Value, json};
 
 use super::error::{JsonBody, PathParams};
 use super::{Access, ApiError, ApiState, Route};
 use crate::auth::Scope;
+use crate::engine::change::Revoked;
 use crate::engine::compose::{self, ComposeError};
 use crate::store::queue::{Cancel, MessageRecord, MessageStatus};
 
@@ -44,6 +47,27 @@ pub(super) fn routes() -> Vec<Route> {
             send,
             "Cancel a message that has not started sending",
             delete(cancel),
+        ),
+        Route::new(
+            Method::PATCH,
+            "/api/sessions/{sid}/messages/{id}",
+            send,
+            "Edit a sent message's text or caption (within WhatsApp's 15 minutes); 202 once the edit is queued",
+            patch(edit),
+        ),
+        Route::new(
+            Method::POST,
+            "/api/sessions/{sid}/messages/{id}/revoke",
+            send,
+            "Delete a sent message for everyone (202 once queued); a message not sent yet is cancelled (200)",
+            post(revoke),
+        ),
+        Route::new(
+            Method::GET,
+            "/api/sessions/{sid}/messages",
+            read,
+            "The session's sent and received messages, newest or oldest first, paged by cursor",
+            get(super::history::list),
         ),
     ]
 }
@@ -94,6 +118,9 @@ pub(super) fn view(rec: &MessageRecord) -> Value {
         "read_at": rec.read_at,
         "failed_at": rec.failed_at,
         "cancelled_at": rec.cancelled_at,
+        "edited_at": rec.edited_at,
+        "revoked_at": rec.revoked_at,
+        "target": rec.target(),
     })
 }
 
@@ -243,6 +270,12 @@ async fn accept(
         obj.remove("file_name");
     }
     let done = queue_message(mgr, &sid, &kind, &fields, body.blob, key).await?;
+    Ok(accepted(&sid, &done))
+}
+
+/// The 202 answer of an accepted message (an edit, a revoke): its id, status and recipient,
+/// `Location`, and `Idempotent-Replayed` when the key named an earlier one.
+fn accepted(sid: &str, done: &crate::store::queue::Enqueued) -> Response {
     let status = accepted_status(&done.record);
     let mut resp = (
         StatusCode::ACCEPTED,
@@ -264,7 +297,30 @@ async fn accept(
     {
         resp.headers_mut().insert(axum::http::header::LOCATION, loc);
     }
-    Ok(resp)
+    resp
+}
+
+async fn edit(
+    State(state): State<ApiState>,
+    PathParams((sid, id)): PathParams<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let done = state.manager().edit(&sid, &id, &body, key).await?;
+    Ok(accepted(&sid, &done))
+}
+
+async fn revoke(
+    State(state): State<ApiState>,
+    PathParams((sid, id)): PathParams<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    match state.manager().revoke(&sid, &id, key).await? {
+        Revoked::Queued(done) => Ok(accepted(&sid, &done)),
+        Revoked::Cancelled(rec) => Ok(Json(view(&rec)).into_response()),
+    }
 }
 
 /// Queue a message of `kind` from its JSON fields (the API's body; an MQTT command's): the
@@ -307,11 +363,17 @@ async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let mgr = state.manager();
     mgr.get(&sid).await?;
-    let rec = mgr
-        .message(&sid, &id)
+    if let Some(rec) = mgr.message(&sid, &id).await? {
+        return Ok(Json(view(&rec)));
+    }
+    // A received message: its record, with its edits and revoke.
+    let (s, i) = (sid.clone(), id.clone());
+    let rec = state
+        .store()
+        .read(move |t| crate::store::inbound::get(t, &s, &i))
         .await?
         .ok_or_else(|| no_message(&id))?;
-    Ok(Json(view(&rec)))
+    Ok(Json(super::history::in_view(&sid, &rec)))
 }
 
 async fn cancel(

@@ -32,6 +32,7 @@ pub mod error;
 mod events;
 mod groups;
 mod health;
+mod history;
 mod inbound;
 mod keys;
 mod messages;

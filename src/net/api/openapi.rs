@@ -345,7 +345,69 @@ fn components() -> Value {
     if let (Some(all), Value::Object(more)) = (v["schemas"].as_object_mut(), people_schemas()) {
         all.extend(more);
     }
+    if let (Some(all), Value::Object(more)) = (v["schemas"].as_object_mut(), conversation_schemas())
+    {
+        all.extend(more);
+    }
+    if let (Some(props), Value::Object(more)) = (
+        v["schemas"]["Message"]["properties"].as_object_mut(),
+        json!({
+            "edited_at": {"type": "integer", "format": "int64", "nullable": true, "description": "When an edit of it was sent"},
+            "revoked_at": {"type": "integer", "format": "int64", "nullable": true, "description": "When it was deleted for everyone"},
+            "target": {"type": "string", "nullable": true, "description": "For an edit or revoke: the message it changes"},
+            "direction": {"type": "string", "enum": ["out"], "description": "In the history"},
+            "text": {"type": "string", "nullable": true, "description": "In the history: its text or caption (the edited one after an edit)"}
+        }),
+    ) {
+        props.extend(more);
+    }
     v
+}
+
+/// Received messages, the history, edits.
+fn conversation_schemas() -> Value {
+    let nullable_string = json!({"type": "string", "nullable": true});
+    let nullable_int = json!({"type": "integer", "format": "int64", "nullable": true});
+    json!({
+        "ReceivedMessage": {
+            "type": "object",
+            "required": ["id", "session", "direction", "kind", "chat", "from", "wa_id", "sent_at"],
+            "properties": {
+                "id": {"type": "string"},
+                "session": {"type": "string"},
+                "direction": {"type": "string", "enum": ["in"]},
+                "kind": {"type": "string", "description": "As message.received's kind (text, image, ..., edit, revoke)"},
+                "chat": {"type": "string"},
+                "from": {"type": "string", "description": "The sender's JID as the message named it"},
+                "wa_id": {"type": "string"},
+                "sent_at": {"type": "integer", "format": "int64"},
+                "text": {"type": "string", "nullable": true, "description": "Its text, the newest edit's when edited (media captions are not kept)"},
+                "mimetype": nullable_string.clone(),
+                "file_name": nullable_string.clone(),
+                "size": {"type": "integer", "nullable": true},
+                "media_url": {"type": "string", "nullable": true, "description": "Where its media downloads, when it has media"},
+                "edited_at": nullable_int.clone(),
+                "revoked_at": nullable_int.clone()
+            }
+        },
+        "AnyMessage": {
+            "oneOf": [schema_ref("Message"), schema_ref("ReceivedMessage")]
+        },
+        "MessagePage": {
+            "type": "object", "required": ["messages", "next"],
+            "properties": {
+                "messages": {"type": "array", "items": schema_ref("AnyMessage")},
+                "next": {"type": "string", "nullable": true, "description": "Pass as after= for the next page; null at the end"}
+            }
+        },
+        "MessageEdit": {
+            "type": "object", "additionalProperties": false, "minProperties": 1, "maxProperties": 1,
+            "properties": {
+                "text": {"type": "string", "minLength": 1, "maxLength": 65536, "description": "The new text of a text or link_preview message"},
+                "caption": {"type": "string", "minLength": 1, "maxLength": 65536, "description": "The new caption of an image or video"}
+            }
+        }
+    })
 }
 
 /// Number checks, identities and the own profile.
@@ -711,8 +773,66 @@ fn specifics(r: &RouteInfo) -> Specifics {
         ),
         ("GET", "/api/sessions/{sid}/messages/{id}") => (
             None,
-            vec![ok("200", "The message", Some(schema_ref("Message")))],
+            vec![ok(
+                "200",
+                "The message: one sent (Message) or received (ReceivedMessage)",
+                Some(schema_ref("AnyMessage")),
+            )],
             vec![("404", "No such session or message")],
+        ),
+        ("GET", "/api/sessions/{sid}/messages") => (
+            None,
+            vec![ok(
+                "200",
+                "A page of the history",
+                Some(schema_ref("MessagePage")),
+            )],
+            vec![
+                ("400", "A bad query parameter (named)"),
+                ("404", "No such session"),
+            ],
+        ),
+        ("PATCH", "/api/sessions/{sid}/messages/{id}") => (
+            Some("MessageEdit"),
+            vec![ok(
+                "202",
+                "The edit is queued (its own id; message.sent names the target)",
+                Some(schema_ref("MessageAccepted")),
+            )],
+            vec![
+                ("404", "No such session or sent message"),
+                (
+                    "409",
+                    "not_sent, edit_window_passed (15 minutes), not_editable (a kind without text), revoked, not_changeable (an edit or revoke itself), duplicate_content or session_failed",
+                ),
+                (
+                    "422",
+                    "The new text is missing, blank or too long, or the wrong field for the kind (named)",
+                ),
+            ],
+        ),
+        ("POST", "/api/sessions/{sid}/messages/{id}/revoke") => (
+            None,
+            vec![
+                ok(
+                    "202",
+                    "The revoke is queued (its own id; message.sent names the target)",
+                    Some(schema_ref("MessageAccepted")),
+                ),
+                ok(
+                    "200",
+                    "The message had not started sending: it is cancelled instead",
+                    Some(schema_ref("Message")),
+                ),
+            ],
+            vec![
+                ("400", "A bad Idempotency-Key"),
+                ("404", "No such session or sent message"),
+                (
+                    "409",
+                    "not_sent (sending or failed), revoke_window_passed (60 hours), revoked (already), not_changeable, duplicate_content or session_failed",
+                ),
+            ],
         ),
         ("DELETE", "/api/sessions/{sid}/messages/{id}") => (
             None,
@@ -1092,6 +1212,13 @@ fn parameters(r: &RouteInfo) -> Vec<Value> {
                 params.push(json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}, "description": description}));
             }
             params.push(json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}));
+        }
+        ("GET", "/api/sessions/{sid}/messages") => {
+            params.push(json!({"name": "direction", "in": "query", "required": false, "schema": {"type": "string", "enum": ["in", "out"]}, "description": "Only received (in) or sent (out) messages"}));
+            params.push(json!({"name": "chat", "in": "query", "required": false, "schema": {"type": "string", "maxLength": 128}, "description": "Only this chat: a JID or phone digits"}));
+            params.push(json!({"name": "order", "in": "query", "required": false, "schema": {"type": "string", "enum": ["newest", "oldest"], "default": "newest"}}));
+            params.push(json!({"name": "after", "in": "query", "required": false, "schema": {"type": "string", "pattern": "^msg_", "maxLength": 64}, "description": "The next of the page before"}));
+            params.push(json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}));
         }
         ("GET", "/api/events") => {
             params.push(json!({"name": "session", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Comma list of session ids"}));

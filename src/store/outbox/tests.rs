@@ -39,6 +39,7 @@ fn sent(session: &str, at: i64) -> Event {
             to_lid: None,
             status: "sent".into(),
             reason: None,
+            target: None,
         }),
     );
     e.timestamp = at;

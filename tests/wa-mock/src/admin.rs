@@ -15,7 +15,8 @@
 //! | `POST /admin/freeze` | `{"phone","device"}`, or `{}` for the whole server | stop answering (sockets stay open) |
 //! | `POST /admin/thaw` | | end every freeze |
 //! | `POST /admin/remove-device` | `{"phone","device"}` | unlink a companion |
-//! | `GET /admin/groups` | | groups with subject and members |
+//! | `GET /admin/groups` | | groups with subject, members, settings, invite code |
+//! | `POST /admin/refuse-group-add` | `{"phone","refuse"?}` | the number's privacy refuses (or, with `"refuse":false`, allows) being added to groups |
 //! | `POST /admin/demand-passkey` | | the next QR scan is answered with a passkey request |
 //! | `POST /admin/profile` | `{"phone","about"?,"business"?,"about_hidden"?,"picture_hidden"?}` | change an account's profile |
 //! | `GET /admin/media-cert` | | the media host's certificate (PEM) |
@@ -51,6 +52,7 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/admin/thaw", post(thaw))
         .route("/admin/remove-device", post(remove_device))
         .route("/admin/groups", get(groups))
+        .route("/admin/refuse-group-add", post(refuse_group_add))
         .route("/admin/profile", post(set_profile))
         .route("/admin/demand-passkey", post(demand_passkey))
         .route("/admin/media-cert", get(media_cert))
@@ -237,6 +239,25 @@ async fn remove_device(State(inner): State<Arc<Inner>>, Json(d): Json<DeviceAddr
 
 async fn groups(State(inner): State<Arc<Inner>>) -> Response {
     Json(inner.groups()).into_response()
+}
+
+#[derive(Deserialize)]
+struct RefuseGroupAddBody {
+    phone: String,
+    #[serde(default = "yes")]
+    refuse: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn refuse_group_add(
+    State(inner): State<Arc<Inner>>,
+    Json(b): Json<RefuseGroupAddBody>,
+) -> Response {
+    inner.refuse_group_add(&b.phone, b.refuse);
+    done(true)
 }
 
 async fn media_cert(State(inner): State<Arc<Inner>>) -> Response {

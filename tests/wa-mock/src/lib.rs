@@ -13,8 +13,9 @@
 //! - [`phone`]: the mock phone (account identity, ADV signing, QR / pair-code
 //!   linking crypto).
 //! - [`state`]: accounts, devices, keys, connections, faults, stanza record.
-//! - `groups`: the `w:g2` IQs (create, query, participating) and group
-//!   message / receipt fan-out.
+//! - `groups`: the `w:g2` IQs (create, query, participants, subject,
+//!   description, settings, invite links, leave), the `w:gp2` notifications
+//!   to members, and group message / receipt fan-out.
 //! - [`media`]: the HTTPS media host for uploads and downloads (and profile pictures).
 //! - [`profile`]: about texts, profile pictures and the business flag (usync
 //!   `status`/`picture`/`business`, `w:profile:picture`, `status`, `<presence name>`).
@@ -46,5 +47,6 @@ pub use server::{
     StreamError,
 };
 pub use state::{
-    DeviceAddr, Direction, Group, GroupMember, LoginFailure, MessageFault, StanzaRecord,
+    AddRequest, DeviceAddr, Direction, Group, GroupDescription, GroupMember, JoinRequest,
+    LoginFailure, MessageFault, StanzaRecord,
 };

@@ -354,7 +354,16 @@ fn on_iq(inner: &Inner, st: &mut State, conn: ConnId, node: &Node) {
         ("w:sync:app:state", "sync") => iq_result(&id, vec![app_state_sync(child)]),
         ("w:m", "media_conn") => iq_result(&id, vec![media_conn(inner)]),
         ("w:g2", _) => match sender(st, conn) {
-            Some(from) => crate::groups::on_iq(st, &from, &id, node, inner.cfg.lid_groups),
+            Some(from) => {
+                // The answer first, then the `w:gp2` notifications the change causes.
+                let (reply, notes) =
+                    crate::groups::on_iq(st, &from, &id, node, inner.cfg.lid_groups);
+                st.send(conn, reply);
+                for (addr, note) in notes {
+                    st.deliver(&addr, note);
+                }
+                return;
+            }
             None => iq_error(&id, 401, "not-authorized"),
         },
         // The passkey request's options, when the notification came without them.

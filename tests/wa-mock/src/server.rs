@@ -402,6 +402,15 @@ impl Inner {
         self.lock().groups.values().cloned().collect()
     }
 
+    pub fn refuse_group_add(&self, phone: &str, refuse: bool) {
+        let mut st = self.lock();
+        if refuse {
+            st.group_add_refused.insert(phone.to_string());
+        } else {
+            st.group_add_refused.remove(phone);
+        }
+    }
+
     pub fn drop_connection(&self, addr: &DeviceAddr) -> bool {
         let mut st = self.lock();
         let Some(conn) = st.conn_of(addr).map(|c| c.id) else {
@@ -643,6 +652,25 @@ impl MockServer {
     /// The groups clients created (through the `w:g2` create IQ).
     pub fn groups(&self) -> Vec<Group> {
         self.inner.groups()
+    }
+
+    /// The group `id` (the user part of its JID, or the whole `id@g.us`).
+    pub fn group(&self, id: &str) -> Option<Group> {
+        let id = id.strip_suffix("@g.us").unwrap_or(id);
+        self.inner.lock().groups.get(id).cloned()
+    }
+
+    /// `phone`'s privacy settings refuse being added to groups (WhatsApp's "who can add
+    /// me to groups"): an add (or a create naming it) is answered for that participant
+    /// with `error="403"` and an `<add_request code expiration/>` invitation, which the
+    /// number can take up with an `<accept>` IQ.
+    pub fn refuse_group_add(&self, phone: &str) {
+        self.inner.refuse_group_add(phone, true)
+    }
+
+    /// Ends [`MockServer::refuse_group_add`] for `phone`.
+    pub fn allow_group_add(&self, phone: &str) {
+        self.inner.refuse_group_add(phone, false)
     }
 
     /// Closes a device's connection without a stream error (a network drop).

@@ -80,6 +80,36 @@ pub struct GroupMember {
     pub role: Option<String>,
 }
 
+/// A group's description.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupDescription {
+    /// The id the setting client chose (the next change names it as `prev`).
+    pub id: String,
+    pub body: String,
+    /// Phone of who set it.
+    pub owner: String,
+    pub time: u64,
+}
+
+/// An invitation WhatsApp handed out because a number's privacy settings refused a direct
+/// add (`<add_request code expiration>`), for the admin to send as an invite message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddRequest {
+    pub phone: String,
+    pub code: String,
+    /// Unix seconds.
+    pub expiration: u64,
+    /// Phone of the admin whose add was refused.
+    pub admin: String,
+}
+
+/// A request to join waiting for an admin (membership approval mode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JoinRequest {
+    pub phone: String,
+    pub time: u64,
+}
+
 /// A group the server keeps: PN-addressed (`addressing_mode="pn"`, members by
 /// phone number, as groups were before the LID migration) or LID-addressed
 /// (`addressing_mode="lid"`, members by LID, as WhatsApp creates them now).
@@ -88,15 +118,68 @@ pub struct Group {
     /// The user part of the group JID (`<id>@g.us`).
     pub id: String,
     pub subject: String,
+    /// Phone of who set the subject last (the creator at first).
+    pub subject_owner: String,
+    pub subject_time: u64,
     /// Phone of the creator.
     pub creator: String,
     pub creation: u64,
     pub members: Vec<GroupMember>,
     /// `addressing_mode="lid"`.
     pub lid_addressed: bool,
+    pub description: Option<GroupDescription>,
+    /// Only admins send messages (`<announcement/>`).
+    pub announcement: bool,
+    /// Only admins edit the group's info (`<locked/>`).
+    pub locked: bool,
+    /// Disappearing messages timer in seconds; 0 is off.
+    pub ephemeral: u32,
+    /// Joining by link needs an admin's approval (`<membership_approval_mode>`).
+    pub membership_approval: bool,
+    /// Every member may add members (`all_member_add`), not only admins (`admin_add`).
+    pub all_member_add: bool,
+    /// The invite link's code, made on the first request for it.
+    pub invite_code: Option<String>,
+    /// Codes of links that were reset (joining with one answers 410 gone).
+    pub revoked_invites: Vec<String>,
+    /// Invitations handed out for refused adds.
+    pub add_requests: Vec<AddRequest>,
+    /// Join requests waiting for approval.
+    pub join_requests: Vec<JoinRequest>,
 }
 
 impl Group {
+    /// A new group of `members`, created by `creator` now.
+    pub fn new(
+        id: String,
+        subject: String,
+        creator: String,
+        members: Vec<GroupMember>,
+        lid_addressed: bool,
+    ) -> Self {
+        let creation = now_secs();
+        Self {
+            id,
+            subject,
+            subject_owner: creator.clone(),
+            subject_time: creation,
+            creator,
+            creation,
+            members,
+            lid_addressed,
+            description: None,
+            announcement: false,
+            locked: false,
+            ephemeral: 0,
+            membership_approval: false,
+            all_member_add: false,
+            invite_code: None,
+            revoked_invites: Vec::new(),
+            add_requests: Vec::new(),
+            join_requests: Vec::new(),
+        }
+    }
+
     /// `<id>@g.us`.
     pub fn jid(&self) -> Jid {
         Jid::group(self.id.as_str())
@@ -104,6 +187,13 @@ impl Group {
 
     pub fn has_member(&self, phone: &str) -> bool {
         self.members.iter().any(|m| m.phone == phone)
+    }
+
+    /// Whether `phone` is a member with admin rights (admin or superadmin).
+    pub fn is_admin(&self, phone: &str) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.phone == phone && m.role.is_some())
     }
 }
 
@@ -245,6 +335,9 @@ pub struct State {
     pub media_blobs: HashMap<String, Vec<u8>>,
     /// Groups by id (the user part of the group JID).
     pub groups: BTreeMap<String, Group>,
+    /// Phones whose privacy settings refuse being added to groups: an add is answered
+    /// per participant with `error="403"` and an `<add_request>` invitation.
+    pub group_add_refused: std::collections::HashSet<String>,
     pub next_group: u64,
     /// Called with every stanza a client sends, as it arrives (see [`crate::MockServer::tap`]).
     pub taps: Vec<Tap>,
@@ -290,6 +383,7 @@ impl State {
             next_seq: 1,
             media_blobs: HashMap::new(),
             groups: BTreeMap::new(),
+            group_add_refused: std::collections::HashSet::new(),
             next_group: 1,
             taps: Vec::new(),
         }

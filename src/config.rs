@@ -1491,6 +1491,8 @@ fn pacing_key(field: &str) -> &'static str {
         "check_per_hour" => "pacing.check_per_hour",
         "check_per_day" => "pacing.check_per_day",
         "check_cache_s" => "pacing.check_cache_s",
+        "reject_calls" => "pacing.reject_calls",
+        "call_reply" => "pacing.call_reply",
         _ => "pacing",
     }
 }

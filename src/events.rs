@@ -207,6 +207,47 @@ pub enum EventKind {
     /// Sent by `POST /api/webhooks/{id}/test` to that endpoint alone.
     #[serde(rename = "webhook.test")]
     WebhookTest { endpoint: String, message: String },
+    /// Someone calls the account (or called while the device was offline: `offline`).
+    #[serde(rename = "call.received")]
+    CallReceived(CallInfo),
+    /// A call was rejected: by the session's `reject_calls` setting or through the API.
+    #[serde(rename = "call.rejected")]
+    CallRejected(CallInfo),
+}
+
+/// A call offered to the account.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct CallInfo {
+    /// WhatsApp's call id (`POST .../calls/{call_id}/reject` names it).
+    pub call_id: String,
+    /// The caller's JID as the call named it (often a LID).
+    pub from: String,
+    /// The caller's phone-number JID, when known.
+    #[serde(default)]
+    pub from_phone: Option<String>,
+    /// The caller's LID, when known.
+    #[serde(default)]
+    pub from_lid: Option<String>,
+    /// The caller's push name, when the call carried it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_name: Option<String>,
+    /// A video call (else voice).
+    pub video: bool,
+    /// The group's JID for a group call.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Offered while the device was offline (it was missed; it cannot be rejected).
+    #[serde(default)]
+    pub offline: bool,
+    /// When the call was offered (unix ms).
+    pub offered_at: i64,
+    /// `call.rejected`: `auto` (the session's `reject_calls`) or `api`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_by: Option<String>,
+    /// `call.rejected` with the session's `call_reply`: the id of the text queued to the
+    /// caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_id: Option<String>,
 }
 
 impl EventKind {
@@ -222,12 +263,14 @@ impl EventKind {
             EventKind::MessageRead(_) => "message.read",
             EventKind::MessageFailed(_) => "message.failed",
             EventKind::WebhookTest { .. } => "webhook.test",
+            EventKind::CallReceived(_) => "call.received",
+            EventKind::CallRejected(_) => "call.rejected",
         }
     }
 }
 
-/// The ten event types, as webhook filters name them.
-pub const EVENT_TYPES: [&str; 10] = [
+/// The event types, as webhook filters name them.
+pub const EVENT_TYPES: [&str; 12] = [
     "message.received",
     "message.sent",
     "message.delivered",
@@ -238,6 +281,8 @@ pub const EVENT_TYPES: [&str; 10] = [
     "session.qr",
     "session.failed",
     "webhook.test",
+    "call.received",
+    "call.rejected",
 ];
 
 /// A message that reached a session, as far as the engine decodes it so far.

@@ -138,7 +138,9 @@ impl SessionManager {
             self.inner.store.clone(),
             defaults.clone(),
         ));
+        let wake = Arc::new(Notify::new());
         let ctx = SessionCtx {
+            wake: wake.clone(),
             id: id.into(),
             store: self.inner.store.clone(),
             bus: self.inner.bus.clone(),
@@ -150,7 +152,6 @@ impl SessionManager {
             acks: Arc::default(),
             presence: presence.clone(),
         };
-        let wake = Arc::new(Notify::new());
         let pace = Arc::new(PaceShared::default());
         let sender = Sender {
             defaults,
@@ -252,6 +253,21 @@ impl SessionManager {
         if let Some(h) = map.get(id) {
             h.wake.notify_one();
         }
+    }
+
+    /// What call handling needs of session `id` (`super::calls`).
+    pub(crate) async fn call_ctx(&self, id: &str) -> Result<super::calls::CallCtx, EngineError> {
+        let map = self.inner.sessions.lock().await;
+        let h = map
+            .get(id)
+            .ok_or_else(|| EngineError::NotFound(id.to_string()))?;
+        Ok(super::calls::CallCtx {
+            session: id.into(),
+            store: self.inner.store.clone(),
+            bus: self.inner.bus.clone(),
+            defaults: Arc::new(self.inner.cfg.pacing.clone()),
+            wake: h.wake.clone(),
+        })
     }
 
     async fn commands(&self, id: &str) -> Result<mpsc::Sender<Command>, EngineError> {

@@ -4,6 +4,7 @@
 //! its whatsapp-rust client, turns the library's events into [`SessionState`] changes (stored
 //! first, then published on the bus) and obeys commands (start, stop, logout, pair code).
 
+pub mod calls;
 pub mod change;
 pub mod compose;
 pub mod contacts;
@@ -130,6 +131,8 @@ pub enum EngineError {
     /// without text); `code` names which.
     #[error("{message}")]
     NotChangeable { code: &'static str, message: String },
+    #[error("no call '{0}' in this session")]
+    CallNotFound(String),
     /// An edit's body is wrong (the field is named).
     #[error("{0}")]
     InvalidEdit(String),

@@ -100,7 +100,14 @@ pub struct Settings {
     pub check_per_day: u32,
     /// How long a number's answer is kept and given again without asking (0: never).
     pub check_cache_s: u64,
+    /// Reject incoming calls (after a short paced pause; [`super::calls`]).
+    pub reject_calls: bool,
+    /// With `reject_calls`: a text queued to the caller after a rejection (empty: none).
+    pub call_reply: String,
 }
+
+/// The longest `call_reply`, in characters.
+pub const MAX_CALL_REPLY_CHARS: usize = 1024;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -126,6 +133,8 @@ impl Default for Settings {
             check_per_hour: 60,
             check_per_day: 200,
             check_cache_s: 86_400,
+            reject_calls: false,
+            call_reply: String::new(),
         }
     }
 }
@@ -206,6 +215,12 @@ impl Settings {
                 ),
             ));
         }
+        if self.call_reply.chars().count() > MAX_CALL_REPLY_CHARS {
+            return Err(bad(
+                "call_reply",
+                format!("at most {MAX_CALL_REPLY_CHARS} characters"),
+            ));
+        }
         if self.check_cache_s > MAX_CHECK_CACHE_S {
             return Err(bad(
                 "check_cache_s",
@@ -264,7 +279,9 @@ impl Settings {
             check_per_minute,
             check_per_hour,
             check_per_day,
-            check_cache_s
+            check_cache_s,
+            reject_calls,
+            call_reply
         );
         s
     }
@@ -317,6 +334,10 @@ pub struct Overrides {
     pub check_per_day: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_cache_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_calls: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_reply: Option<String>,
 }
 
 /// The random delay before one send: uniform in `min_delay_ms..=max_delay_ms`.

@@ -76,6 +76,8 @@ pub(crate) struct SessionCtx {
     pub acks: Arc<AckWaiters>,
     /// The session's presence policy, shared with the send worker.
     pub presence: Arc<super::presence::Keeper>,
+    /// Wakes the send worker (a call's reply was queued).
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// Forwards the client's events, in dispatch order, to the session task; the server's
@@ -114,6 +116,8 @@ impl EventHandler for Forward {
             EventKind::Receipt,
             EventKind::ServerAck,
             EventKind::SelfPushNameUpdated,
+            EventKind::IncomingCall,
+            EventKind::MissedCall,
         ])
     }
 }
@@ -207,6 +211,16 @@ pub(crate) const PROBE_AFTER: Duration = Duration::from_secs(20);
 pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl SessionCtx {
+    fn call_ctx(&self) -> super::calls::CallCtx {
+        super::calls::CallCtx {
+            session: self.id.clone(),
+            store: self.store.clone(),
+            bus: self.bus.clone(),
+            defaults: Arc::new(self.cfg.pacing.clone()),
+            wake: self.wake.clone(),
+        }
+    }
+
     fn state(&self) -> SessionState {
         self.state_tx.borrow().clone()
     }
@@ -577,6 +591,12 @@ impl SessionCtx {
                 {
                     tracing::error!(session = %self.id, error = %e, "cannot record the push name");
                 }
+            }
+            WaEvent::IncomingCall(call) => {
+                super::calls::incoming(&self.call_ctx(), &running.client, call).await;
+            }
+            WaEvent::MissedCall(m) => {
+                super::calls::missed(&self.call_ctx(), &running.client, m).await;
             }
             WaEvent::ConnectFailure(f) => {
                 tracing::warn!(session = %self.id, reason = ?f.reason, message = ?f.message, "connect failure");

@@ -31,6 +31,7 @@
 //! before it goes), and a write returns only once everything committed before it is durable.
 //! [`Store::settle_blocking`] waits for that point without writing.
 
+pub mod calls;
 pub mod contacts;
 pub mod history;
 pub mod inbound;
@@ -384,6 +385,7 @@ impl Store {
         outbox::create_tables(&txn)?;
         inbound::create_tables(&txn)?;
         contacts::create_tables(&txn)?;
+        calls::create_tables(&txn)?;
         wa_backend::create_tables(&txn)?;
         txn.commit()?;
         let (failed_tx, _) = watch::channel(false);

@@ -6,11 +6,12 @@
 //!
 //! The same rounds hold whatsapp-rust's per-message records (copies of sent messages for
 //! retry receipts, message secrets) to `[store] wa_message_records_max` per session, and
-//! forget number-check answers older than the longest cache lifetime (30 days).
+//! forget number-check answers older than the longest cache lifetime (30 days). Call records
+//! go with the messages' age bound.
 
 use std::time::Duration;
 
-use super::{Result, Store, contacts, inbound, queue, wa_backend};
+use super::{Result, Store, calls, contacts, inbound, queue, wa_backend};
 use crate::clock::Clock;
 use crate::config::StoreConfig;
 
@@ -65,6 +66,7 @@ pub async fn prune(store: &Store, now_ms: i64, s: Settings) -> Result<(u64, u64)
             break;
         }
     }
+    store.write(move |t| calls::prune(t, older)).await?;
     Ok((sent, received))
 }
 

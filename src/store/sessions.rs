@@ -135,5 +135,6 @@ pub fn delete(txn: &WriteTransaction, id: &str) -> Result<bool> {
     super::inbound::delete_session(txn, id)?;
     super::pacing::delete_session(txn, id)?;
     super::contacts::delete_session(txn, id)?;
+    super::calls::delete_session(txn, id)?;
     Ok(existed)
 }

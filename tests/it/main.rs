@@ -21,6 +21,7 @@ mod dashboard;
 mod discovery_netns;
 mod display;
 mod e2e_api;
+mod e2e_calls;
 mod e2e_conversations;
 mod e2e_dead_link;
 mod e2e_display;

@@ -218,6 +218,7 @@ impl From<EngineError> for ApiError {
             EngineError::NotHeld { .. } => ApiError::conflict("not_held", msg),
             EngineError::NotChangeable { code, .. } => ApiError::conflict(code, msg),
             EngineError::InvalidEdit(_) => ApiError::unprocessable("invalid_field", msg),
+            EngineError::CallNotFound(_) => ApiError::not_found("call_not_found", msg),
             EngineError::Client(_) => ApiError::new(StatusCode::BAD_GATEWAY, "whatsapp_error", msg),
             EngineError::Store(e) => e.into(),
             EngineError::Closed => ApiError {

@@ -71,6 +71,8 @@ pub(crate) const TYPES: &[&str] = &[
     "message.read",
     "message.failed",
     "webhook.test",
+    "call.received",
+    "call.rejected",
     "queue",
     "deliveries",
 ];

@@ -26,6 +26,7 @@
 //! Unknown routes and wrong methods answer JSON errors too ([`error::ApiError`]).
 
 pub mod auth;
+mod calls;
 mod conn;
 mod contacts;
 pub mod error;
@@ -134,6 +135,7 @@ fn all_routes() -> Vec<Route> {
     v.extend(webhooks::routes());
     v.extend(groups::routes());
     v.extend(contacts::routes());
+    v.extend(calls::routes());
     v.extend(profile::routes());
     v.extend(screen::routes());
     v.extend(events::routes());

@@ -564,6 +564,15 @@ fn pacing_settings(overrides: bool) -> Value {
             "check_cache_s": {"type": "integer", "minimum": 0, "maximum": 2592000, "description": "Seconds a number's answer is kept and given again without asking WhatsApp (0: never)"}
         }
     });
+    if let (Some(props), Value::Object(more)) = (
+        v["properties"].as_object_mut(),
+        json!({
+            "reject_calls": {"type": "boolean", "description": "Reject incoming calls, after a short paced pause (call.rejected with rejected_by auto)"},
+            "call_reply": {"type": "string", "maxLength": 1024, "description": "With reject_calls: a text queued to the caller after each rejection (empty: none)"}
+        }),
+    ) {
+        props.extend(more);
+    }
     if overrides {
         if let Some(props) = v["properties"].as_object_mut() {
             for p in props.values_mut() {
@@ -592,7 +601,9 @@ fn pacing_settings(overrides: bool) -> Value {
             "check_per_minute",
             "check_per_hour",
             "check_per_day",
-            "check_cache_s"
+            "check_cache_s",
+            "reject_calls",
+            "call_reply"
         ]);
     }
     v

@@ -19,6 +19,7 @@
 //! - [`media`]: the HTTPS media host for uploads and downloads (and profile pictures).
 //! - [`profile`]: about texts, profile pictures and the business flag (usync
 //!   `status`/`picture`/`business`, `w:profile:picture`, `status`, `<presence name>`).
+//! - `calls`: call offers and ends sent to a callee's devices.
 //! - `admin`: the admin HTTP API (`/admin/...`).
 //! - [`error`]: the error type.
 //!
@@ -29,6 +30,7 @@
 //! it does not fetch one from the web.
 
 mod admin;
+mod calls;
 mod conn;
 pub mod error;
 mod groups;

@@ -654,6 +654,18 @@ impl MockServer {
         self.inner.groups()
     }
 
+    /// `caller` calls `callee` (both phone numbers of accounts): every device of the callee
+    /// gets WhatsApp's `<call><offer>` (queued and marked offline for a device that is not
+    /// connected). The call id, or `None` for an unknown account.
+    pub fn offer_call(&self, caller: &str, callee: &str, video: bool) -> Option<String> {
+        crate::calls::offer(&mut self.inner.lock(), caller, callee, video)
+    }
+
+    /// The caller hangs up call `call_id` (`reason` as WhatsApp gives it: `timeout`, ...).
+    pub fn end_call(&self, caller: &str, callee: &str, call_id: &str, reason: &str) -> bool {
+        crate::calls::terminate(&mut self.inner.lock(), caller, callee, call_id, reason)
+    }
+
     /// The group `id` (the user part of its JID, or the whole `id@g.us`).
     pub fn group(&self, id: &str) -> Option<Group> {
         let id = id.strip_suffix("@g.us").unwrap_or(id);

@@ -213,6 +213,53 @@ pub enum EventKind {
     /// A call was rejected: by the session's `reject_calls` setting or through the API.
     #[serde(rename = "call.rejected")]
     CallRejected(CallInfo),
+    /// People joined, left, were added, removed, promoted or demoted, or asked to join.
+    #[serde(rename = "group.participants")]
+    GroupParticipants(GroupChange),
+    /// A group's subject, description, settings or invite link changed, or it was created.
+    #[serde(rename = "group.updated")]
+    GroupUpdated(GroupChange),
+}
+
+/// A person a group change names.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct GroupPerson {
+    /// The JID the group names them by.
+    pub jid: String,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub lid: Option<String>,
+}
+
+/// What changed in a group, and who did it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct GroupChange {
+    /// The group's JID.
+    pub group: String,
+    /// `group.participants`: add, join (by invite link), remove, leave, promote, demote,
+    /// join_request. `group.updated`: created, subject, description, announce, locked,
+    /// ephemeral, approval, invite_reset, deleted.
+    pub action: String,
+    /// The people it names (`group.participants`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub participants: Vec<GroupPerson>,
+    /// Who made the change, when WhatsApp says.
+    #[serde(default)]
+    pub by: Option<GroupPerson>,
+    /// The new subject or description (`null` description: removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// announce, locked, approval: on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// ephemeral: the timer in seconds (0: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_s: Option<u32>,
+    /// When WhatsApp stamped it (unix ms).
+    pub at: i64,
 }
 
 /// A call offered to the account.
@@ -265,12 +312,14 @@ impl EventKind {
             EventKind::WebhookTest { .. } => "webhook.test",
             EventKind::CallReceived(_) => "call.received",
             EventKind::CallRejected(_) => "call.rejected",
+            EventKind::GroupParticipants(_) => "group.participants",
+            EventKind::GroupUpdated(_) => "group.updated",
         }
     }
 }
 
 /// The event types, as webhook filters name them.
-pub const EVENT_TYPES: [&str; 12] = [
+pub const EVENT_TYPES: [&str; 14] = [
     "message.received",
     "message.sent",
     "message.delivered",
@@ -283,6 +332,8 @@ pub const EVENT_TYPES: [&str; 12] = [
     "webhook.test",
     "call.received",
     "call.rejected",
+    "group.participants",
+    "group.updated",
 ];
 
 /// A message that reached a session, as far as the engine decodes it so far.

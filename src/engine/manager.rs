@@ -255,6 +255,11 @@ impl SessionManager {
         }
     }
 
+    /// The platform's pacing defaults (`[pacing]`).
+    pub(crate) fn pacing_defaults(&self) -> super::pacing::Settings {
+        self.inner.cfg.pacing.clone()
+    }
+
     /// What call handling needs of session `id` (`super::calls`).
     pub(crate) async fn call_ctx(&self, id: &str) -> Result<super::calls::CallCtx, EngineError> {
         let map = self.inner.sessions.lock().await;
@@ -524,7 +529,10 @@ impl SessionManager {
     }
 
     /// The session's client while it is connected.
-    async fn connected_client(&self, id: &str) -> Result<Option<Arc<Client>>, EngineError> {
+    pub(crate) async fn connected_client(
+        &self,
+        id: &str,
+    ) -> Result<Option<Arc<Client>>, EngineError> {
         let connected = matches!(
             *self.watch(id).await?.borrow(),
             SessionState::Connected { .. }

@@ -133,6 +133,22 @@ pub enum EngineError {
     NotChangeable { code: &'static str, message: String },
     #[error("no call '{0}' in this session")]
     CallNotFound(String),
+    /// A group request WhatsApp refused.
+    #[error("{message}")]
+    GroupRefused {
+        kind: groups::GroupRefusal,
+        message: String,
+    },
+    /// A group request that is wrong before asking (the field is named).
+    #[error("{0}")]
+    InvalidGroup(String),
+    /// Over the session's send limits: an admin change that adds or removes numbers counts
+    /// each one as a send.
+    #[error(
+        "the change touches {numbers} numbers and the session's send limits (per_minute / \
+         per_hour / per_day, warm-up) leave room for fewer now; try again in {retry_after_s} s"
+    )]
+    RateLimited { numbers: usize, retry_after_s: u64 },
     /// An edit's body is wrong (the field is named).
     #[error("{0}")]
     InvalidEdit(String),

@@ -118,6 +118,7 @@ impl EventHandler for Forward {
             EventKind::SelfPushNameUpdated,
             EventKind::IncomingCall,
             EventKind::MissedCall,
+            EventKind::GroupUpdate,
         ])
     }
 }
@@ -597,6 +598,10 @@ impl SessionCtx {
             }
             WaEvent::MissedCall(m) => {
                 super::calls::missed(&self.call_ctx(), &running.client, m).await;
+            }
+            WaEvent::GroupUpdate(u) => {
+                super::groups::on_update(&self.store, &self.bus, &self.id, &running.client, u)
+                    .await;
             }
             WaEvent::ConnectFailure(f) => {
                 tracing::warn!(session = %self.id, reason = ?f.reason, message = ?f.message, "connect failure");

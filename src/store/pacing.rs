@@ -83,7 +83,14 @@ pub(super) fn times_since(
     session: &str,
     since: i64,
 ) -> Result<Vec<i64>> {
-    let t = txn.open_table(table)?;
+    times_in(&txn.open_table(table)?, session, since)
+}
+
+fn times_in(
+    t: &impl ReadableTable<(&'static str, u64, u64), ()>,
+    session: &str,
+    since: i64,
+) -> Result<Vec<i64>> {
     let mut out = Vec::new();
     for row in t.range((session, ms(since), 0)..=(session, u64::MAX, u64::MAX))? {
         let (k, _) = row?;
@@ -115,6 +122,16 @@ pub fn set_overrides(txn: &WriteTransaction, session: &str, json: Option<&[u8]>)
 /// Record a send at `at` and forget sends older than [`SEND_HISTORY_MS`].
 pub fn log_send(txn: &WriteTransaction, session: &str, at: i64) -> Result<()> {
     log_times(txn, SENDS, session, at, 1, SEND_HISTORY_MS)
+}
+
+/// Record `count` sends at `at` (an admin change that adds people counts one per number).
+pub fn log_sends(txn: &WriteTransaction, session: &str, at: i64, count: usize) -> Result<()> {
+    log_times(txn, SENDS, session, at, count, SEND_HISTORY_MS)
+}
+
+/// [`sends_since`] inside a write transaction (to check and take room at once).
+pub fn sends_since_w(txn: &WriteTransaction, session: &str, since: i64) -> Result<Vec<i64>> {
+    times_in(&txn.open_table(SENDS)?, session, since)
 }
 
 /// Send times since `since` (unix ms, inclusive), ascending.

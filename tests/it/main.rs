@@ -26,6 +26,7 @@ mod e2e_conversations;
 mod e2e_dead_link;
 mod e2e_display;
 mod e2e_engine;
+mod e2e_group_admin;
 mod e2e_groups;
 mod e2e_inbound;
 mod e2e_lost_inbound;

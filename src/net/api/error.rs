@@ -219,6 +219,22 @@ impl From<EngineError> for ApiError {
             EngineError::NotChangeable { code, .. } => ApiError::conflict(code, msg),
             EngineError::InvalidEdit(_) => ApiError::unprocessable("invalid_field", msg),
             EngineError::CallNotFound(_) => ApiError::not_found("call_not_found", msg),
+            EngineError::GroupRefused { kind, .. } => {
+                use crate::engine::groups::GroupRefusal as R;
+                match kind {
+                    R::NotFound => ApiError::not_found("group_not_found", msg),
+                    R::Forbidden => ApiError::forbidden("group_forbidden", msg),
+                    R::Conflict => ApiError::conflict("group_changed", msg),
+                    R::AlreadyMember => ApiError::conflict("already_member", msg),
+                    R::InviteInvalid => ApiError::not_found("invite_not_found", msg),
+                    R::InviteRevoked => ApiError::new(StatusCode::GONE, "invite_revoked", msg),
+                }
+            }
+            EngineError::InvalidGroup(_) => ApiError::unprocessable("invalid_group_request", msg),
+            EngineError::RateLimited { retry_after_s, .. } => ApiError {
+                retry_after: Some(retry_after_s),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", msg)
+            },
             EngineError::Client(_) => ApiError::new(StatusCode::BAD_GATEWAY, "whatsapp_error", msg),
             EngineError::Store(e) => e.into(),
             EngineError::Closed => ApiError {

@@ -73,6 +73,8 @@ pub(crate) const TYPES: &[&str] = &[
     "webhook.test",
     "call.received",
     "call.rejected",
+    "group.participants",
+    "group.updated",
     "queue",
     "deliveries",
 ];

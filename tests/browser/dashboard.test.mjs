@@ -387,6 +387,25 @@ base_topic = "wagate/browser"
     (await page.getByLabel('Between sends this device is').inputValue()) === 'available');
   check(true, 'the online status is saved, applied at wa-mock, and shown after a reload');
 
+  // Calls: "Decline calls" with a reply is saved; bob calls alice through wa-mock; the page
+  // says the call came and was declined, and alice's device sent WhatsApp its <reject>.
+  await page.getByLabel('Decline calls (a gateway cannot answer them)').check();
+  await page.getByLabel('Then write to the caller (optional)').fill('No calls here, please write.');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await waitFor('the call settings saved', async () => {
+    const st = await (await fetch(base + '/api/sessions/alice/settings', { headers: { authorization: `Bearer ${key}` } })).json();
+    return st.settings.reject_calls === true && st.settings.call_reply === 'No calls here, please write.';
+  });
+  const callId = (await (await fetch(mockBase + '/admin/call', {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ caller: bobPhone, callee: alicePhone }),
+  })).json()).call_id;
+  check(!!callId, 'wa-mock rang alice');
+  await page.waitForFunction(() => /declined the call from .* and wrote to the caller/.test(document.querySelector('#status').textContent));
+  const rejects = await (await fetch(`${mockBase}/admin/stanzas?device=${encodeURIComponent(aliceJid)}&tag=call&direction=in`)).json();
+  check(rejects.some((x) => x.xml.includes('<reject') && x.xml.includes(callId)),
+    'the page reports the declined call and alice sent WhatsApp its reject');
+
   // The webhook deliveries, in the receiver and in the delivery log page.
   await waitFor('message.received and message.delivered at the receiver', () =>
     rx.hits.some((h) => h.json && h.json.type === 'message.received' && h.json.session === 'bob' && h.json.data.text === 'hello bob, from the dashboard')

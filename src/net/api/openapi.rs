@@ -400,6 +400,104 @@ fn conversation_schemas() -> Value {
                 "next": {"type": "string", "nullable": true, "description": "Pass as after= for the next page; null at the end"}
             }
         },
+        "NewGroup": {
+            "type": "object", "required": ["subject"], "additionalProperties": false,
+            "properties": {
+                "subject": {"type": "string", "minLength": 1, "maxLength": 100},
+                "participants": {"type": "array", "maxItems": 1024, "items": {"type": "string", "example": "447700900123"}, "description": "Phone numbers with the country code, or person JIDs"}
+            }
+        },
+        "GroupPatch": {
+            "type": "object", "additionalProperties": false, "minProperties": 1,
+            "properties": {
+                "subject": {"type": "string", "minLength": 1, "maxLength": 100},
+                "description": {"type": "string", "maxLength": 2048, "description": "\"\" removes it"},
+                "announce": {"type": "boolean", "description": "Only admins send messages"},
+                "locked": {"type": "boolean", "description": "Only admins change subject, description and settings"},
+                "ephemeral_s": {"type": "integer", "enum": [0, 86400, 604800, 7776000], "description": "Disappearing messages (0: off)"},
+                "approval": {"type": "boolean", "description": "New members need an admin's approval"}
+            }
+        },
+        "MemberChange": {
+            "type": "object", "required": ["action", "participants"], "additionalProperties": false,
+            "properties": {
+                "action": {"type": "string", "enum": ["add", "remove", "promote", "demote"]},
+                "participants": {"type": "array", "minItems": 1, "maxItems": 1024, "items": {"type": "string"}}
+            }
+        },
+        "ParticipantResult": {
+            "type": "object", "required": ["jid", "ok", "error", "reason", "invited_until"],
+            "properties": {
+                "jid": {"type": "string"},
+                "ok": {"type": "boolean"},
+                "error": {"type": "string", "nullable": true, "description": "WhatsApp's code: 403 privacy settings (an invitation went instead), 404 not on WhatsApp or not in the group, 409 already in it, ..."},
+                "reason": nullable_string.clone(),
+                "invited_until": {"type": "integer", "nullable": true, "description": "Unix seconds: the invitation sent instead of an add is valid until then"}
+            }
+        },
+        "ParticipantResults": {
+            "type": "object", "required": ["results"],
+            "properties": {"results": {"type": "array", "items": schema_ref("ParticipantResult")}}
+        },
+        "GroupDetails": {
+            "type": "object",
+            "required": ["id", "subject", "description", "addressing_mode", "created_at", "owner", "participants", "admins", "settings", "invite_link"],
+            "properties": {
+                "id": {"type": "string"},
+                "subject": {"type": "string"},
+                "description": nullable_string.clone(),
+                "addressing_mode": {"type": "string", "enum": ["pn", "lid"]},
+                "created_at": {"type": "integer", "nullable": true},
+                "owner": nullable_string.clone(),
+                "participants": {"type": "array", "items": {"type": "object", "required": ["jid", "phone", "lid", "role"], "properties": {
+                    "jid": {"type": "string"}, "phone": nullable_string.clone(), "lid": nullable_string.clone(),
+                    "role": {"type": "string", "enum": ["superadmin", "admin", "member"]}}}},
+                "admins": {"type": "array", "items": {"type": "string"}},
+                "settings": {"type": "object", "required": ["announce", "locked", "ephemeral_s", "approval"], "properties": {
+                    "announce": {"type": "boolean"}, "locked": {"type": "boolean"},
+                    "ephemeral_s": {"type": "integer"}, "approval": {"type": "boolean"}}},
+                "invite_link": {"type": "string", "nullable": true, "description": "When the account is an admin"}
+            }
+        },
+        "GroupCreated": {
+            "type": "object", "required": ["group", "participants"],
+            "properties": {
+                "group": schema_ref("GroupDetails"),
+                "participants": {"type": "array", "items": schema_ref("ParticipantResult")}
+            }
+        },
+        "InviteLink": {
+            "type": "object", "required": ["link"],
+            "properties": {"link": {"type": "string", "example": "https://chat.whatsapp.com/AbCdEfGhIjKlMnOpQrStUv"}}
+        },
+        "JoinGroup": {
+            "type": "object", "required": ["code"], "additionalProperties": false,
+            "properties": {"code": {"type": "string", "minLength": 1, "maxLength": 90, "description": "An invite code or https://chat.whatsapp.com/<code>"}}
+        },
+        "GroupJoined": {
+            "type": "object", "required": ["id", "pending_approval"],
+            "properties": {"id": {"type": "string"}, "pending_approval": {"type": "boolean"}}
+        },
+        "Call": {
+            "type": "object",
+            "required": ["call_id", "from", "from_phone", "from_lid", "video", "group", "offline", "offered_at", "rejected_at", "rejected_by", "reply_id", "ended_at", "end_reason"],
+            "properties": {
+                "call_id": {"type": "string"},
+                "from": {"type": "string", "description": "The caller as the call named them (often a LID)"},
+                "from_phone": nullable_string.clone(),
+                "from_lid": nullable_string.clone(),
+                "push_name": {"type": "string"},
+                "video": {"type": "boolean"},
+                "group": nullable_string.clone(),
+                "offline": {"type": "boolean", "description": "Offered while the device was offline: missed"},
+                "offered_at": {"type": "integer", "format": "int64"},
+                "rejected_at": nullable_int.clone(),
+                "rejected_by": {"type": "string", "nullable": true, "enum": ["auto", "api", null]},
+                "reply_id": {"type": "string", "nullable": true, "description": "The text queued to the caller (call_reply)"},
+                "ended_at": nullable_int.clone(),
+                "end_reason": nullable_string.clone()
+            }
+        },
         "MessageEdit": {
             "type": "object", "additionalProperties": false, "minProperties": 1, "maxProperties": 1,
             "properties": {
@@ -617,7 +715,136 @@ type Specifics = (
     Vec<(&'static str, &'static str)>,
 );
 
+/// Groups and calls.
+fn conversation_specifics(r: &RouteInfo) -> Option<Specifics> {
+    let not_connected = (
+        "409",
+        "The session is not connected (asked of WhatsApp at the time)",
+    );
+    let refused = (
+        "403",
+        "The key lacks the scope, or WhatsApp refused: not in the group or not an admin (group_forbidden)",
+    );
+    let group_404 = (
+        "404",
+        "No such session, or WhatsApp knows no such group (group_not_found)",
+    );
+    let invalid = (
+        "422",
+        "A wrong field (named): subject, description, ephemeral_s, participants, action, code, group id",
+    );
+    let rate = (
+        "429",
+        "Adding or removing these numbers would pass the session's send limits (rate_limited, Retry-After); nothing was done",
+    );
+    Some(match (r.method.as_str(), r.path) {
+        ("POST", "/api/sessions/{sid}/groups") => (
+            Some("NewGroup"),
+            vec![ok(
+                "201",
+                "Created: the group and a result per participant",
+                Some(schema_ref("GroupCreated")),
+            )],
+            vec![("404", "No such session"), not_connected, invalid, rate],
+        ),
+        ("POST", "/api/sessions/{sid}/groups/join") => (
+            Some("JoinGroup"),
+            vec![ok(
+                "200",
+                "Joined, or waiting for an admin's approval",
+                Some(schema_ref("GroupJoined")),
+            )],
+            vec![
+                (
+                    "404",
+                    "No such session, or WhatsApp knows no such invite code (invite_not_found)",
+                ),
+                (
+                    "409",
+                    "The session is not connected, or the account is in the group already (already_member)",
+                ),
+                ("410", "The invite code was reset (invite_revoked)"),
+                invalid,
+            ],
+        ),
+        ("GET", "/api/sessions/{sid}/groups/{gid}") => (
+            None,
+            vec![ok("200", "The group", Some(schema_ref("GroupDetails")))],
+            vec![group_404, refused, not_connected, invalid],
+        ),
+        ("PATCH", "/api/sessions/{sid}/groups/{gid}") => (
+            Some("GroupPatch"),
+            vec![ok(
+                "200",
+                "The group as it is now",
+                Some(schema_ref("GroupDetails")),
+            )],
+            vec![
+                group_404,
+                refused,
+                (
+                    "409",
+                    "The session is not connected, or the description changed meanwhile (group_changed)",
+                ),
+                invalid,
+            ],
+        ),
+        ("POST", "/api/sessions/{sid}/groups/{gid}/participants") => (
+            Some("MemberChange"),
+            vec![ok(
+                "200",
+                "A result per person, in the order asked",
+                Some(schema_ref("ParticipantResults")),
+            )],
+            vec![group_404, refused, not_connected, invalid, rate],
+        ),
+        ("GET", "/api/sessions/{sid}/groups/{gid}/invite")
+        | ("POST", "/api/sessions/{sid}/groups/{gid}/invite/reset") => (
+            None,
+            vec![ok("200", "The invite link", Some(schema_ref("InviteLink")))],
+            vec![group_404, refused, not_connected, invalid],
+        ),
+        ("POST", "/api/sessions/{sid}/groups/{gid}/leave") => (
+            None,
+            vec![ok(
+                "200",
+                "Left",
+                Some(
+                    json!({"type": "object", "required": ["left"], "properties": {"left": {"type": "boolean"}}}),
+                ),
+            )],
+            vec![group_404, refused, not_connected, invalid],
+        ),
+        ("GET", "/api/sessions/{sid}/calls") => (
+            None,
+            vec![ok(
+                "200",
+                "Recent calls, newest first",
+                Some(json!({"type": "array", "items": schema_ref("Call")})),
+            )],
+            vec![("404", "No such session")],
+        ),
+        ("POST", "/api/sessions/{sid}/calls/{id}/reject") => (
+            None,
+            vec![ok("200", "Rejected", Some(schema_ref("Call")))],
+            vec![
+                ("404", "No such session or call (call_not_found)"),
+                (
+                    "409",
+                    "The call was rejected already (call_rejected) or ended or was missed (call_ended), or the session is not connected",
+                ),
+                ("422", "The call's JIDs are unreadable"),
+                ("502", "WhatsApp did not take the rejection"),
+            ],
+        ),
+        _ => return None,
+    })
+}
+
 fn specifics(r: &RouteInfo) -> Specifics {
+    if let Some(s) = conversation_specifics(r) {
+        return s;
+    }
     let session = Some(schema_ref("Session"));
     match (r.method.as_str(), r.path) {
         ("GET", "/api/health") => (
@@ -1223,6 +1450,9 @@ fn parameters(r: &RouteInfo) -> Vec<Value> {
                 params.push(json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}, "description": description}));
             }
             params.push(json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}));
+        }
+        ("GET", "/api/sessions/{sid}/calls") => {
+            params.push(json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}));
         }
         ("GET", "/api/sessions/{sid}/messages") => {
             params.push(json!({"name": "direction", "in": "query", "required": false, "schema": {"type": "string", "enum": ["in", "out"]}, "description": "Only received (in) or sent (out) messages"}));

@@ -270,6 +270,13 @@ function onEvent(type, d) {
     setSent(d.data.id, type.slice('message.'.length));
   } else if (type === 'message.received') {
     say(`Session ${d.session} received a message${d.data && d.data.text ? ': ' + d.data.text : ''}.`);
+  } else if (type === 'call.received' && d.data) {
+    const who = d.data.from_phone || d.data.from;
+    say(`Session ${d.session}: ${d.data.offline ? 'missed ' : ''}${d.data.video ? 'video' : 'voice'} call from ${who}.`);
+  } else if (type === 'call.rejected' && d.data) {
+    say(`Session ${d.session} declined the call from ${d.data.from_phone || d.data.from}${d.data.reply_id ? ' and wrote to the caller' : ''}.`);
+  } else if ((type === 'group.participants' || type === 'group.updated') && d.data) {
+    say(`Session ${d.session}: group ${d.data.group}: ${d.data.action.replace('_', ' ')}.`);
   } else if (type === 'queue' && d.session === app.selected) {
     loadQueue().catch(fail);
   }
@@ -488,23 +495,30 @@ async function loadPresence() {
   if (sid !== app.selected) return;
   $('#presence').value = st.settings.presence;
   $('#active-receipts').checked = !!st.settings.active_receipts;
+  $('#reject-calls').checked = !!st.settings.reject_calls;
+  $('#call-reply').value = st.settings.call_reply || '';
   form.hidden = false;
 }
 
-// Only these two overrides change; the session's other overrides stay as they are. A value
+// Only these overrides change; the session's other overrides stay as they are. A value
 // equal to the platform default is no override: later default changes still reach the session.
-async function savePresence({ presence, active_receipts }) {
+async function savePresence({ presence, active_receipts, reject_calls, call_reply }) {
   const sid = app.selected;
   const path = `/api/sessions/${encodeURIComponent(sid)}/settings`;
   const cur = await getJson(path);
   const body = { ...cur.overrides };
-  const want = { presence, active_receipts: active_receipts === 'on' };
+  const want = {
+    presence,
+    active_receipts: active_receipts === 'on',
+    reject_calls: reject_calls === 'on',
+    call_reply: (call_reply || '').trim(),
+  };
   for (const [k, v] of Object.entries(want)) {
     if (cur.defaults[k] === v) delete body[k];
     else body[k] = v;
   }
   await sendJson('PUT', path, body);
-  say(`Session ${sid}: online status saved.`);
+  say(`Session ${sid}: online status and calls saved.`);
   await loadPresence();
 }
 

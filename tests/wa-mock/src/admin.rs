@@ -53,6 +53,7 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/admin/remove-device", post(remove_device))
         .route("/admin/groups", get(groups))
         .route("/admin/refuse-group-add", post(refuse_group_add))
+        .route("/admin/call", post(offer_call))
         .route("/admin/profile", post(set_profile))
         .route("/admin/demand-passkey", post(demand_passkey))
         .route("/admin/media-cert", get(media_cert))
@@ -258,6 +259,28 @@ async fn refuse_group_add(
 ) -> Response {
     inner.refuse_group_add(&b.phone, b.refuse);
     done(true)
+}
+
+#[derive(Deserialize)]
+struct CallBody {
+    /// The caller's phone number (an account).
+    caller: String,
+    /// The callee's phone number (an account).
+    callee: String,
+    #[serde(default)]
+    video: bool,
+}
+
+/// `caller` calls `callee`: `{"call_id"}`, or 404 for an unknown account.
+async fn offer_call(State(inner): State<Arc<Inner>>, Json(b): Json<CallBody>) -> Response {
+    match crate::calls::offer(&mut inner.lock(), &b.caller, &b.callee, b.video) {
+        Some(id) => Json(serde_json::json!({ "call_id": id })).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": "unknown account" })),
+        )
+            .into_response(),
+    }
 }
 
 async fn media_cert(State(inner): State<Arc<Inner>>) -> Response {

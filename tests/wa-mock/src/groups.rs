@@ -800,15 +800,29 @@ fn join_by_link(
             ],
         );
     }
+    tracing::info!(group = %g.jid(), %phone, "joined by invite link");
+    admit(st, g, phone, Some("invite"), id, out)
+}
+
+/// `phone` joins `g` on its own (by a link or an invitation): every member is told with an
+/// `<add>` the joiner authored; the IQ answers the group's JID.
+fn admit(
+    st: &mut State,
+    g: &mut Group,
+    phone: &str,
+    reason: Option<&str>,
+    id: &str,
+    out: &mut Outbox,
+) -> Node {
     g.members.push(GroupMember {
         phone: phone.to_string(),
         role: None,
     });
-    tracing::info!(group = %g.jid(), %phone, "joined by invite link");
-    let note = NodeBuilder::new("add")
-        .attr("reason", "invite")
-        .children([participant(st, g, phone).build()])
-        .build();
+    let mut note = NodeBuilder::new("add");
+    if let Some(r) = reason {
+        note = note.attr("reason", r);
+    }
+    let note = note.children([participant(st, g, phone).build()]).build();
     notify(st, g, phone, note, everyone(g, &[]), out);
     iq_result(
         id,
@@ -841,20 +855,9 @@ fn accept_add_request(
     if g.has_member(phone) {
         return iq_error(id, 304, "not-modified");
     }
-    g.members.push(GroupMember {
-        phone: phone.to_string(),
-        role: None,
-    });
     g.join_requests.retain(|r| r.phone != phone);
     tracing::info!(group = %g.jid(), %phone, "joined by an add request invitation");
-    let note = NodeBuilder::new("add")
-        .children([participant(st, g, phone).build()])
-        .build();
-    notify(st, g, phone, note, everyone(g, &[]), out);
-    iq_result(
-        id,
-        vec![NodeBuilder::new("group").attr("jid", g.jid()).build()],
-    )
+    admit(st, g, phone, None, id, out)
 }
 
 /// `<membership_requests_action><approve|reject><participant/>..`.

@@ -40,6 +40,28 @@ fn text(m: &wa::Message) -> Option<String> {
     })
 }
 
+/// A mock whose groups are PN- or LID-addressed.
+async fn mock_with(lid_groups: bool) -> wa_mock::MockServer {
+    init_tracing();
+    wa_mock::MockServer::start(wa_mock::MockConfig {
+        lid_groups,
+        ..wa_mock::MockConfig::default()
+    })
+    .await
+    .expect("mock starts")
+}
+
+/// A freshly paired client with its own in-memory store.
+async fn fresh(mock: &wa_mock::MockServer) -> (TestClient, wa_mock::AccountInfo) {
+    paired_client(mock, Arc::new(InMemoryBackend::new())).await
+}
+
+type Paired = (TestClient, wa_mock::AccountInfo);
+
+async fn three_clients(mock: &wa_mock::MockServer) -> (Paired, Paired, Paired) {
+    tokio::join!(fresh(mock), fresh(mock), fresh(mock))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pn_group_messages_replies_media_and_poll_votes() {
     group_scenario(false).await;
@@ -53,18 +75,8 @@ async fn lid_group_messages_replies_media_and_poll_votes() {
 /// The whole exchange in a PN- or LID-addressed group: receivers see the sender by the
 /// group's address family and the other identity beside it.
 async fn group_scenario(lid_groups: bool) {
-    init_tracing();
-    let mock = wa_mock::MockServer::start(wa_mock::MockConfig {
-        lid_groups,
-        ..wa_mock::MockConfig::default()
-    })
-    .await
-    .expect("mock starts");
-    let ((mut a, a_info), (mut b, b_info), (mut c, c_info)) = tokio::join!(
-        paired_client(&mock, Arc::new(InMemoryBackend::new())),
-        paired_client(&mock, Arc::new(InMemoryBackend::new())),
-        paired_client(&mock, Arc::new(InMemoryBackend::new())),
-    );
+    let mock = mock_with(lid_groups).await;
+    let ((mut a, a_info), (mut b, b_info), (mut c, c_info)) = three_clients(&mock).await;
     let jid = |s: &str| -> Jid { s.parse().expect("jid") };
     let (a_pn, b_pn, c_pn) = (
         jid(&a_info.user_jid()),
@@ -377,18 +389,8 @@ async fn lid_group_participants_add_promote_demote_remove() {
 /// A adds, promotes, demotes and removes; refusals come per participant; B sees each
 /// change as a group update naming A, in the group's address family.
 async fn participants_scenario(lid_groups: bool) {
-    init_tracing();
-    let mock = wa_mock::MockServer::start(wa_mock::MockConfig {
-        lid_groups,
-        ..wa_mock::MockConfig::default()
-    })
-    .await
-    .expect("mock starts");
-    let ((a, a_info), (mut b, b_info), (mut c, c_info)) = tokio::join!(
-        paired_client(&mock, Arc::new(InMemoryBackend::new())),
-        paired_client(&mock, Arc::new(InMemoryBackend::new())),
-        paired_client(&mock, Arc::new(InMemoryBackend::new())),
-    );
+    let mock = mock_with(lid_groups).await;
+    let ((a, a_info), (mut b, b_info), (mut c, c_info)) = three_clients(&mock).await;
     // The user part a group names someone by, per the group's mode.
     let seen = |info: &wa_mock::AccountInfo| {
         if lid_groups {
@@ -575,10 +577,7 @@ async fn participants_scenario(lid_groups: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_subject_description_and_settings() {
     let mock = mock().await;
-    let ((a, a_info), (mut b, b_info)) = tokio::join!(
-        paired_client(&mock, Arc::new(InMemoryBackend::new())),
-        paired_client(&mock, Arc::new(InMemoryBackend::new())),
-    );
+    let ((a, a_info), (mut b, b_info)) = tokio::join!(fresh(&mock), fresh(&mock));
     let b_pn = jid(&b_info.user_jid());
     let group = create(&a, "Before", &[&b_pn]).await;
     let groups = a.client.groups();
@@ -788,11 +787,7 @@ async fn group_subject_description_and_settings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_invite_links_join_requests_and_leave() {
     let mock = mock().await;
-    let ((mut a, _a_info), (mut b, b_info), (mut c, c_info)) = tokio::join!(
-        paired_client(&mock, Arc::new(InMemoryBackend::new())),
-        paired_client(&mock, Arc::new(InMemoryBackend::new())),
-        paired_client(&mock, Arc::new(InMemoryBackend::new())),
-    );
+    let ((mut a, _a_info), (mut b, b_info), (mut c, c_info)) = three_clients(&mock).await;
     let (b_pn, c_pn) = (jid(&b_info.user_jid()), jid(&c_info.user_jid()));
     let group = create(&a, "Open door", &[&b_pn]).await;
 

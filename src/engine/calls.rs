@@ -170,6 +170,16 @@ async fn offered(
         // A person takes a moment to decline.
         let pause = pacing::draw_delay(&settings, &mut rand::rng());
         tokio::time::sleep(Duration::from_millis(pause)).await;
+        // Rejected through the API meanwhile, or over: nothing to decline.
+        let (sid, id) = (ctx.session.to_string(), info.call_id.clone());
+        match ctx.store.read(move |t| calls::get(t, &sid, &id)).await {
+            Ok(Some(rec)) if rec.rejected_at.is_none() && rec.ended_at.is_none() => {}
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(session = %ctx.session, error = %e, "cannot read a call");
+                return;
+            }
+        }
         if let Err(e) = client
             .voip()
             .reject_call(&info.call_id, &peer, &creator)
@@ -179,31 +189,40 @@ async fn offered(
             return;
         }
         let reply = Some(settings.call_reply.clone()).filter(|r| !r.trim().is_empty());
-        match record_rejection(&ctx, &info.call_id, "auto", reply).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(session = %ctx.session, error = %e, "cannot record a call's rejection")
-            }
+        if let Err(e) = record_rejection(&ctx, &info.call_id, "auto", reply).await {
+            tracing::error!(session = %ctx.session, error = %e, "cannot record a call's rejection")
         }
     });
 }
 
+/// What [`record_rejection`] found.
+enum Recorded {
+    /// Rejected now (this record).
+    Now(Box<CallRecord>),
+    /// Rejected before: nothing was written.
+    Already,
+    /// No such call.
+    Unknown,
+}
+
 /// Record a rejection, queue the reply to the caller (once per call: the call id is its
-/// idempotency key), and report `call.rejected`.
+/// idempotency key), and report `call.rejected`; a call rejected before is left as it is.
 async fn record_rejection(
     ctx: &CallCtx,
     call_id: &str,
     by: &'static str,
     reply: Option<String>,
-) -> Result<Option<CallRecord>, crate::store::StoreError> {
+) -> Result<Recorded, crate::store::StoreError> {
     let (sid, id) = (ctx.session.to_string(), call_id.to_string());
     let done = ctx
         .store
         .write(move |t| {
             let Some(rec) = calls::get_w(t, &sid, &id)? else {
-                return Ok(None);
+                return Ok(Err(Recorded::Unknown));
             };
+            if rec.rejected_at.is_some() {
+                return Ok(Err(Recorded::Already));
+            }
             let reply_id = match (&reply, caller_chat(&rec.info)) {
                 (Some(text), Some(to)) => {
                     let content = serde_json::to_value(Outgoing {
@@ -232,17 +251,18 @@ async fn record_rejection(
                 _ => None,
             };
             let Some(rec) = calls::rejected(t, &sid, &id, by, reply_id, now_ms())? else {
-                return Ok(None);
+                return Ok(Err(Recorded::Unknown));
             };
             let event = outbox::record(
                 t,
                 Event::new(&sid, EventKind::CallRejected(rec.info.clone())),
             )?;
-            Ok(Some((rec, event)))
+            Ok(Ok((rec, event)))
         })
         .await?;
-    let Some((rec, event)) = done else {
-        return Ok(None);
+    let (rec, event) = match done {
+        Ok(done) => done,
+        Err(other) => return Ok(other),
     };
     if let Some(event) = event {
         ctx.bus.publish(Notice::Event(event));
@@ -252,7 +272,7 @@ async fn record_rejection(
         super::sender::publish_depth(&ctx.store, &ctx.bus, &ctx.session).await;
     }
     tracing::info!(session = %ctx.session, call = %call_id, by, "call rejected");
-    Ok(Some(rec))
+    Ok(Recorded::Now(Box::new(rec)))
 }
 
 /// Where a reply to the caller goes: their phone number, else the JID the call named.
@@ -313,9 +333,15 @@ impl SessionManager {
             .await
             .map_err(|e| EngineError::Client(e.to_string()))?;
         let ctx = self.call_ctx(sid).await?;
-        record_rejection(&ctx, call_id, "api", None)
-            .await?
-            .ok_or_else(|| EngineError::CallNotFound(call_id.to_string()))
+        match record_rejection(&ctx, call_id, "api", None).await? {
+            Recorded::Now(rec) => Ok(*rec),
+            // The session's own rejection came first, while this one was on its way.
+            Recorded::Already => Err(refused(
+                "call_rejected",
+                format!("call '{call_id}' was rejected already"),
+            )),
+            Recorded::Unknown => Err(EngineError::CallNotFound(call_id.to_string())),
+        }
     }
 
     /// The session's recent calls, newest first.

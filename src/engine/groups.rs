@@ -108,6 +108,9 @@ pub(crate) fn group_error(e: GroupError) -> EngineError {
                 GroupRefusal::AlreadyMember,
                 "the account is in the group already",
             ),
+            400 => EngineError::InvalidGroup(format!(
+                "WhatsApp refused the request as malformed ({text})"
+            )),
             406 => refused(
                 GroupRefusal::InviteInvalid,
                 "WhatsApp knows no such invite code",
@@ -345,18 +348,22 @@ pub(crate) async fn details(client: &Client, gid: &Jid) -> Result<GroupDetails, 
         .get_metadata(gid)
         .await
         .map_err(group_error)?;
-    let participants = members(client, &meta).await;
-    let invite_link = if is_admin(client, &participants) {
-        client
+    let mut group = summary_of(client, &meta).await;
+    if is_admin(client, &group.participants) {
+        group.invite_link = client
             .groups()
             .get_invite_link(gid.clone(), false)
             .await
             .ok()
-            .map(|code| invite_url(&code))
-    } else {
-        None
-    };
-    Ok(GroupDetails {
+            .map(|code| invite_url(&code));
+    }
+    Ok(group)
+}
+
+/// A group as its metadata describes it (without the invite link).
+async fn summary_of(client: &Client, meta: &GroupMetadata) -> GroupDetails {
+    let participants = members(client, meta).await;
+    GroupDetails {
         id: meta.id.to_string(),
         subject: meta.subject.clone(),
         description: meta.description.clone().filter(|d| !d.is_empty()),
@@ -379,8 +386,8 @@ pub(crate) async fn details(client: &Client, gid: &Jid) -> Result<GroupDetails, 
                 .unwrap_or(0),
             approval: meta.membership_approval,
         },
-        invite_link,
-    })
+        invite_link: None,
+    }
 }
 
 /// `https://chat.whatsapp.com/<code>`, or the code as given when it is a link already.
@@ -411,7 +418,15 @@ pub(crate) async fn create(
         .await
         .map_err(group_error)?;
     let gid = created.metadata.id.clone();
-    let group = details(client, &gid).await?;
+    // The group exists now: if reading it back fails, answer from what the creation said
+    // (an error would invite a retry, and a second group).
+    let group = match details(client, &gid).await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::warn!(group = %gid, error = %e, "created group not read back");
+            summary_of(client, &created.metadata).await
+        }
+    };
     let results = participants
         .iter()
         .map(|j| {
@@ -575,34 +590,57 @@ impl super::SessionManager {
     }
 
     /// Count `n` numbers as sends now, or refuse when the session's send limits leave no
-    /// room for all of them (nothing is counted then).
+    /// room for all of them (nothing is counted then). A change larger than the smallest
+    /// limit could never go: it is refused as such (422), to be made in smaller steps.
     async fn take_send_room(&self, sid: &str, n: usize) -> Result<(), EngineError> {
         use super::pacing;
         let (settings, _, paired_at) =
             super::sender::load_settings(self.store(), &self.pacing_defaults(), sid).await?;
-        let now = crate::events::now_ms();
         let s = sid.to_string();
-        let refused = self
+        let outcome = self
             .store()
             .write(move |t| {
+                let now = crate::events::now_ms();
+                let warm = pacing::warm_up(&settings, paired_at, now);
+                let day = if warm.active {
+                    (warm.daily_limit, "the warm-up's daily limit")
+                } else {
+                    (settings.per_day, "per_day")
+                };
+                let (cap, which) = [
+                    (settings.per_minute, "per_minute"),
+                    (settings.per_hour, "per_hour"),
+                    day,
+                ]
+                .into_iter()
+                .min_by_key(|(limit, _)| *limit)
+                .unwrap_or(day);
+                if n > cap as usize {
+                    return Ok(Room::Never { cap, which });
+                }
                 let mut sends = crate::store::pacing::sends_since_w(t, &s, now - pacing::DAY_MS)?;
                 for _ in 0..n {
                     let slot = pacing::earliest(&settings, &sends, paired_at, now);
                     if slot.at > now {
-                        return Ok(Some(slot.at - now));
+                        return Ok(Room::Later(slot.at - now));
                     }
                     sends.push(now);
                 }
                 crate::store::pacing::log_sends(t, &s, now, n)?;
-                Ok(None)
+                Ok(Room::Taken)
             })
             .await?;
-        match refused {
-            None => Ok(()),
-            Some(wait_ms) => Err(EngineError::RateLimited {
+        match outcome {
+            Room::Taken => Ok(()),
+            Room::Later(wait_ms) => Err(EngineError::RateLimited {
                 numbers: n,
                 retry_after_s: u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1),
             }),
+            Room::Never { cap, which } => Err(EngineError::InvalidGroup(format!(
+                "participants: {n} numbers in one change, but the session's send limits \
+                 ({which}: {cap}) let at most {cap} go at once; make the change in steps of \
+                 {cap} or fewer"
+            ))),
         }
     }
 
@@ -687,6 +725,18 @@ impl super::SessionManager {
         let client = self.require_client(sid).await?;
         leave(&client, &gid).await
     }
+}
+
+/// What [`SessionManager::take_send_room`] found.
+enum Room {
+    Taken,
+    /// No room now: this many ms until there is.
+    Later(i64),
+    /// More numbers than the smallest limit: never.
+    Never {
+        cap: u32,
+        which: &'static str,
+    },
 }
 
 /// The most people one request may name (WhatsApp's group size limit).

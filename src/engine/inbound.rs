@@ -145,7 +145,10 @@ async fn write(
 }
 
 /// An edit or a revoke marks the received message it names: edited with its new text, or
-/// revoked. Only the message's own sender edits it; in a group an admin may revoke it too.
+/// revoked. Only the message's own sender's changes count (a group admin's delete of
+/// someone else's message still arrives as `message.received` kind `revoke`, but wagate
+/// cannot tell an admin from any member here, so it marks nothing). The target may have come
+/// in the same batch (after a time offline): it is then found by its WhatsApp id here.
 fn mark_target(
     t: &redb::WriteTransaction,
     session: &str,
@@ -156,19 +159,22 @@ fn mark_target(
         InboundContent::Revoke { target } => (target, None),
         _ => return Ok(()),
     };
-    let Some(id) = target.id.as_deref().filter(|_| !target.from_me) else {
+    if target.from_me {
         return Ok(());
+    }
+    let rec = match target.id.as_deref() {
+        Some(id) => inbound::get_w(t, session, id)?,
+        None => inbound::by_wa_id_w(t, session, &m.chat, &target.wa_id)?,
     };
-    let Some(rec) = inbound::get_w(t, session, id)? else {
+    let Some(rec) = rec else {
         return Ok(());
     };
     let by_sender = [Some(&m.from), m.from_phone.as_ref(), m.from_lid.as_ref()]
         .into_iter()
         .flatten()
         .any(|j| *j == rec.sender);
-    let by_admin = edit.is_none() && rec.chat.ends_with("@g.us");
-    if by_sender || by_admin {
-        inbound::mark_changed(t, session, id, edit, m.sent_at)?;
+    if by_sender {
+        inbound::mark_changed(t, session, &rec.id, edit, m.sent_at)?;
     }
     Ok(())
 }

@@ -141,6 +141,20 @@ pub fn by_wa_id(
     get(txn, session, &id)
 }
 
+/// [`by_wa_id`] inside a write transaction (a message recorded earlier in it counts).
+pub fn by_wa_id_w(
+    txn: &WriteTransaction,
+    session: &str,
+    chat: &str,
+    wa_id: &str,
+) -> Result<Option<InboundRecord>> {
+    let id = match txn.open_table(WA)?.get((session, chat, wa_id))? {
+        Some(v) => v.value().to_string(),
+        None => return Ok(None),
+    };
+    get_w(txn, session, &id)
+}
+
 /// Whether a message of this chat with this WhatsApp id was received and recorded.
 pub fn knows_wa_id(txn: &ReadTransaction, session: &str, chat: &str, wa_id: &str) -> Result<bool> {
     Ok(txn.open_table(WA)?.get((session, chat, wa_id))?.is_some())

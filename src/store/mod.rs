@@ -687,6 +687,24 @@ impl Store {
             .map_err(|e| StoreError::Join(e.to_string()))?
     }
 
+    /// [`Store::read`], answering only once everything the read saw is durable: a write in a
+    /// group commit is visible from its commit, before the fsync that covers it. What a
+    /// reader hands on from here (the event stream) cannot be undone by a failed fsync.
+    pub async fn read_durable<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadTransaction) -> Result<T> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let seen = store.read_blocking(f)?;
+            store.settle_blocking()?;
+            Ok(seen)
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
     /// [`Store::write_blocking`] on a blocking thread.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where

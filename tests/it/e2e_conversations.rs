@@ -343,6 +343,31 @@ fn a_contacts_edits_and_deletes_show_on_the_received_records_and_the_history_pag
     assert_eq!(ids, vec![out2.as_str(), out1.as_str()]);
     assert_eq!(out["messages"][0]["text"], "see you");
     assert_eq!(out["messages"][0]["direction"], "out");
+    // A message and its edit that arrive together (sent while the session was stopped):
+    // the edit still marks the message.
+    let r = post_json(&rig.server.url("/api/sessions/a/stop"), k, json!({}));
+    assert_eq!(r.status, 200);
+    wait_until("a stopped", || {
+        get(&rig.server.url("/api/sessions/a"), k).json()["state"] == "stopped"
+    });
+    let late = rig
+        .mock_rt
+        .block_on(c.client.send_message(&to, text("see you at 8")))
+        .unwrap();
+    rig.mock_rt
+        .block_on(
+            c.client
+                .edit_message(to.clone(), late.message_id.clone(), text("see you at 9")),
+        )
+        .unwrap();
+    let r = post_json(&rig.server.url("/api/sessions/a/start"), k, json!({}));
+    assert_eq!(r.status, 200);
+    let late_id = received_id(&late.message_id);
+    wait_until("the offline edit recorded", || {
+        message(&rig, &late_id)["edited_at"].is_i64()
+    });
+    assert_eq!(message(&rig, &late_id)["text"], "see you at 9");
+
     // Bad queries are named.
     for (q, field) in [
         ("direction=sideways", "direction"),

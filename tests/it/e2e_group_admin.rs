@@ -317,4 +317,16 @@ fn a_session_runs_a_group_and_sees_every_change() {
         .unwrap()
         .len();
     assert_eq!(members, 2, "nothing was done");
+    // More numbers than the smallest limit could never go at once: 422, naming the limit.
+    let r = send(
+        &rig,
+        "POST",
+        &format!("{path}/participants"),
+        Some(json!({"action": "add", "participants": [c.phone, d.phone]})),
+    );
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (422, "invalid_group_request")
+    );
+    assert!(r.text().contains("per_minute"), "{}", r.text());
 }

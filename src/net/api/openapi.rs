@@ -737,6 +737,10 @@ fn conversation_specifics(r: &RouteInfo) -> Option<Specifics> {
         "429",
         "Adding or removing these numbers would pass the session's send limits (rate_limited, Retry-After); nothing was done",
     );
+    let upstream = (
+        "502",
+        "WhatsApp did not answer, or answered with an error not listed here (whatsapp_error)",
+    );
     Some(match (r.method.as_str(), r.path) {
         ("POST", "/api/sessions/{sid}/groups") => (
             Some("NewGroup"),
@@ -745,7 +749,13 @@ fn conversation_specifics(r: &RouteInfo) -> Option<Specifics> {
                 "Created: the group and a result per participant",
                 Some(schema_ref("GroupCreated")),
             )],
-            vec![("404", "No such session"), not_connected, invalid, rate],
+            vec![
+                ("404", "No such session"),
+                not_connected,
+                invalid,
+                rate,
+                upstream,
+            ],
         ),
         ("POST", "/api/sessions/{sid}/groups/join") => (
             Some("JoinGroup"),
@@ -765,12 +775,13 @@ fn conversation_specifics(r: &RouteInfo) -> Option<Specifics> {
                 ),
                 ("410", "The invite code was reset (invite_revoked)"),
                 invalid,
+                upstream,
             ],
         ),
         ("GET", "/api/sessions/{sid}/groups/{gid}") => (
             None,
             vec![ok("200", "The group", Some(schema_ref("GroupDetails")))],
-            vec![group_404, refused, not_connected, invalid],
+            vec![group_404, refused, not_connected, invalid, upstream],
         ),
         ("PATCH", "/api/sessions/{sid}/groups/{gid}") => (
             Some("GroupPatch"),
@@ -787,6 +798,7 @@ fn conversation_specifics(r: &RouteInfo) -> Option<Specifics> {
                     "The session is not connected, or the description changed meanwhile (group_changed)",
                 ),
                 invalid,
+                upstream,
             ],
         ),
         ("POST", "/api/sessions/{sid}/groups/{gid}/participants") => (
@@ -796,13 +808,13 @@ fn conversation_specifics(r: &RouteInfo) -> Option<Specifics> {
                 "A result per person, in the order asked",
                 Some(schema_ref("ParticipantResults")),
             )],
-            vec![group_404, refused, not_connected, invalid, rate],
+            vec![group_404, refused, not_connected, invalid, rate, upstream],
         ),
         ("GET", "/api/sessions/{sid}/groups/{gid}/invite")
         | ("POST", "/api/sessions/{sid}/groups/{gid}/invite/reset") => (
             None,
             vec![ok("200", "The invite link", Some(schema_ref("InviteLink")))],
-            vec![group_404, refused, not_connected, invalid],
+            vec![group_404, refused, not_connected, invalid, upstream],
         ),
         ("POST", "/api/sessions/{sid}/groups/{gid}/leave") => (
             None,
@@ -813,7 +825,7 @@ fn conversation_specifics(r: &RouteInfo) -> Option<Specifics> {
                     json!({"type": "object", "required": ["left"], "properties": {"left": {"type": "boolean"}}}),
                 ),
             )],
-            vec![group_404, refused, not_connected, invalid],
+            vec![group_404, refused, not_connected, invalid, upstream],
         ),
         ("GET", "/api/sessions/{sid}/calls") => (
             None,

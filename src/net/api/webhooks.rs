@@ -445,6 +445,10 @@ async fn test(
         .await?
         .ok_or_else(|| not_found(&id))?;
     wake(&state);
+    // The event stream shows it too (it is in the event log).
+    state
+        .bus()
+        .publish(crate::events::Notice::Event(event.clone()));
     Ok((
         StatusCode::ACCEPTED,
         Json(Queued {

@@ -118,13 +118,31 @@ pub fn mark_changed(
 
 /// [`get`] inside a write transaction.
 pub fn get_w(txn: &WriteTransaction, session: &str, id: &str) -> Result<Option<InboundRecord>> {
-    let t = txn.open_table(MSG)?;
-    t.get((session, id))?.map(|v| decode(v.value())).transpose()
+    record(&txn.open_table(MSG)?, session, id)
 }
 
 pub fn get(txn: &ReadTransaction, session: &str, id: &str) -> Result<Option<InboundRecord>> {
-    let t = txn.open_table(MSG)?;
+    record(&txn.open_table(MSG)?, session, id)
+}
+
+fn record(
+    t: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    session: &str,
+    id: &str,
+) -> Result<Option<InboundRecord>> {
     t.get((session, id))?.map(|v| decode(v.value())).transpose()
+}
+
+/// The message `(session, chat, wa_id)` names in `in_wa` / `in_msg`.
+fn named(
+    wa: &impl ReadableTable<(&'static str, &'static str, &'static str), &'static str>,
+    msgs: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    (session, chat, wa_id): (&str, &str, &str),
+) -> Result<Option<InboundRecord>> {
+    match wa.get((session, chat, wa_id))? {
+        Some(id) => record(msgs, session, id.value()),
+        None => Ok(None),
+    }
 }
 
 /// The message a chat's WhatsApp id names.
@@ -134,11 +152,11 @@ pub fn by_wa_id(
     chat: &str,
     wa_id: &str,
 ) -> Result<Option<InboundRecord>> {
-    let id = match txn.open_table(WA)?.get((session, chat, wa_id))? {
-        Some(v) => v.value().to_string(),
-        None => return Ok(None),
-    };
-    get(txn, session, &id)
+    named(
+        &txn.open_table(WA)?,
+        &txn.open_table(MSG)?,
+        (session, chat, wa_id),
+    )
 }
 
 /// [`by_wa_id`] inside a write transaction (a message recorded earlier in it counts).
@@ -148,11 +166,11 @@ pub fn by_wa_id_w(
     chat: &str,
     wa_id: &str,
 ) -> Result<Option<InboundRecord>> {
-    let id = match txn.open_table(WA)?.get((session, chat, wa_id))? {
-        Some(v) => v.value().to_string(),
-        None => return Ok(None),
-    };
-    get_w(txn, session, &id)
+    named(
+        &txn.open_table(WA)?,
+        &txn.open_table(MSG)?,
+        (session, chat, wa_id),
+    )
 }
 
 /// Whether a message of this chat with this WhatsApp id was received and recorded.

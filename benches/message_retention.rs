@@ -25,7 +25,7 @@ fn fill(store: &Store, round: usize) {
                     let r = queue::enqueue(
                         t,
                         "s1",
-                        NewMessage {
+                        &NewMessage {
                             kind: "text".into(),
                             to: "15550001111@s.whatsapp.net".into(),
                             content: serde_json::json!({ "text": format!("message {n} {}", "x".repeat(120)) }),

@@ -218,7 +218,7 @@ impl Rig {
 
     fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&redb::WriteTransaction) -> wagate::store::Result<T> + Send + 'static,
+        f: impl FnMut(&redb::WriteTransaction) -> wagate::store::Result<T> + Send + 'static,
     ) -> T {
         self.store.write_blocking(f).expect("write")
     }
@@ -323,7 +323,7 @@ impl Rig {
             ..Default::default()
         };
         let e = self.write(move |t| {
-            let Some(e) = outbox::record(t, ev)? else {
+            let Some(e) = outbox::record(t, ev.clone())? else {
                 return Ok(None);
             };
             inbound::put(t, SESSION, &rec)?;
@@ -337,21 +337,17 @@ impl Rig {
         self.write(move |t| {
             let mut out = Vec::with_capacity(n);
             for i in first..first + n {
-                let rec = queue::enqueue(
-                    t,
-                    SESSION,
-                    NewMessage {
-                        kind: "text".into(),
-                        to: format!("4477007{:05}@s.whatsapp.net", i % 100_000),
-                        content: json!({"to": "447700700000", "text": format!("c{i}")}),
-                        blob: None,
-                        idempotency_key: None,
-                        now_ms: now_ms(),
-                        to_phone: None,
-                        to_lid: None,
-                    },
-                )?
-                .record;
+                let new = NewMessage {
+                    kind: "text".into(),
+                    to: format!("4477007{:05}@s.whatsapp.net", i % 100_000),
+                    content: json!({"to": "447700700000", "text": format!("c{i}")}),
+                    blob: None,
+                    idempotency_key: None,
+                    now_ms: now_ms(),
+                    to_phone: None,
+                    to_lid: None,
+                };
+                let rec = queue::enqueue(t, SESSION, Message::of(&new))?.record;
                 let w = wa_of(&rec.id);
                 queue::mark_sending(t, SESSION, &rec.id, &w)?;
                 queue::mark_sent(t, SESSION, &rec.id, now_ms())?;
@@ -619,5 +615,23 @@ fn main() {
     println!("|---|---|---|---:|");
     for line in summary {
         println!("{line}");
+    }
+}
+
+/// The queue's `enqueue` took its message by value before group commit and by reference since
+/// (a closure may run twice): the bench builds on both sides of that change.
+trait Message<'a> {
+    fn of(m: &'a NewMessage) -> Self;
+}
+
+impl<'a> Message<'a> for NewMessage {
+    fn of(m: &'a NewMessage) -> Self {
+        m.clone()
+    }
+}
+
+impl<'a> Message<'a> for &'a NewMessage {
+    fn of(m: &'a NewMessage) -> Self {
+        m
     }
 }

@@ -136,10 +136,10 @@ async fn offered(
     let written = ctx
         .store
         .write(move |t| {
-            if !calls::offered(t, &sid, &rec, peer)? {
+            if !calls::offered(t, &sid, &rec, peer.clone())? {
                 return Ok(None);
             }
-            outbox::record(t, Event::new(&sid, EventKind::CallReceived(rec)))
+            outbox::record(t, Event::new(&sid, EventKind::CallReceived(rec.clone())))
         })
         .await;
     match written {
@@ -235,7 +235,7 @@ async fn record_rejection(
                     let done = queue::enqueue(
                         t,
                         &sid,
-                        queue::NewMessage {
+                        &queue::NewMessage {
                             kind: "text".into(),
                             to: to.clone(),
                             content,

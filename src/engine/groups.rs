@@ -935,7 +935,7 @@ pub(crate) async fn on_update(
         );
         event.id = format!("evt_{ulid}");
     }
-    let written = store.write(move |t| outbox::record(t, event)).await;
+    let written = store.write(move |t| outbox::record(t, event.clone())).await;
     match written {
         Ok(Some(e)) => bus.publish(Notice::Event(e)),
         Ok(None) => {}

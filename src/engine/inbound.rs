@@ -124,7 +124,7 @@ async fn write(
     let written = store
         .write(move |t| {
             let mut out = Vec::new();
-            for (e, rec) in events {
+            for (e, rec) in events.iter().cloned() {
                 let session = e.session.clone();
                 if let Some(e) = outbox::record(t, e)? {
                     inbound::put(t, &session, &rec)?;

@@ -424,7 +424,7 @@ impl SessionManager {
                     return Ok(Err(distinct.len()));
                 }
                 let to = new.to.clone();
-                let mut done = queue::enqueue(txn, &sid, new)?;
+                let mut done = queue::enqueue(txn, &sid, &new)?;
                 if verdict == pacing::Duplicate::Hold {
                     done.record = queue::hold(
                         txn,
@@ -895,7 +895,9 @@ impl SessionManager {
         let (sid, chat, mid) = (id.to_string(), rec.chat.clone(), rec.id.clone());
         self.inner
             .store
-            .write(move |t| crate::store::inbound::mark_read(t, &sid, &chat, &[mid]))
+            .write(move |t| {
+                crate::store::inbound::mark_read(t, &sid, &chat, std::slice::from_ref(&mid))
+            })
             .await?;
         Ok(Some(()))
     }

@@ -512,7 +512,7 @@ impl Sender {
                 if let Some(secret) = &fresh_secret {
                     queue::set_secret(t, &sid, &id, secret)?;
                 }
-                queue::set_addresses(t, &sid, &id, phone, lid).map(Some)
+                queue::set_addresses(t, &sid, &id, phone.clone(), lid.clone()).map(Some)
             })
             .await?;
         let Some(marked) = marked else {

@@ -248,14 +248,14 @@ impl SessionCtx {
                 let Some(mut rec) = sessions::get_in_write(txn, &id)? else {
                     return Ok(None);
                 };
-                rec.state = st;
-                if let Some((phone, lid)) = account {
+                rec.state = st.clone();
+                if let Some((phone, lid)) = account.clone() {
                     rec.phone = phone;
                     rec.lid = lid;
                 }
                 sessions::put(txn, &rec)?;
-                match event {
-                    Some(e) => outbox::record(txn, e),
+                match &event {
+                    Some(e) => outbox::record(txn, e.clone()),
                     None => Ok(None),
                 }
             })

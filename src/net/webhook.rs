@@ -431,13 +431,6 @@ impl Webhooks {
             if inner.stop.load(Ordering::Acquire) || !self.clock_ok() {
                 return;
             }
-            // Post only what the store will still know after a power cut: an event read
-            // before its group commit's fsync could otherwise reach the receiver and then be
-            // forgotten (and made again under a new id).
-            if let Err(e) = inner.store.settle_blocking() {
-                tracing::error!(endpoint, error = %e, "webhooks: the store cannot settle");
-                return;
-            }
             let now = inner.clock.now_ms();
             let due = inner
                 .store

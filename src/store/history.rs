@@ -179,7 +179,7 @@ mod tests {
                 queue::enqueue(
                     t,
                     "s",
-                    NewMessage {
+                    &NewMessage {
                         kind: "text".into(),
                         to: to.into(),
                         content: serde_json::json!({}),

@@ -20,16 +20,17 @@
 //! operation answers [`StoreError::NoSpace`]. The daemon stays up throughout.
 //!
 //! Group commit: an fsync on an SD card costs 5-30 ms and wears the flash, so concurrent
-//! writers share it. redb holds its write lock through a durable commit's fsync, so the writers
-//! that arrive meanwhile queue; when it ends, that queue is the next group: each of them but the
-//! last commits without durability (redb keeps it in memory) and waits, and the last commits
-//! durably, which makes the whole group durable with one fsync. A lone write finds no queue
-//! and commits durably at once: no fixed wait. [`Store::write`] still returns only once its
-//! transaction is durable, and a failed durable commit fails every write it covered with the
-//! same error. A read can see a write before it is durable (within one fsync); whatever acts
-//! outside the process on what it read writes first (the sender marks a message `sending`
-//! before it goes), and a write returns only once everything committed before it is durable.
-//! [`Store::settle_blocking`] waits for that point without writing.
+//! writes share one transaction and its fsync. Writers take turns in a slot that holds the
+//! group's open redb transaction; each runs its closure in it, then leaves it open when other
+//! writers wait at the slot, or else commits it durably, with the slot held. The writers that
+//! arrive during that commit are the next group. A lone write finds nobody waiting and commits
+//! at once: no fixed wait. A group also commits once it holds [`GROUP_MAX_WRITES`] writes. Every write returns only once the commit covering it is durable, and
+//! a failed commit fails every write in it with the same error. A closure that fails (or
+//! panics) may have written part of its work, so the group's transaction is aborted and its
+//! other writes run their closures again in the next one: closures must not act outside their
+//! transaction. One transaction per group writes each page it touches once, not once per write:
+//! fewer bytes on the flash. A reader sees a commit only after its fsync, so nothing read can be
+//! undone by a power cut.
 
 pub mod calls;
 pub mod contacts;
@@ -50,8 +51,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use redb::{
-    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
-    WriteTransaction,
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
 use tokio::sync::watch;
 
@@ -170,32 +170,48 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Commit counts and time, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct CommitStats {
-    /// Write transactions committed (durably or into a group commit).
+    /// Writes committed ([`Store::write`] calls that succeeded; a group of them shares one
+    /// redb transaction).
     pub commits: std::sync::atomic::AtomicU64,
     /// Durable commits: one fsync each, covering one or more write transactions.
     pub syncs: std::sync::atomic::AtomicU64,
     /// Microseconds spent in durable commits (the fsync), summed.
     pub commit_micros: std::sync::atomic::AtomicU64,
+    /// Groups rolled back because one of their writes failed (the others ran again).
+    pub rollbacks: std::sync::atomic::AtomicU64,
 }
 
-/// Where group commit stands (see the module docs). Writes are numbered in commit order.
+/// The writers' shared transaction (see the module docs): held by the writer whose closure
+/// runs, and through the group's durable commit.
+#[derive(Default)]
+struct Slot {
+    /// The open group's write transaction, between its writers.
+    txn: Option<WriteTransaction>,
+    /// The number of the group `txn` belongs to (or of the last group, when `None`).
+    number: u64,
+    /// Writes whose closures ran in `txn`.
+    writes: usize,
+}
+
+/// What the writers waiting for their group know.
 #[derive(Default)]
 struct GroupState {
-    /// The number of the last write transaction committed (or about to be, by the writer that
-    /// holds redb's write lock).
-    last: u64,
-    /// Every write up to this number is durable.
-    durable: u64,
-    /// A durable commit is under way.
-    syncing: bool,
-    /// Writers between their start and their decision to commit durably or not.
-    queued: u64,
-    /// Of the writers queued when the last durable commit ended, how many have not decided
-    /// yet: the last of them commits durably.
-    group_left: u64,
-    /// Durable commits that failed: the writes numbered in `(from, to]` failed with `why`.
-    /// Kept short; a waiter reads its own within one wake-up.
-    failures: std::collections::VecDeque<(u64, u64, SharedFailure)>,
+    /// Writers waiting to enter the slot: while there are any, a group stays open for them.
+    arriving: u64,
+    /// Every group up to this number has ended.
+    ended: u64,
+    /// Groups that did not end durably, and how. Kept short; a waiter reads its own within
+    /// one wake-up.
+    unlucky: std::collections::VecDeque<(u64, Ending)>,
+}
+
+/// How a group ended other than durably.
+enum Ending {
+    /// Its durable commit failed: every write in it fails so.
+    Failed(SharedFailure),
+    /// A write's closure failed (or panicked) in the group's transaction, which was aborted:
+    /// the other writes in it run again.
+    RolledBack,
 }
 
 #[derive(Clone)]
@@ -229,62 +245,26 @@ impl SharedFailure {
     }
 }
 
-/// A writer counted in [`GroupState::queued`] until it decides how to commit (or fails
-/// before).
-struct Queued<'a> {
-    group: &'a Group,
-    counted: bool,
-}
+/// How many groups that did not end durably [`GroupState`] remembers.
+const UNLUCKY_KEPT: usize = 256;
 
-impl<'a> Queued<'a> {
-    fn new(group: &'a Group) -> Result<Queued<'a>> {
-        group.state.lock().map_err(|_| StoreError::Closed)?.queued += 1;
-        Ok(Queued {
-            group,
-            counted: true,
-        })
-    }
-
-    /// With redb's write lock held and the transaction ready: the write's number, and whether
-    /// it commits durably (it is the last of its group, or no group is waiting).
-    fn decide(&mut self) -> Result<(u64, bool)> {
-        let mut st = self.group.state.lock().map_err(|_| StoreError::Closed)?;
-        self.counted = false;
-        st.queued -= 1;
-        st.last += 1;
-        let lead = !st.syncing && st.group_left <= 1;
-        if lead {
-            st.syncing = true;
-            st.group_left = 0;
-        } else if !st.syncing {
-            st.group_left -= 1;
-        }
-        Ok((st.last, lead))
-    }
-}
-
-impl Drop for Queued<'_> {
-    /// A writer that failed before deciding: if it was to commit its group durably, the
-    /// waiters make an empty durable commit instead.
-    fn drop(&mut self) {
-        if !self.counted {
-            return;
-        }
-        if let Ok(mut st) = self.group.state.lock() {
-            st.queued -= 1;
-            st.group_left = st.group_left.saturating_sub(1);
-        }
-        self.group.ended.notify_all();
-    }
-}
-
-/// How many failed durable commits [`GroupState`] remembers.
-const FAILURES_KEPT: usize = 16;
+/// A group commits once this many writes joined it, even while more arrive: a steady stream
+/// of writers cannot hold its first ones back for longer.
+const GROUP_MAX_WRITES: usize = 256;
 
 #[derive(Default)]
 struct Group {
+    slot: Mutex<Slot>,
     state: Mutex<GroupState>,
     ended: Condvar,
+}
+
+/// How a write's turn in the slot went.
+enum Turn<T> {
+    /// Committed durably by this writer.
+    Done(T),
+    /// Left in the group's open transaction numbered so, for a later writer to commit.
+    Joined(u64, T),
 }
 
 struct Inner {
@@ -492,6 +472,13 @@ impl Store {
             }
             *last = Some(Instant::now());
         }
+        let mut slot = self
+            .inner
+            .group
+            .slot
+            .lock()
+            .map_err(|_| StoreError::Closed)?;
+        self.roll_back(&mut slot);
         let mut db = self.inner.db.write().map_err(|_| StoreError::Closed)?;
         if !self.inner.broken.load(Ordering::Acquire) {
             return Ok(()); // another thread reopened it
@@ -538,41 +525,102 @@ impl Store {
     }
 
     /// Run `f` in a write transaction on the calling thread and commit it durably if `f`
-    /// succeeds (on error the transaction is aborted and nothing is written). Returns once the
-    /// transaction is durable, alone or in a group commit (see the module docs). Refused with
-    /// [`StoreError::NoSpace`] before it starts while the disk is (nearly) full.
-    pub fn write_blocking<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
+    /// succeeds (on error nothing of it is written). Returns once the write is durable, alone or
+    /// in a group (see the module docs). `f` may run more than once: when another write of its
+    /// group fails, the group is rolled back and its other writes run again, so `f` must not act
+    /// outside the transaction. Refused with [`StoreError::NoSpace`] before it starts while the
+    /// disk is (nearly) full.
+    pub fn write_blocking<T>(&self, f: impl FnMut(&WriteTransaction) -> Result<T>) -> Result<T> {
         self.ready()?;
         self.check_space()?;
         let r = self.write_grouped(f);
         self.note(r)
     }
 
-    fn write_grouped<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
-        let group = &self.inner.group;
-        let mut queued = Queued::new(group)?;
-        let (out, n) = {
-            let db = self.inner.db.read().map_err(|_| StoreError::Closed)?;
-            let mut txn = db.as_ref().ok_or(StoreError::Closed)?.begin_write()?;
-            let out = f(&txn)?;
-            // Numbered while redb's write lock is held, so numbers follow commit order.
-            let (n, lead) = queued.decide()?;
-            if lead {
-                // The last of its group (or alone): this commit's fsync covers it and every
-                // write before it.
-                let r = self.commit_durably(txn);
-                self.end_sync(n, &r);
-                self.inner.commits.commits.fetch_add(1, Ordering::Relaxed);
-                return r.map(|()| out);
+    fn write_grouped<T>(&self, mut f: impl FnMut(&WriteTransaction) -> Result<T>) -> Result<T> {
+        loop {
+            match self.take_turn(&mut f)? {
+                Turn::Done(out) => return Ok(out),
+                Turn::Joined(number, out) => {
+                    if self.wait_group(number)? {
+                        return Ok(out);
+                    }
+                    // Rolled back by another write of the group: run again.
+                }
             }
-            txn.set_durability(Durability::None)
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
-            txn.commit()?;
-            self.inner.commits.commits.fetch_add(1, Ordering::Relaxed);
-            (out, n)
+        }
+    }
+
+    /// Enter the slot, run `f` in the open group's transaction (beginning one if none is
+    /// open), then leave it open for the writers arriving meanwhile or commit it durably.
+    fn take_turn<T>(&self, f: &mut impl FnMut(&WriteTransaction) -> Result<T>) -> Result<Turn<T>> {
+        let group = &self.inner.group;
+        group.state.lock().map_err(|_| StoreError::Closed)?.arriving += 1;
+        let slot = group.slot.lock();
+        group.state.lock().map_err(|_| StoreError::Closed)?.arriving -= 1;
+        let mut slot = slot.map_err(|_| StoreError::Closed)?;
+        if slot.txn.is_none() {
+            let db = self.inner.db.read().map_err(|_| StoreError::Closed)?;
+            let txn = db.as_ref().ok_or(StoreError::Closed)?.begin_write()?;
+            slot.txn = Some(txn);
+            slot.number += 1;
+            slot.writes = 0;
+        }
+        let number = slot.number;
+        let Some(txn) = slot.txn.as_ref() else {
+            return Err(StoreError::Closed);
         };
-        self.wait_durable(n)?;
-        Ok(out)
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(txn)));
+        let out = match ran {
+            Ok(Ok(out)) => out,
+            Ok(Err(e)) => {
+                // `f` may have written part of its work: the whole group goes.
+                self.roll_back(&mut slot);
+                return Err(e);
+            }
+            Err(panic) => {
+                self.roll_back(&mut slot);
+                drop(slot);
+                std::panic::resume_unwind(panic);
+            }
+        };
+        slot.writes += 1;
+        let more = group.state.lock().map_err(|_| StoreError::Closed)?.arriving > 0;
+        if more && slot.writes < GROUP_MAX_WRITES {
+            return Ok(Turn::Joined(number, out));
+        }
+        let writes = slot.writes as u64;
+        let Some(txn) = slot.txn.take() else {
+            return Err(StoreError::Closed);
+        };
+        // Committed with the slot held: the writers arriving meanwhile are the next group.
+        let r = self.commit_durably(txn);
+        if r.is_ok() {
+            self.inner
+                .commits
+                .commits
+                .fetch_add(writes, Ordering::Relaxed);
+        }
+        let why = r
+            .as_ref()
+            .err()
+            .map(|e| Ending::Failed(SharedFailure::of(e)));
+        self.end_group(number, why);
+        drop(slot);
+        r.map(|()| Turn::Done(out))
+    }
+
+    /// Abort the open group's transaction: its writes that ran run again.
+    fn roll_back(&self, slot: &mut Slot) {
+        if let Some(txn) = slot.txn.take() {
+            if let Err(e) = txn.abort() {
+                tracing::warn!(error = %e, "aborting a write transaction failed");
+            }
+            if slot.writes > 0 {
+                self.inner.commits.rollbacks.fetch_add(1, Ordering::Relaxed);
+            }
+            self.end_group(slot.number, Some(Ending::RolledBack));
+        }
     }
 
     /// Commit `txn` durably (the fsync), counted and timed.
@@ -586,93 +634,35 @@ impl Store {
         Ok(())
     }
 
-    /// A durable commit covering writes up to `n` ended with `r`: wake the writers waiting.
-    fn end_sync(&self, n: u64, r: &Result<()>) {
+    /// Group `number` ended (`None`: durably); wakes its writers.
+    fn end_group(&self, number: u64, why: Option<Ending>) {
         let group = &self.inner.group;
-        // A poisoned lock: a writer panicked while holding it; the waiters then fail too.
+        // A poisoned lock: a thread panicked while holding it; the waiters then fail too.
         if let Ok(mut st) = group.state.lock() {
-            st.syncing = false;
-            // The writers that queued behind this commit are the next group.
-            st.group_left = st.queued;
-            match r {
-                Ok(()) => st.durable = st.durable.max(n),
-                Err(e) => {
-                    let from = st.durable;
-                    if st.failures.len() == FAILURES_KEPT {
-                        st.failures.pop_front();
-                    }
-                    st.failures.push_back((from, n, SharedFailure::of(e)));
+            st.ended = st.ended.max(number);
+            if let Some(why) = why {
+                if st.unlucky.len() == UNLUCKY_KEPT {
+                    st.unlucky.pop_front();
                 }
+                st.unlucky.push_back((number, why));
             }
         }
         group.ended.notify_all();
     }
 
-    /// Wait until write `n` is durable, making the durable commit when none is under way.
-    fn wait_durable(&self, n: u64) -> Result<()> {
+    /// Wait until group `number` ends: `true` when it is durable, `false` when it was rolled
+    /// back (the write runs again), its error when its commit failed.
+    fn wait_group(&self, number: u64) -> Result<bool> {
         let group = &self.inner.group;
         let mut st = group.state.lock().map_err(|_| StoreError::Closed)?;
-        loop {
-            if let Some((_, _, why)) = st
-                .failures
-                .iter()
-                .find(|(from, to, _)| *from < n && n <= *to)
-            {
-                return Err(why.error());
-            }
-            if st.durable >= n {
-                return Ok(());
-            }
-            // Nobody is left to commit durably (the group's last writer failed, or this is
-            // `settle_blocking`): make the empty durable commit here.
-            if !st.syncing && st.queued == 0 {
-                st.syncing = true;
-                drop(st);
-                let (upto, r) = self.sync_now();
-                self.end_sync(upto, &r);
-                r?;
-                st = group.state.lock().map_err(|_| StoreError::Closed)?;
-                continue;
-            }
+        while st.ended < number {
             st = group.ended.wait(st).map_err(|_| StoreError::Closed)?;
         }
-    }
-
-    /// An empty durable commit: it makes every write committed before it durable. Returns the
-    /// number of the last write it covers.
-    fn sync_now(&self) -> (u64, Result<()>) {
-        let last = || {
-            self.inner
-                .group
-                .state
-                .lock()
-                .map(|st| st.last)
-                .unwrap_or(u64::MAX)
-        };
-        let r = (|| {
-            let db = self.inner.db.read().map_err(|_| StoreError::Closed)?;
-            let txn = db.as_ref().ok_or(StoreError::Closed)?.begin_write()?;
-            // With redb's write lock held, no write is between its number and its commit.
-            let upto = last();
-            self.commit_durably(txn).map(|()| upto)
-        })();
-        match r {
-            Ok(upto) => (upto, Ok(())),
-            Err(e) => (last(), Err(e)),
+        match st.unlucky.iter().find(|(n, _)| *n == number) {
+            None => Ok(true),
+            Some((_, Ending::RolledBack)) => Ok(false),
+            Some((_, Ending::Failed(why))) => Err(why.error()),
         }
-    }
-
-    /// Wait until every write committed so far is durable (see the module docs); a write made
-    /// now would return at the same point. Returns at once when nothing waits for an fsync.
-    pub fn settle_blocking(&self) -> Result<()> {
-        let n = self
-            .inner
-            .group
-            .state
-            .lock()
-            .map_err(|_| StoreError::Closed)?
-            .last;
-        self.wait_durable(n)
     }
 
     /// [`Store::read_blocking`] on a blocking thread.
@@ -687,29 +677,11 @@ impl Store {
             .map_err(|e| StoreError::Join(e.to_string()))?
     }
 
-    /// [`Store::read`], answering only once everything the read saw is durable: a write in a
-    /// group commit is visible from its commit, before the fsync that covers it. What a
-    /// reader hands on from here (the event stream) cannot be undone by a failed fsync.
-    pub async fn read_durable<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&ReadTransaction) -> Result<T> + Send + 'static,
-    {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let seen = store.read_blocking(f)?;
-            store.settle_blocking()?;
-            Ok(seen)
-        })
-        .await
-        .map_err(|e| StoreError::Join(e.to_string()))?
-    }
-
     /// [`Store::write_blocking`] on a blocking thread.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<T> + Send + 'static,
     {
         let store = self.clone();
         tokio::task::spawn_blocking(move || store.write_blocking(f))
@@ -722,6 +694,12 @@ impl Store {
     /// operation fails with [`StoreError::Closed`] and the file lock is released.
     pub fn close(&self) {
         self.inner.broken.store(false, Ordering::Release);
+        // The slot first (the order every writer takes): no group transaction outlives the
+        // file; an open group's writers run again and then find it closed.
+        let mut slot = self.inner.group.slot.lock().ok();
+        if let Some(slot) = slot.as_mut() {
+            self.roll_back(slot);
+        }
         if let Ok(mut db) = self.inner.db.write() {
             db.take();
         }

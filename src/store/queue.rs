@@ -234,7 +234,7 @@ fn get_w(txn: &WriteTransaction, session: &str, id: &str) -> Result<Option<Messa
 
 /// Accept a message: one transaction, durable on commit. A known idempotency key returns the
 /// first message instead and writes nothing.
-pub fn enqueue(txn: &WriteTransaction, session: &str, new: NewMessage) -> Result<Enqueued> {
+pub fn enqueue(txn: &WriteTransaction, session: &str, new: &NewMessage) -> Result<Enqueued> {
     if let Some(key) = &new.idempotency_key {
         let idem = txn.open_table(IDEM)?;
         let existing = idem
@@ -259,16 +259,16 @@ pub fn enqueue(txn: &WriteTransaction, session: &str, new: NewMessage) -> Result
     let record = MessageRecord {
         id: format!("msg_{}", ulid::Ulid::new()),
         session: session.to_string(),
-        kind: new.kind,
-        to: new.to,
-        to_phone: new.to_phone,
-        to_lid: new.to_lid,
-        content: new.content,
+        kind: new.kind.clone(),
+        to: new.to.clone(),
+        to_phone: new.to_phone.clone(),
+        to_lid: new.to_lid.clone(),
+        content: new.content.clone(),
         status: MessageStatus::Queued,
         reason: None,
         wa_id: None,
         seq,
-        idempotency_key: new.idempotency_key,
+        idempotency_key: new.idempotency_key.clone(),
         attempts: 0,
         created_at: new.now_ms,
         sent_at: None,
@@ -779,15 +779,15 @@ mod tests {
     fn order_per_session_and_idempotency() {
         let (_d, s) = store();
         let a = s
-            .write_blocking(|t| enqueue(t, "a", msg("1", Some("k1"))))
+            .write_blocking(|t| enqueue(t, "a", &msg("1", Some("k1"))))
             .unwrap();
         let b = s
-            .write_blocking(|t| enqueue(t, "a", msg("2", None)))
+            .write_blocking(|t| enqueue(t, "a", &msg("2", None)))
             .unwrap();
-        s.write_blocking(|t| enqueue(t, "b", msg("x", Some("k1"))))
+        s.write_blocking(|t| enqueue(t, "b", &msg("x", Some("k1"))))
             .unwrap();
         let again = s
-            .write_blocking(|t| enqueue(t, "a", msg("other", Some("k1"))))
+            .write_blocking(|t| enqueue(t, "a", &msg("other", Some("k1"))))
             .unwrap();
         assert!(again.replayed);
         assert_eq!(again.record.id, a.record.id);
@@ -820,11 +820,11 @@ mod tests {
     fn receipts_only_move_forward_and_cancel_only_before_sending() {
         let (_d, s) = store();
         let a = s
-            .write_blocking(|t| enqueue(t, "a", msg("1", None)))
+            .write_blocking(|t| enqueue(t, "a", &msg("1", None)))
             .unwrap()
             .record;
         let b = s
-            .write_blocking(|t| enqueue(t, "a", msg("2", None)))
+            .write_blocking(|t| enqueue(t, "a", &msg("2", None)))
             .unwrap()
             .record;
         s.write_blocking(|t| mark_sending(t, "a", &a.id, "WA1"))
@@ -880,7 +880,7 @@ mod tests {
     fn a_receipt_for_an_interrupted_send_reports_it_sent_once() {
         let (_d, s) = store();
         let a = s
-            .write_blocking(|t| enqueue(t, "a", msg("1", None)))
+            .write_blocking(|t| enqueue(t, "a", &msg("1", None)))
             .unwrap()
             .record;
         s.write_blocking(|t| mark_sending(t, "a", &a.id, "WA1"))
@@ -909,12 +909,12 @@ mod tests {
         let (_d, s) = store();
         let a = s
             .write_blocking(|t| {
-                let r = enqueue(t, "a", msg("1", None))?.record;
+                let r = enqueue(t, "a", &msg("1", None))?.record;
                 hold(t, "a", &r.id, "duplicate content")
             })
             .unwrap();
         let b = s
-            .write_blocking(|t| enqueue(t, "a", msg("2", None)))
+            .write_blocking(|t| enqueue(t, "a", &msg("2", None)))
             .unwrap()
             .record;
         assert_eq!(a.status, MessageStatus::Held);
@@ -945,11 +945,8 @@ mod tests {
         let (_d, s) = store();
         let mut m = msg("pic", None);
         m.blob = Some(vec![1, 2, 3]);
-        let a = s
-            .write_blocking(|t| enqueue(t, "a", m.clone()))
-            .unwrap()
-            .record;
-        s.write_blocking(|t| enqueue(t, "ab", m)).unwrap();
+        let a = s.write_blocking(|t| enqueue(t, "a", &m)).unwrap().record;
+        s.write_blocking(|t| enqueue(t, "ab", &m)).unwrap();
         assert_eq!(
             s.read_blocking(|t| blob(t, "a", &a.id)).unwrap(),
             Some(vec![1, 2, 3])
@@ -986,7 +983,7 @@ mod tests {
             .write_blocking(|t| {
                 let mut m = at("d", Some("kd"), 100);
                 m.blob = Some(vec![9; 4]);
-                let r = enqueue(t, "a", m)?.record;
+                let r = enqueue(t, "a", &m)?.record;
                 mark_sending(t, "a", &r.id, "WA_D")?;
                 mark_sent(t, "a", &r.id, 101)?;
                 Ok(apply_receipt(t, "a", "WA_D", MessageStatus::Delivered, 102)?.advanced)
@@ -995,13 +992,13 @@ mod tests {
             .unwrap();
         let failed = s
             .write_blocking(|t| {
-                let r = enqueue(t, "b", at("f", Some("kf"), 110))?.record;
+                let r = enqueue(t, "b", &at("f", Some("kf"), 110))?.record;
                 mark_failed(t, "b", &r.id, "no such user", 111)
             })
             .unwrap();
         let cancelled = s
             .write_blocking(|t| {
-                let r = enqueue(t, "a", at("c", None, 120))?.record;
+                let r = enqueue(t, "a", &at("c", None, 120))?.record;
                 match cancel(t, "a", &r.id, 121)? {
                     Cancel::Cancelled(r) => Ok(r),
                     other => panic!("{other:?}"),
@@ -1013,19 +1010,19 @@ mod tests {
             .write_blocking(|t| {
                 let mut m = at("q", Some("kq"), 50);
                 m.blob = Some(vec![1, 2]);
-                enqueue(t, "a", m)
+                enqueue(t, "a", &m)
             })
             .unwrap()
             .record;
         let held_msg = s
             .write_blocking(|t| {
-                let r = enqueue(t, "a", at("h", None, 50))?.record;
+                let r = enqueue(t, "a", &at("h", None, 50))?.record;
                 hold(t, "a", &r.id, "duplicate content")
             })
             .unwrap();
         let sending = s
             .write_blocking(|t| {
-                let r = enqueue(t, "b", at("s", Some("ks"), 50))?.record;
+                let r = enqueue(t, "b", &at("s", Some("ks"), 50))?.record;
                 mark_sending(t, "b", &r.id, "WA_S")
             })
             .unwrap()
@@ -1033,7 +1030,7 @@ mod tests {
         // Finished but recent.
         let recent = s
             .write_blocking(|t| {
-                let r = enqueue(t, "a", at("r", Some("kr"), 10_000))?.record;
+                let r = enqueue(t, "a", &at("r", Some("kr"), 10_000))?.record;
                 mark_sending(t, "a", &r.id, "WA_R")?;
                 mark_sent(t, "a", &r.id, 10_001)
             })
@@ -1097,7 +1094,7 @@ mod tests {
         assert_eq!(s.write_blocking(|t| prune(t, i64::MAX, 0, 500)).unwrap(), 0);
         // An idempotency key of a removed message is free again.
         let again = s
-            .write_blocking(|t| enqueue(t, "a", at("d2", Some("kd"), 3_000)))
+            .write_blocking(|t| enqueue(t, "a", &at("d2", Some("kd"), 3_000)))
             .unwrap();
         assert!(!again.replayed);
     }
@@ -1111,7 +1108,7 @@ mod tests {
             let session = if i % 2 == 0 { "a" } else { "b" };
             let r = s
                 .write_blocking(|t| {
-                    let r = enqueue(t, session, at(&i.to_string(), None, 10 - i))?.record;
+                    let r = enqueue(t, session, &at(&i.to_string(), None, 10 - i))?.record;
                     mark_failed(t, session, &r.id, "x", 20)
                 })
                 .unwrap();
@@ -1145,7 +1142,7 @@ mod tests {
         let s = Store::open(&path, 1 << 20).unwrap();
         let r = s
             .write_blocking(|t| {
-                let r = enqueue(t, "a", at("x", Some("k"), 5))?.record;
+                let r = enqueue(t, "a", &at("x", Some("k"), 5))?.record;
                 mark_failed(t, "a", &r.id, "x", 6)
             })
             .unwrap();

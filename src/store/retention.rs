@@ -158,7 +158,7 @@ mod tests {
             .write(move |t| {
                 for i in 0..n {
                     let at = from + i as i64;
-                    let r = enqueue(t, "a", text(i, at, Some(format!("k{i}"))))?.record;
+                    let r = enqueue(t, "a", &text(i, at, Some(format!("k{i}"))))?.record;
                     mark_failed(t, "a", &r.id, "x", failed_at.unwrap_or(at))?;
                 }
                 Ok(())
@@ -176,7 +176,7 @@ mod tests {
         // One still queued, older than everything.
         store
             .write(|t| {
-                enqueue(t, "a", text(0, 0, None))?;
+                enqueue(t, "a", &text(0, 0, None))?;
                 Ok(())
             })
             .await

@@ -691,7 +691,7 @@ impl RedbBackend {
     /// A write of Signal state (sessions, sender keys), reported to the gate once committed.
     async fn write_signal<F>(&self, f: F) -> WaResult<()>
     where
-        F: FnOnce(&WriteTransaction, &str) -> Result<()> + Send + 'static,
+        F: FnMut(&WriteTransaction, &str) -> Result<()> + Send + 'static,
     {
         let token = self.gate.write_begins();
         self.write(f).await?;
@@ -727,10 +727,10 @@ impl RedbBackend {
     }
 
     /// One write transaction on a blocking thread, committed if `f` succeeds.
-    async fn write<T, F>(&self, f: F) -> WaResult<T>
+    async fn write<T, F>(&self, mut f: F) -> WaResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction, &str) -> Result<T> + Send + 'static,
+        F: FnMut(&WriteTransaction, &str) -> Result<T> + Send + 'static,
     {
         let session = Arc::clone(&self.session);
         let retired = Arc::clone(&self.retired);
@@ -939,7 +939,7 @@ impl SignalStore for RedbBackend {
         let ids = ids.to_vec();
         self.write(move |txn, s| {
             let mut table = txn.open_table(PREKEYS)?;
-            for id in ids {
+            for &id in &ids {
                 // Update only: a key consumed since the upload snapshot stays deleted.
                 let record = match table.get((s, id))? {
                     Some(v) if !v.value().0 => v.value().1.to_vec(),

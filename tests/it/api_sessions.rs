@@ -350,8 +350,8 @@ fn record_all(srv: &Server, events: Vec<Event>) -> Vec<Event> {
         .store()
         .write_blocking(|t| {
             let mut out = Vec::new();
-            for ev in events {
-                out.extend(outbox::record(t, ev)?);
+            for ev in &events {
+                out.extend(outbox::record(t, ev.clone())?);
             }
             Ok(out)
         })

@@ -75,10 +75,10 @@ fn the_daemon_prunes_old_finished_messages_at_start_and_keeps_queued_ones() {
     let store = Store::open(&db, 1 << 20).unwrap();
     let (old_failed, old_queued, fresh_failed) = store
         .write_blocking(|t| {
-            let a = queue::enqueue(t, "s1", message("old", now - 40 * day))?.record;
+            let a = queue::enqueue(t, "s1", &message("old", now - 40 * day))?.record;
             queue::mark_failed(t, "s1", &a.id, "no such user", now - 40 * day)?;
-            let q = queue::enqueue(t, "s1", message("waiting", now - 40 * day))?.record;
-            let f = queue::enqueue(t, "s1", message("fresh", now - day))?.record;
+            let q = queue::enqueue(t, "s1", &message("waiting", now - 40 * day))?.record;
+            let f = queue::enqueue(t, "s1", &message("fresh", now - day))?.record;
             queue::mark_failed(t, "s1", &f.id, "no such user", now - day)?;
             for (id, at) in [("msg_old", now - 40 * day), ("msg_new", now - day)] {
                 inbound::put(

@@ -314,11 +314,11 @@ fn run(store: &Store, model: &Model, txn: &Txn, now: i64) -> Result<Option<Strin
                 queue::enqueue(
                     t,
                     SESSION,
-                    NewMessage {
+                    &NewMessage {
                         kind: "text".into(),
                         to: "15550001111@s.whatsapp.net".into(),
                         content: serde_json::json!({"text": key}),
-                        blob,
+                        blob: blob.clone(),
                         idempotency_key: Some(key.clone()),
                         now_ms: now,
                         to_phone: None,
@@ -339,7 +339,7 @@ fn run(store: &Store, model: &Model, txn: &Txn, now: i64) -> Result<Option<Strin
                 .write_blocking(move |t| {
                     queue::mark_sent(t, SESSION, &id, now)?;
                     pacing::log_send(t, SESSION, now)?;
-                    outbox::record(t, event)
+                    outbox::record(t, event.clone())
                 })
                 .map(|_| None)
         }
@@ -348,12 +348,12 @@ fn run(store: &Store, model: &Model, txn: &Txn, now: i64) -> Result<Option<Strin
             store
                 .write_blocking(move |t| {
                     queue::mark_failed(t, SESSION, &id, "no", now)?;
-                    outbox::record(t, event)
+                    outbox::record(t, event.clone())
                 })
                 .map(|_| None)
         }
         Txn::Event { event } => store
-            .write_blocking(move |t| outbox::record(t, event))
+            .write_blocking(move |t| outbox::record(t, event.clone()))
             .map(|_| None),
     }
 }
@@ -568,12 +568,12 @@ fn a_full_disk_is_a_typed_error_answered_507() {
             queue::enqueue(
                 t,
                 SESSION,
-                NewMessage {
+                &NewMessage {
                     kind: "text".into(),
                     to: "15550001111@s.whatsapp.net".into(),
                     content: serde_json::json!({"text": "x"}),
                     blob: Some(vec![7; 50_000]),
-                    idempotency_key: Some(key),
+                    idempotency_key: Some(key.clone()),
                     now_ms: 1,
                     to_phone: None,
                     to_lid: None,
@@ -613,7 +613,7 @@ fn a_lone_write_commits_at_once_with_one_fsync() {
     let before = disk.0.lock().unwrap().syncs;
     for n in 0..20 {
         store
-            .write_blocking(move |t| queue::enqueue(t, SESSION, text(n)))
+            .write_blocking(move |t| queue::enqueue(t, SESSION, &text(n)))
             .unwrap();
     }
     let syncs = disk.0.lock().unwrap().syncs - before;
@@ -668,7 +668,8 @@ fn group_commit_shares_fsyncs_and_power_cuts_keep_every_acknowledged_write() {
                         let mut ok = Vec::new();
                         loop {
                             let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            match store.write_blocking(move |t| queue::enqueue(t, SESSION, text(n)))
+                            match store
+                                .write_blocking(move |t| queue::enqueue(t, SESSION, &text(n)))
                             {
                                 Ok(e) => ok.push(e.record.id),
                                 Err(_) => return (ok, 1),
@@ -722,4 +723,102 @@ fn group_commit_shares_fsyncs_and_power_cuts_keep_every_acknowledged_write() {
         syncs * 2 <= writes,
         "eight writers on a 2 ms fsync share fsyncs: {syncs} durable commits for {writes} writes"
     );
+}
+
+/// A write whose closure fails (or panics) in a group leaves none of its work, and the other
+/// writes of that group are run again and kept: the group shares one transaction, so its
+/// writes cannot be committed around a half-done one.
+#[test]
+fn a_failing_write_rolls_its_group_back_and_the_others_run_again() {
+    for panics in [false, true] {
+        let disk = FaultDisk::default();
+        disk.0.lock().unwrap().sync_delay = std::time::Duration::from_millis(5);
+        let store = Store::open_with_backend(disk.clone(), 1 << 20, "rollback").unwrap();
+        let first_runs = std::sync::atomic::AtomicU32::new(0);
+        let (inside_tx, inside_rx) = std::sync::mpsc::channel::<()>();
+        let ids: Vec<Option<String>> = std::thread::scope(|s| {
+            let (store, first_runs) = (&store, &first_runs);
+            // The first writer holds the group open until the others wait at its door.
+            let first = s.spawn(move || {
+                store
+                    .write_blocking(|t| {
+                        let runs = first_runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let e = queue::enqueue(t, SESSION, &text(0))?;
+                        if runs == 0 {
+                            inside_tx.send(()).unwrap();
+                            std::thread::sleep(std::time::Duration::from_millis(200));
+                        }
+                        Ok(e.record.id)
+                    })
+                    .ok()
+            });
+            inside_rx.recv().unwrap();
+            let failing = s.spawn(move || {
+                store
+                    .write_blocking(|t| {
+                        queue::enqueue(t, SESSION, &text(99))?;
+                        if panics {
+                            panic!("a bug in a write closure");
+                        }
+                        Err::<String, _>(StoreError::Invalid("refused after writing".into()))
+                    })
+                    .ok()
+            });
+            let others: Vec<_> = (1..6)
+                .map(|n| {
+                    s.spawn(move || {
+                        store
+                            .write_blocking(move |t| {
+                                Ok(queue::enqueue(t, SESSION, &text(n))?.record.id)
+                            })
+                            .ok()
+                    })
+                })
+                .collect();
+            let mut ids = vec![first.join().unwrap()];
+            assert_eq!(
+                failing.join().ok().flatten(),
+                None,
+                "the failing write fails"
+            );
+            ids.extend(others.into_iter().map(|h| h.join().unwrap()));
+            ids
+        });
+        assert!(
+            ids.iter().all(Option::is_some),
+            "panics {panics}: every other write succeeds: {ids:?}"
+        );
+        assert_eq!(
+            first_runs.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "panics {panics}: the first write shared the failing one's group and ran again"
+        );
+        assert_eq!(
+            store
+                .commit_stats()
+                .rollbacks
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "panics {panics}: one group rolled back"
+        );
+        let kept: Vec<String> = store
+            .read_blocking(|t| {
+                Ok(queue::pending(t, SESSION, 100)?
+                    .into_iter()
+                    .map(|m| m.content["text"].as_str().unwrap_or("").to_string())
+                    .collect())
+            })
+            .unwrap();
+        let mut kept = kept;
+        kept.sort();
+        assert_eq!(
+            kept,
+            ["m0", "m1", "m2", "m3", "m4", "m5"],
+            "panics {panics}: the failing write left nothing, the others are kept once"
+        );
+        // The store goes on working.
+        store
+            .write_blocking(|t| queue::enqueue(t, SESSION, &text(7)))
+            .unwrap();
+    }
 }

@@ -652,8 +652,8 @@ fn qr_deliveries_are_dropped_once_their_code_expired() {
     let (stale, fresh) = (qr(now - 1), qr(now + 60_000));
     let (s2, f2) = (stale.clone(), fresh.clone());
     srv.block_on(store.write(move |t| {
-        outbox::record(t, s2)?;
-        outbox::record(t, f2)
+        outbox::record(t, s2.clone())?;
+        outbox::record(t, f2.clone())
     }))
     .unwrap();
     srv.webhooks.wake();

@@ -20,8 +20,7 @@
 //! event written after it, the answer is 410 `event_gone`: the client must resync
 //! (`GET /api/sessions`, the messages and the delivery log) and connect without an id. A
 //! fresh connection starts at the log's end as the 200 answer is made. Only durable events
-//! are handed out (a grouped commit's writes are visible before their fsync: the reader
-//! waits for it). A reader that falls so far behind that the retention removes events it
+//! are handed out (the store shows a commit only after its fsync). A reader that falls so far behind that the retention removes events it
 //! has not sent yet is ended; its reconnect gets the 410. `state`, `queue` and
 //! `deliveries` are live notices with no id and are not replayed: `resync` says some were
 //! missed.
@@ -204,7 +203,7 @@ impl Reader {
                 let read = self
                     .state
                     .store()
-                    .read_durable(move |t| {
+                    .read(move |t| {
                         Ok((
                             outbox::events_after(t, after, LOG_CHUNK)?,
                             outbox::log_mark(t)?,
@@ -264,7 +263,7 @@ impl Reader {
 /// Where a reader starts in the event log: after the event the client names, or at the end.
 async fn start(state: &ApiState, after: Option<String>) -> Result<u64, ApiError> {
     let Some(id) = after else {
-        return Ok(state.store().read_durable(outbox::log_mark).await?.last);
+        return Ok(state.store().read(outbox::log_mark).await?.last);
     };
     if id.is_empty() || id.len() > MAX_EVENT_ID {
         return Err(ApiError::bad_request(

@@ -163,7 +163,7 @@ pub(crate) async fn render(state: &ApiState) -> Result<String, ApiError> {
     m.family(
         "wagate_store_commits_total",
         "counter",
-        "redb write transactions committed.",
+        "Writes committed (each its own unit of work; a group of them shares one redb transaction).",
     )
     .sample(
         "wagate_store_commits_total",
@@ -173,12 +173,22 @@ pub(crate) async fn render(state: &ApiState) -> Result<String, ApiError> {
     m.family(
         "wagate_store_syncs_total",
         "counter",
-        "Durable commits (one fsync each); with group commit one covers several transactions.",
+        "Durable commits (one fsync each); with group commit one covers several writes.",
     )
     .sample(
         "wagate_store_syncs_total",
         &[],
         commits.syncs.load(Ordering::Relaxed) as f64,
+    );
+    m.family(
+        "wagate_store_rollbacks_total",
+        "counter",
+        "Groups rolled back because one write in them failed; their other writes ran again.",
+    )
+    .sample(
+        "wagate_store_rollbacks_total",
+        &[],
+        commits.rollbacks.load(Ordering::Relaxed) as f64,
     );
     m.family(
         "wagate_store_commit_seconds_total",

@@ -365,7 +365,7 @@ async fn update(
     let key = id.clone();
     let ep = state
         .store()
-        .write(move |t| outbox::update_endpoint(t, &key, patch, now))
+        .write(move |t| outbox::update_endpoint(t, &key, patch.clone(), now))
         .await?
         .ok_or_else(|| not_found(&id))?;
     wake(&state);
@@ -409,7 +409,7 @@ async fn rotate(
     let (key, s) = (id.clone(), secret.clone());
     state
         .store()
-        .write(move |t| outbox::rotate_secret(t, &key, s, until, now))
+        .write(move |t| outbox::rotate_secret(t, &key, s.clone(), until, now))
         .await?
         .ok_or_else(|| not_found(&id))?;
     tracing::info!(endpoint = %id, "webhook secret rotated");
@@ -441,7 +441,7 @@ async fn test(
     let key = id.clone();
     let (event, d) = state
         .store()
-        .write(move |t| outbox::record_test(t, &key, event))
+        .write(move |t| outbox::record_test(t, &key, event.clone()))
         .await?
         .ok_or_else(|| not_found(&id))?;
     wake(&state);

@@ -727,11 +727,6 @@ impl Mqtt {
     /// One batch: `Ok(true)` when it published something (look again at once).
     async fn deliver_batch(&self) -> Result<bool, StoreError> {
         let inner = &self.inner;
-        // Publish only what a power cut cannot make the store forget (see `net::webhook`).
-        let store = inner.store.clone();
-        tokio::task::spawn_blocking(move || store.settle_blocking())
-            .await
-            .map_err(|e| StoreError::Invalid(e.to_string()))??;
         let now = inner.clock.now_ms();
         let due = inner
             .store
@@ -858,7 +853,7 @@ impl Mqtt {
         self.inner
             .store
             .write(move |t| {
-                for (d, step) in steps {
+                for (d, step) in steps.iter().cloned() {
                     match step {
                         Step::Acked(a) => {
                             outbox::acknowledged(t, &d.id, a, now)?;
@@ -1442,6 +1437,7 @@ fn blank_png() -> Vec<u8> {
     out
 }
 
+#[derive(Clone)]
 enum Step {
     Acked(outbox::AttemptRecord),
     Refused(outbox::AttemptRecord),

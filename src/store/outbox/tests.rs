@@ -149,8 +149,16 @@ fn an_event_written_twice_with_one_id_is_one_event() {
     let mut e = sent("a", 5);
     e.id = format!("evt_{}", inbound_ulid("a", "chat", "sender", "3EB0AA", 5));
     let again = e.clone();
-    assert!(s.write_blocking(|t| record(t, e)).unwrap().is_some());
-    assert!(s.write_blocking(|t| record(t, again)).unwrap().is_none());
+    assert!(
+        s.write_blocking(|t| record(t, e.clone()))
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.write_blocking(|t| record(t, again.clone()))
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         s.read_blocking(|t| due(t, "whk_1", 100, 10)).unwrap().len(),
         1
@@ -377,7 +385,7 @@ fn gone_disables_the_endpoint_and_retry_after_is_honoured() {
     let mut o = fail(Some(429));
     o.retry_after_ms = Some(120_000);
     let d = s
-        .write_blocking(|t| attempted(t, &busy[0].id, o, &RETRIES, 20))
+        .write_blocking(|t| attempted(t, &busy[0].id, o.clone(), &RETRIES, 20))
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -388,7 +396,7 @@ fn gone_disables_the_endpoint_and_retry_after_is_honoured() {
     let mut o = fail(Some(503));
     o.retry_after_ms = Some(u64::MAX);
     let d = s
-        .write_blocking(|t| attempted(t, &busy[0].id, o, &RETRIES, 120_020))
+        .write_blocking(|t| attempted(t, &busy[0].id, o.clone(), &RETRIES, 120_020))
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -399,7 +407,7 @@ fn gone_disables_the_endpoint_and_retry_after_is_honoured() {
     let mut o = fail(Some(500));
     o.retry_after_ms = Some(120_000);
     let d = s
-        .write_blocking(|t| attempted(t, &busy[0].id, o, &RETRIES, 0))
+        .write_blocking(|t| attempted(t, &busy[0].id, o.clone(), &RETRIES, 0))
         .unwrap()
         .unwrap();
     assert_eq!(d.next_at, Some(30_000), "only 429 and 503 ask for a wait");

@@ -24,8 +24,9 @@
 //! group's open redb transaction; each runs its closure in it, then leaves it open when other
 //! writers wait at the slot, or else commits it durably, with the slot held. The writers that
 //! arrive during that commit are the next group. A lone write finds nobody waiting and commits
-//! at once: no fixed wait. A group also commits once it holds [`GROUP_MAX_WRITES`] writes. Every write returns only once the commit covering it is durable, and
-//! a failed commit fails every write in it with the same error. A closure that fails (or
+//! at once: no fixed wait. A group also commits once it holds [`GROUP_MAX_WRITES`] writes.
+//! Every write returns only once the commit covering it is durable, and a failed commit fails
+//! every write in it with the same error. A closure that fails (or
 //! panics) may have written part of its work, so the group's transaction is aborted and its
 //! other writes run their closures again in the next one: closures must not act outside their
 //! transaction. One transaction per group writes each page it touches once, not once per write:
@@ -200,9 +201,9 @@ struct GroupState {
     arriving: u64,
     /// Every group up to this number has ended.
     ended: u64,
-    /// Groups that did not end durably, and how. Kept short; a waiter reads its own within
-    /// one wake-up.
-    unlucky: std::collections::VecDeque<(u64, Ending)>,
+    /// Groups that did not end durably: how, and how many of their writers have not read it
+    /// yet (the last one removes the entry, so none is forgotten while a writer waits).
+    unlucky: std::collections::HashMap<u64, (Ending, usize)>,
 }
 
 /// How a group ended other than durably.
@@ -244,9 +245,6 @@ impl SharedFailure {
         }
     }
 }
-
-/// How many groups that did not end durably [`GroupState`] remembers.
-const UNLUCKY_KEPT: usize = 256;
 
 /// A group commits once this many writes joined it, even while more arrive: a steady stream
 /// of writers cannot hold its first ones back for longer.
@@ -605,7 +603,8 @@ impl Store {
             .as_ref()
             .err()
             .map(|e| Ending::Failed(SharedFailure::of(e)));
-        self.end_group(number, why);
+        // Every write of the group but this one waits for the ending.
+        self.end_group(number, why, slot.writes - 1);
         drop(slot);
         r.map(|()| Turn::Done(out))
     }
@@ -619,7 +618,7 @@ impl Store {
             if slot.writes > 0 {
                 self.inner.commits.rollbacks.fetch_add(1, Ordering::Relaxed);
             }
-            self.end_group(slot.number, Some(Ending::RolledBack));
+            self.end_group(slot.number, Some(Ending::RolledBack), slot.writes);
         }
     }
 
@@ -634,17 +633,14 @@ impl Store {
         Ok(())
     }
 
-    /// Group `number` ended (`None`: durably); wakes its writers.
-    fn end_group(&self, number: u64, why: Option<Ending>) {
+    /// Group `number` ended (`None`: durably); wakes its `waiters` writers.
+    fn end_group(&self, number: u64, why: Option<Ending>, waiters: usize) {
         let group = &self.inner.group;
         // A poisoned lock: a thread panicked while holding it; the waiters then fail too.
         if let Ok(mut st) = group.state.lock() {
             st.ended = st.ended.max(number);
-            if let Some(why) = why {
-                if st.unlucky.len() == UNLUCKY_KEPT {
-                    st.unlucky.pop_front();
-                }
-                st.unlucky.push_back((number, why));
+            if let Some(why) = why.filter(|_| waiters > 0) {
+                st.unlucky.insert(number, (why, waiters));
             }
         }
         group.ended.notify_all();
@@ -658,11 +654,18 @@ impl Store {
         while st.ended < number {
             st = group.ended.wait(st).map_err(|_| StoreError::Closed)?;
         }
-        match st.unlucky.iter().find(|(n, _)| *n == number) {
-            None => Ok(true),
-            Some((_, Ending::RolledBack)) => Ok(false),
-            Some((_, Ending::Failed(why))) => Err(why.error()),
+        let Some((why, left)) = st.unlucky.get_mut(&number) else {
+            return Ok(true);
+        };
+        let out = match why {
+            Ending::RolledBack => Ok(false),
+            Ending::Failed(why) => Err(why.error()),
+        };
+        *left -= 1;
+        if *left == 0 {
+            st.unlucky.remove(&number);
         }
+        out
     }
 
     /// [`Store::read_blocking`] on a blocking thread.

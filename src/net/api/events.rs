@@ -20,10 +20,10 @@
 //! event written after it, the answer is 410 `event_gone`: the client must resync
 //! (`GET /api/sessions`, the messages and the delivery log) and connect without an id. A
 //! fresh connection starts at the log's end as the 200 answer is made. Only durable events
-//! are handed out (the store shows a commit only after its fsync). A reader that falls so far behind that the retention removes events it
-//! has not sent yet is ended; its reconnect gets the 410. `state`, `queue` and
-//! `deliveries` are live notices with no id and are not replayed: `resync` says some were
-//! missed.
+//! are handed out (the store shows a commit only after its fsync). A reader that falls so far
+//! behind that the retention removes events it has not sent yet is ended; its reconnect gets
+//! the 410. `state`, `queue` and `deliveries` are live notices with no id and are not
+//! replayed: `resync` says some were missed.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
